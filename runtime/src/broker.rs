@@ -1,0 +1,259 @@
+//! The transport seam: what every broker adapter implements.
+//!
+//! A broker moves [`Message`]s (an envelope and opaque bytes) to a [`Topic`], alone or in a
+//! named group, and hands out [`Delivery`]s that are settled exactly once: acked, nacked (retry
+//! after a delay, or terminate) or dead-lettered. Retries, timeouts, panics and decoding live in
+//! the typed layer above; an adapter only speaks its broker's protocol.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::envelope::Envelope;
+use crate::topic::Topic;
+
+pub mod memory;
+
+/// One message as a broker carries it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// The CloudEvents attributes.
+    pub envelope: Envelope,
+    /// The encoded event.
+    pub data: Bytes,
+}
+
+/// A message that arrived but could not be read as a CloudEvents message (missing attributes,
+/// a structured document that does not parse...). It is kept whole so it can be dead-lettered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Malformed {
+    /// Why it could not be read.
+    pub reason: String,
+    /// The transport headers as received.
+    pub headers: Vec<(String, String)>,
+    /// The payload as received.
+    pub data: Bytes,
+}
+
+/// Where a new subscription starts, on brokers that keep history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartFrom {
+    /// Only messages published after the subscription exists.
+    #[default]
+    New,
+    /// From the oldest message the broker still keeps.
+    Oldest,
+}
+
+/// What a subscription asks of a broker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubscribeRequest {
+    /// The topic to receive.
+    pub topic: Topic,
+    /// `None`: every subscriber gets every message (fan-out). `Some(name)`: one member of the
+    /// group gets each message (competing consumers), and the group's place is kept.
+    pub group: Option<String>,
+    /// Where a new subscription starts.
+    pub start: StartFrom,
+    /// How many unsettled deliveries the broker may hand out at once.
+    pub prefetch: usize,
+}
+
+/// How a delivery is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nack {
+    /// Deliver it again after at least this delay.
+    Retry(Duration),
+    /// Never deliver it again (and do not dead-letter it).
+    Terminate,
+}
+
+/// Why a message is moved to the dead-letter topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// What went wrong, for a person reading the dead-letter topic.
+    pub reason: String,
+    /// How many deliveries were tried.
+    pub attempts: u32,
+    /// The topic the message was published to.
+    pub topic: Topic,
+}
+
+/// Settles one delivery. Each method consumes the acker: a delivery is settled once.
+#[async_trait]
+pub trait Acker: Send + Sync {
+    /// The message was handled; the broker may forget it.
+    async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+    /// The message was not handled; see [`Nack`].
+    async fn nack(self: Box<Self>, nack: Nack) -> Result<(), BrokerError>;
+    /// Moves the message to `letter.topic.dead_letter()` with the reason, attempt count and
+    /// original topic as extension attributes (`deadletterreason`, `deadletterattempts`,
+    /// `deadlettertopic`), then settles it so it is not delivered again.
+    async fn dead_letter(self: Box<Self>, letter: DeadLetter) -> Result<(), BrokerError>;
+}
+
+/// One message handed to a subscriber, to be settled through its acker.
+pub struct Delivery {
+    /// The message, or what arrived when it could not be read as one.
+    pub message: Result<Message, Malformed>,
+    /// 1 on first delivery, then counting redeliveries as far as the broker knows.
+    pub attempt: u32,
+    /// Settles this delivery.
+    pub acker: Box<dyn Acker>,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message", &self.message)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The deliveries of one subscription.
+#[async_trait]
+pub trait DeliveryStream: Send {
+    /// The next delivery; `None` once the subscription is closed. An error is a transport
+    /// failure the adapter could not recover from.
+    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>>;
+    /// Stops receiving. Deliveries already handed out can still be settled.
+    async fn close(&mut self);
+}
+
+/// What a broker promises, so the typed layer and the conformance suite know what to expect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Messages survive a broker restart.
+    pub durable: bool,
+    /// Named groups of competing consumers.
+    pub groups: bool,
+    /// A nack can ask for a redelivery after a delay (otherwise the typed layer waits).
+    pub nack_delay: bool,
+    /// A message not settled by a consumer that died is delivered again.
+    pub redelivery: bool,
+    /// A new subscription can start from the oldest kept message.
+    pub history: bool,
+    /// Messages with the same partition key arrive in publish order.
+    pub ordered_per_key: bool,
+    /// The broker drops a republished message with the same event id.
+    pub publish_dedup: bool,
+}
+
+/// A transport failure, naming the broker and its address (credentials redacted).
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker could not be reached.
+    #[error("cannot reach {broker} at {address}: {reason}; is it running, and is the address right?")]
+    Unreachable {
+        /// Which broker (`nats`, `rabbitmq`...).
+        broker: &'static str,
+        /// Its address, with any password replaced by `***`.
+        address: String,
+        /// The client's message.
+        reason: String,
+    },
+    /// The broker did not confirm within the time allowed.
+    #[error("{broker} did not confirm within {timeout:?}")]
+    Timeout {
+        /// Which broker.
+        broker: &'static str,
+        /// How long was waited.
+        timeout: Duration,
+    },
+    /// The broker refused the operation.
+    #[error("{broker} refused to {operation}: {reason}")]
+    Rejected {
+        /// Which broker.
+        broker: &'static str,
+        /// What was asked (`publish to events.order.created.v1`...).
+        operation: String,
+        /// The broker's message.
+        reason: String,
+    },
+    /// The connection or subscription is closed.
+    #[error("{broker} connection is closed")]
+    Closed {
+        /// Which broker.
+        broker: &'static str,
+    },
+    /// The broker is full and cannot take the message within the time allowed.
+    #[error("{broker} is full: {reason}")]
+    Full {
+        /// Which broker.
+        broker: &'static str,
+        /// What is full.
+        reason: String,
+    },
+    /// This broker cannot do what was asked (see its [`Capabilities`]).
+    #[error("{broker} does not support {what}")]
+    Unsupported {
+        /// Which broker.
+        broker: &'static str,
+        /// What it cannot do.
+        what: &'static str,
+    },
+}
+
+/// The transport seam. Implementations are cheap to share behind an `Arc`.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// A short name for messages and errors: `memory`, `nats`, `rabbitmq`...
+    fn name(&self) -> &'static str;
+
+    /// What this broker promises.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Publishes and returns once the broker confirmed it holds the message.
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError>;
+
+    /// Starts a subscription.
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn DeliveryStream>, BrokerError>;
+}
+
+/// Replaces the password of a `scheme://user:password@host` address with `***`.
+pub fn redact(address: &str) -> String {
+    let Some(scheme_end) = address.find("://") else {
+        return address.to_owned();
+    };
+    let rest = &address[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let user_info = &authority[..at];
+            let user = user_info.split(':').next().unwrap_or("");
+            let hidden = if user_info.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!(
+                "{}{}@{}",
+                &address[..scheme_end + 3],
+                hidden,
+                &rest[at + 1..]
+            )
+        }
+        None => address.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(redact("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(redact("redis://:secret@localhost:6379"), "redis://:***@localhost:6379");
+        assert_eq!(redact("nats://token@localhost:4222"), "nats://***@localhost:4222");
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact("127.0.0.1:9092"), "127.0.0.1:9092");
+    }
+}

@@ -1,0 +1,1 @@
+//! The in-process broker: needs nothing, the default in examples and tests.

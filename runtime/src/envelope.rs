@@ -1,0 +1,451 @@
+//! The CloudEvents 1.0 envelope every message travels in.
+//!
+//! Transports with headers carry the attributes one per header (binary content mode, each with
+//! its own binding's prefix); transports without carry the whole event as one JSON document
+//! (structured content mode). Both go through this module, so the attribute names and the time
+//! format are written in one place.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::codec::ContentType;
+
+/// The CloudEvents version tidings writes and reads.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// Attribute names, as CloudEvents spells them.
+pub mod attr {
+    /// Event id (a UUID v7 when tidings makes it).
+    pub const ID: &str = "id";
+    /// Who published the event.
+    pub const SOURCE: &str = "source";
+    /// CloudEvents version, `1.0`.
+    pub const SPEC_VERSION: &str = "specversion";
+    /// Event type: the topic.
+    pub const TYPE: &str = "type";
+    /// When the event happened, RFC 3339.
+    pub const TIME: &str = "time";
+    /// Media type of the data.
+    pub const DATA_CONTENT_TYPE: &str = "datacontenttype";
+    /// The schema of the data: `proto:` and the protobuf message's full name.
+    pub const DATA_SCHEMA: &str = "dataschema";
+    /// What the event is about, within the source.
+    pub const SUBJECT: &str = "subject";
+    /// Partitioning extension: the key that keeps order.
+    pub const PARTITION_KEY: &str = "partitionkey";
+    /// Correlation extension: the id of the conversation the event belongs to.
+    pub const CORRELATION_ID: &str = "correlationid";
+    /// Causation extension: the id of the event that caused this one.
+    pub const CAUSATION_ID: &str = "causationid";
+    /// Distributed tracing extension, W3C `traceparent`.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// Distributed tracing extension, W3C `tracestate`.
+    pub const TRACESTATE: &str = "tracestate";
+    /// Dead letters: why the message was dead-lettered.
+    pub const DEAD_LETTER_REASON: &str = "deadletterreason";
+    /// Dead letters: how many deliveries were tried.
+    pub const DEAD_LETTER_ATTEMPTS: &str = "deadletterattempts";
+    /// Dead letters: the topic the message was first published to.
+    pub const DEAD_LETTER_TOPIC: &str = "deadlettertopic";
+}
+
+/// The prefix of `dataschema` values naming a protobuf message.
+pub const SCHEMA_PREFIX: &str = "proto:";
+
+/// The CloudEvents attributes of one message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// `id`, unique per event; tidings writes UUID v7 (time-ordered).
+    pub id: String,
+    /// `source`, the publishing service.
+    pub source: Arc<str>,
+    /// `type`: the topic, and so the event and its major version.
+    pub event_type: Cow<'static, str>,
+    /// `time` the event happened.
+    pub time: Option<SystemTime>,
+    /// `datacontenttype` of the data.
+    pub data_content_type: Option<Cow<'static, str>>,
+    /// `dataschema`: `proto:events.order.v1.Created`.
+    pub data_schema: Option<Cow<'static, str>>,
+    /// `subject`, optional.
+    pub subject: Option<String>,
+    /// `partitionkey` extension.
+    pub partition_key: Option<String>,
+    /// `correlationid` extension.
+    pub correlation_id: Option<String>,
+    /// `causationid` extension.
+    pub causation_id: Option<String>,
+    /// `traceparent` extension.
+    pub traceparent: Option<String>,
+    /// `tracestate` extension.
+    pub tracestate: Option<String>,
+    /// Any other extension attribute, kept as received.
+    pub extensions: Vec<(String, String)>,
+}
+
+/// Why a set of attributes is not a CloudEvents 1.0 envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// A required attribute is missing.
+    #[error("not a CloudEvents message: required attribute `{0}` is missing")]
+    Missing(&'static str),
+    /// `specversion` is not 1.0.
+    #[error("unsupported CloudEvents specversion `{0}`; tidings reads 1.0")]
+    SpecVersion(String),
+    /// `time` is not RFC 3339.
+    #[error("attribute `time` is not an RFC 3339 timestamp: `{0}`")]
+    Time(String),
+    /// A structured-mode document is not a JSON object with the right members.
+    #[error("not a structured CloudEvents JSON document: {0}")]
+    Structured(String),
+}
+
+impl Envelope {
+    /// A fresh envelope: new UUID v7 id, the current time.
+    pub fn new(
+        source: Arc<str>,
+        event_type: Cow<'static, str>,
+        content_type: ContentType,
+        data_schema: Option<Cow<'static, str>>,
+    ) -> Self {
+        Envelope {
+            id: new_id(),
+            source,
+            event_type,
+            time: Some(SystemTime::now()),
+            data_content_type: Some(Cow::Borrowed(content_type.as_str())),
+            data_schema,
+            subject: None,
+            partition_key: None,
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The content type, if it is one tidings reads.
+    pub fn content_type(&self) -> Option<ContentType> {
+        self.data_content_type.as_deref().and_then(ContentType::parse)
+    }
+
+    /// The schema name without the `proto:` prefix.
+    pub fn schema(&self) -> Option<&str> {
+        self.data_schema
+            .as_deref()
+            .map(|s| s.strip_prefix(SCHEMA_PREFIX).unwrap_or(s))
+    }
+
+    /// An extension attribute by name (from `extensions` only).
+    pub fn extension(&self, name: &str) -> Option<&str> {
+        self.extensions
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets an extension attribute, replacing one of the same name.
+    pub fn set_extension(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        let value = value.into();
+        match self.extensions.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.extensions.push((name, value)),
+        }
+    }
+
+    /// Every attribute as (CloudEvents name, value), `specversion` included, in a stable order.
+    ///
+    /// Binary-mode transports write each with their binding's prefix; the ones that carry the
+    /// content type in a header of their own skip `datacontenttype`.
+    pub fn attributes(&self) -> Vec<(&str, Cow<'_, str>)> {
+        let mut out: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(8 + self.extensions.len());
+        out.push((attr::SPEC_VERSION, Cow::Borrowed(SPEC_VERSION)));
+        out.push((attr::ID, Cow::Borrowed(&self.id)));
+        out.push((attr::SOURCE, Cow::Borrowed(&self.source)));
+        out.push((attr::TYPE, Cow::Borrowed(&self.event_type)));
+        if let Some(t) = self.time {
+            out.push((attr::TIME, Cow::Owned(format_time(t))));
+        }
+        let optional = [
+            (attr::DATA_CONTENT_TYPE, self.data_content_type.as_deref()),
+            (attr::DATA_SCHEMA, self.data_schema.as_deref()),
+            (attr::SUBJECT, self.subject.as_deref()),
+            (attr::PARTITION_KEY, self.partition_key.as_deref()),
+            (attr::CORRELATION_ID, self.correlation_id.as_deref()),
+            (attr::CAUSATION_ID, self.causation_id.as_deref()),
+            (attr::TRACEPARENT, self.traceparent.as_deref()),
+            (attr::TRACESTATE, self.tracestate.as_deref()),
+        ];
+        for (name, value) in optional {
+            if let Some(v) = value {
+                out.push((name, Cow::Borrowed(v)));
+            }
+        }
+        for (k, v) in &self.extensions {
+            out.push((k.as_str(), Cow::Borrowed(v.as_str())));
+        }
+        out
+    }
+
+    /// Reads an envelope from (CloudEvents name, value) pairs, names already stripped of the
+    /// transport's prefix. Names are compared without regard to case, as headers may be folded.
+    pub fn from_attributes<K, V>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, EnvelopeError>
+    where
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        let mut spec = None;
+        let mut id = None;
+        let mut source = None;
+        let mut event_type = None;
+        let mut env = Envelope {
+            id: String::new(),
+            source: Arc::from(""),
+            event_type: Cow::Borrowed(""),
+            time: None,
+            data_content_type: None,
+            data_schema: None,
+            subject: None,
+            partition_key: None,
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+            extensions: Vec::new(),
+        };
+        for (name, value) in pairs {
+            let name = name.as_ref().to_ascii_lowercase();
+            let value: String = value.into();
+            match name.as_str() {
+                attr::SPEC_VERSION => spec = Some(value),
+                attr::ID => id = Some(value),
+                attr::SOURCE => source = Some(value),
+                attr::TYPE => event_type = Some(value),
+                attr::TIME => env.time = Some(parse_time(&value)?),
+                attr::DATA_CONTENT_TYPE => env.data_content_type = Some(Cow::Owned(value)),
+                attr::DATA_SCHEMA => env.data_schema = Some(Cow::Owned(value)),
+                attr::SUBJECT => env.subject = Some(value),
+                attr::PARTITION_KEY => env.partition_key = Some(value),
+                attr::CORRELATION_ID => env.correlation_id = Some(value),
+                attr::CAUSATION_ID => env.causation_id = Some(value),
+                attr::TRACEPARENT => env.traceparent = Some(value),
+                attr::TRACESTATE => env.tracestate = Some(value),
+                _ => env.extensions.push((name, value)),
+            }
+        }
+        match spec {
+            None => return Err(EnvelopeError::Missing(attr::SPEC_VERSION)),
+            Some(s) if s != SPEC_VERSION => return Err(EnvelopeError::SpecVersion(s)),
+            Some(_) => {}
+        }
+        env.id = id.ok_or(EnvelopeError::Missing(attr::ID))?;
+        env.source = Arc::from(source.ok_or(EnvelopeError::Missing(attr::SOURCE))?);
+        env.event_type = Cow::Owned(event_type.ok_or(EnvelopeError::Missing(attr::TYPE))?);
+        Ok(env)
+    }
+
+    /// The event as one CloudEvents JSON document (structured content mode).
+    ///
+    /// JSON data is embedded as a value; any other data goes into `data_base64`.
+    pub fn to_structured(&self, data: &[u8]) -> Vec<u8> {
+        use serde_json::{Map, Value};
+        let mut doc = Map::new();
+        for (name, value) in self.attributes() {
+            doc.insert(name.to_owned(), Value::String(value.into_owned()));
+        }
+        let embedded = match self.content_type() {
+            Some(ContentType::Json) => serde_json::from_slice::<Value>(data).ok(),
+            _ => None,
+        };
+        match embedded {
+            Some(value) => doc.insert("data".to_owned(), value),
+            None => doc.insert("data_base64".to_owned(), Value::String(base64_encode(data))),
+        };
+        serde_json::to_vec(&Value::Object(doc)).unwrap_or_default()
+    }
+
+    /// Reads a structured-mode CloudEvents JSON document into an envelope and its data.
+    pub fn from_structured(document: &[u8]) -> Result<(Self, Bytes), EnvelopeError> {
+        use serde_json::Value;
+        let value: Value = serde_json::from_slice(document)
+            .map_err(|e| EnvelopeError::Structured(e.to_string()))?;
+        let Value::Object(mut doc) = value else {
+            return Err(EnvelopeError::Structured("the document is not an object".into()));
+        };
+        let data = match (doc.remove("data"), doc.remove("data_base64")) {
+            (_, Some(Value::String(b64))) => Bytes::from(
+                base64_decode(&b64)
+                    .ok_or_else(|| EnvelopeError::Structured("`data_base64` is not base64".into()))?,
+            ),
+            (Some(Value::String(text)), None) => Bytes::from(text.into_bytes()),
+            (Some(value), None) => Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+            (None, None) => Bytes::new(),
+            (_, Some(_)) => {
+                return Err(EnvelopeError::Structured("`data_base64` is not a string".into()));
+            }
+        };
+        let mut pairs = Vec::with_capacity(doc.len());
+        for (name, value) in doc {
+            let text = match value {
+                Value::String(s) => s,
+                Value::Null => continue,
+                other => other.to_string(),
+            };
+            pairs.push((name, text));
+        }
+        Ok((Envelope::from_attributes(pairs)?, data))
+    }
+}
+
+/// A new event id: a UUID v7, time-ordered.
+pub fn new_id() -> String {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf).to_owned()
+}
+
+/// Formats a time as RFC 3339 in UTC, as CloudEvents writes `time`.
+pub fn format_time(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// Parses an RFC 3339 time with any offset.
+pub fn parse_time(text: &str) -> Result<SystemTime, EnvelopeError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(SystemTime::from)
+        .map_err(|_| EnvelopeError::Time(text.to_owned()))
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for &c in text.trim_end_matches('=').as_bytes() {
+        let v = B64.iter().position(|&b| b == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        let mut e = Envelope::new(
+            Arc::from("tests"),
+            Cow::Borrowed("events.order.created.v1"),
+            ContentType::Protobuf,
+            Some(Cow::Borrowed("proto:events.order.v1.Created")),
+        );
+        e.correlation_id = Some("c-1".into());
+        e.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+        e.set_extension("tenant", "acme");
+        e
+    }
+
+    #[test]
+    fn ids_are_uuid_v7() {
+        let id = new_id();
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_ne!(new_id(), id);
+    }
+
+    #[test]
+    fn attributes_round_trip() {
+        let e = sample();
+        let pairs: Vec<(String, String)> = e
+            .attributes()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_owned()))
+            .collect();
+        let back = Envelope::from_attributes(pairs).unwrap();
+        // RFC 3339 keeps nanoseconds, so time survives exactly.
+        assert_eq!(back, e);
+        assert_eq!(back.schema(), Some("events.order.v1.Created"));
+    }
+
+    #[test]
+    fn missing_or_foreign_attributes_are_refused() {
+        assert_eq!(
+            Envelope::from_attributes([("id", "1"), ("source", "s"), ("type", "t")]),
+            Err(EnvelopeError::Missing("specversion"))
+        );
+        assert_eq!(
+            Envelope::from_attributes([("specversion", "0.3"), ("id", "1")]),
+            Err(EnvelopeError::SpecVersion("0.3".into()))
+        );
+        assert_eq!(
+            Envelope::from_attributes([("specversion", "1.0"), ("id", "1"), ("type", "t")]),
+            Err(EnvelopeError::Missing("source"))
+        );
+    }
+
+    #[test]
+    fn structured_mode_round_trips_binary_and_json() {
+        let e = sample();
+        let data = b"\x08\x96\x01binary\xff";
+        let doc = e.to_structured(data);
+        let (back, back_data) = Envelope::from_structured(&doc).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(&back_data[..], data);
+
+        let mut j = sample();
+        j.data_content_type = Some(Cow::Borrowed("application/json"));
+        let doc = j.to_structured(br#"{"orderId":"7"}"#);
+        let text = String::from_utf8(doc.clone()).unwrap();
+        assert!(text.contains(r#""data":{"orderId":"7"}"#), "{text}");
+        let (_, back_data) = Envelope::from_structured(&doc).unwrap();
+        assert_eq!(&back_data[..], br#"{"orderId":"7"}"#);
+    }
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded);
+            assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
+        }
+    }
+}
