@@ -14,7 +14,17 @@ use bytes::Bytes;
 use crate::envelope::Envelope;
 use crate::topic::Topic;
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// One message as a broker carries it.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,16 +91,44 @@ pub struct DeadLetter {
     pub topic: Topic,
 }
 
+impl DeadLetter {
+    /// The extension attributes a dead letter carries: `deadletterreason`,
+    /// `deadletterattempts` and `deadlettertopic`.
+    pub fn attributes(&self) -> [(&'static str, String); 3] {
+        [
+            (
+                crate::envelope::attr::DEAD_LETTER_REASON,
+                self.reason.clone(),
+            ),
+            (
+                crate::envelope::attr::DEAD_LETTER_ATTEMPTS,
+                self.attempts.to_string(),
+            ),
+            (
+                crate::envelope::attr::DEAD_LETTER_TOPIC,
+                self.topic.as_str().to_owned(),
+            ),
+        ]
+    }
+}
+
 /// Settles one delivery. Each method consumes the acker: a delivery is settled once.
 #[async_trait]
 pub trait Acker: Send + Sync {
     /// The message was handled; the broker may forget it.
     async fn ack(self: Box<Self>) -> Result<(), BrokerError>;
+    /// Acks without waiting, when the broker can (an in-process broker always can): `Some` with
+    /// the result, after which the acker is only dropped; `None` means call [`Acker::ack`].
+    /// The default is `None`.
+    fn try_ack(&mut self) -> Option<Result<(), BrokerError>> {
+        None
+    }
     /// The message was not handled; see [`Nack`].
     async fn nack(self: Box<Self>, nack: Nack) -> Result<(), BrokerError>;
     /// Moves the message to `letter.topic.dead_letter()` with the reason, attempt count and
     /// original topic as extension attributes (`deadletterreason`, `deadletterattempts`,
-    /// `deadlettertopic`), then settles it so it is not delivered again.
+    /// `deadlettertopic`), then settles it so it is not delivered again. When it fails, the
+    /// message stays with the broker unsettled and is delivered again.
     async fn dead_letter(self: Box<Self>, letter: DeadLetter) -> Result<(), BrokerError>;
 }
 
@@ -119,6 +157,12 @@ pub trait DeliveryStream: Send {
     /// The next delivery; `None` once the subscription is closed. An error is a transport
     /// failure the adapter could not recover from.
     async fn next(&mut self) -> Option<Result<Delivery, BrokerError>>;
+    /// A delivery that is ready now, without waiting: lets a consumer skip making a future per
+    /// message while messages are queued. `None` means call [`DeliveryStream::next`] (nothing
+    /// ready, or the adapter does not say). The default is `None`.
+    fn try_next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        None
+    }
     /// Stops receiving. Deliveries already handed out can still be settled.
     async fn close(&mut self);
 }
@@ -146,7 +190,9 @@ pub struct Capabilities {
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The broker could not be reached.
-    #[error("cannot reach {broker} at {address}: {reason}; is it running, and is the address right?")]
+    #[error(
+        "cannot reach {broker} at {address}: {reason}; is it running, and is the address right?"
+    )]
     Unreachable {
         /// Which broker (`nats`, `rabbitmq`...).
         broker: &'static str,
@@ -209,6 +255,19 @@ pub trait Broker: Send + Sync + 'static {
     /// Publishes and returns once the broker confirmed it holds the message.
     async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError>;
 
+    /// Publishes without waiting, when the broker can confirm at once (an in-process broker
+    /// with room): `Ok` with the result, or `Err` with the message back, meaning call
+    /// [`Broker::publish`]. The default hands the message back.
+    #[allow(clippy::result_large_err)] // The message goes back to the caller unchanged, by value.
+    fn try_publish(
+        &self,
+        topic: &Topic,
+        message: Message,
+    ) -> Result<Result<(), BrokerError>, Message> {
+        let _ = topic;
+        Err(message)
+    }
+
     /// Starts a subscription.
     async fn subscribe(
         &self,
@@ -250,9 +309,18 @@ mod tests {
 
     #[test]
     fn redacts_credentials() {
-        assert_eq!(redact("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
-        assert_eq!(redact("redis://:secret@localhost:6379"), "redis://:***@localhost:6379");
-        assert_eq!(redact("nats://token@localhost:4222"), "nats://***@localhost:4222");
+        assert_eq!(
+            redact("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact("redis://:secret@localhost:6379"),
+            "redis://:***@localhost:6379"
+        );
+        assert_eq!(
+            redact("nats://token@localhost:4222"),
+            "nats://***@localhost:4222"
+        );
         assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
         assert_eq!(redact("127.0.0.1:9092"), "127.0.0.1:9092");
     }

@@ -31,6 +31,12 @@ impl ContentType {
     /// `application/x-protobuf` and `application/vnd.google.protobuf` are accepted as protobuf
     /// because other stacks write them.
     pub fn parse(media_type: &str) -> Option<Self> {
+        // What tidings writes itself, matched before the general parse: it is every message.
+        match media_type {
+            "application/protobuf" => return Some(ContentType::Protobuf),
+            "application/json" => return Some(ContentType::Json),
+            _ => {}
+        }
         let essence = media_type.split(';').next().unwrap_or("").trim();
         let is = |s: &str| essence.eq_ignore_ascii_case(s);
         if is("application/protobuf")
@@ -94,8 +100,11 @@ pub trait Codec<T>: Send + Sync + 'static {
     /// Writes `value` into `buf`.
     fn encode(value: &T, schema: &'static str, buf: &mut Vec<u8>) -> Result<(), CodecError>;
     /// Reads a value from `data`, which carries `content_type`.
-    fn decode(content_type: ContentType, schema: &'static str, data: &[u8])
-    -> Result<T, CodecError>;
+    fn decode(
+        content_type: ContentType,
+        schema: &'static str,
+        data: &[u8],
+    ) -> Result<T, CodecError>;
 }
 
 /// Protobuf binary only. Needs `prost::Message`.

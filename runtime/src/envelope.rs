@@ -113,11 +113,13 @@ impl Envelope {
         content_type: ContentType,
         data_schema: Option<Cow<'static, str>>,
     ) -> Self {
+        // One clock read serves the id's timestamp and `time`.
+        let now = SystemTime::now();
         Envelope {
-            id: new_id(),
+            id: format_id(crate::id::new_v7_at(now)),
             source,
             event_type,
-            time: Some(SystemTime::now()),
+            time: Some(now),
             data_content_type: Some(Cow::Borrowed(content_type.as_str())),
             data_schema,
             subject: None,
@@ -132,7 +134,9 @@ impl Envelope {
 
     /// The content type, if it is one tidings reads.
     pub fn content_type(&self) -> Option<ContentType> {
-        self.data_content_type.as_deref().and_then(ContentType::parse)
+        self.data_content_type
+            .as_deref()
+            .and_then(ContentType::parse)
     }
 
     /// The schema name without the `proto:` prefix.
@@ -279,18 +283,23 @@ impl Envelope {
         let value: Value = serde_json::from_slice(document)
             .map_err(|e| EnvelopeError::Structured(e.to_string()))?;
         let Value::Object(mut doc) = value else {
-            return Err(EnvelopeError::Structured("the document is not an object".into()));
+            return Err(EnvelopeError::Structured(
+                "the document is not an object".into(),
+            ));
         };
         let data = match (doc.remove("data"), doc.remove("data_base64")) {
-            (_, Some(Value::String(b64))) => Bytes::from(
-                base64_decode(&b64)
-                    .ok_or_else(|| EnvelopeError::Structured("`data_base64` is not base64".into()))?,
-            ),
+            (_, Some(Value::String(b64))) => {
+                Bytes::from(base64_decode(&b64).ok_or_else(|| {
+                    EnvelopeError::Structured("`data_base64` is not base64".into())
+                })?)
+            }
             (Some(Value::String(text)), None) => Bytes::from(text.into_bytes()),
             (Some(value), None) => Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
             (None, None) => Bytes::new(),
             (_, Some(_)) => {
-                return Err(EnvelopeError::Structured("`data_base64` is not a string".into()));
+                return Err(EnvelopeError::Structured(
+                    "`data_base64` is not a string".into(),
+                ));
             }
         };
         let mut pairs = Vec::with_capacity(doc.len());
@@ -308,8 +317,12 @@ impl Envelope {
 
 /// A new event id: a UUID v7, time-ordered.
 pub fn new_id() -> String {
+    format_id(crate::id::new_v7_at(SystemTime::now()))
+}
+
+fn format_id(id: uuid::Uuid) -> String {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf).to_owned()
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 /// Formats a time as RFC 3339 in UTC, as CloudEvents writes `time`.
@@ -331,7 +344,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -9,15 +9,37 @@
 #![warn(missing_docs)]
 
 pub mod broker;
+mod bus;
 pub mod codec;
+mod deadline;
+mod dedup;
 pub mod envelope;
 mod event;
+mod handler;
+mod id;
+mod include;
+mod receive;
+mod retry;
+mod schema;
+mod subscription;
 pub mod topic;
 
+pub use broker::memory::{MemoryBroker, MemoryLimits};
 pub use broker::{Broker, BrokerError, Capabilities, StartFrom};
+pub use bus::{Bus, DEFAULT_PUBLISH_TIMEOUT, Publish, PublishError};
+pub use codec::CodecError;
 pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
+pub use dedup::{DedupError, DedupStore, MemoryDedup};
 pub use envelope::Envelope;
 pub use event::Event;
+pub use handler::{Handler, HandlerError, Received};
+/// The protobuf well-known types (`Timestamp`, `Duration`, `Any`...) that generated events use.
+pub use prost_types as well_known;
+pub use receive::{Refusal, decode};
+pub use retry::RetryPolicy;
+pub use subscription::{
+    DEFAULT_HANDLER_TIMEOUT, SubscribeBuilder, SubscribeError, SubscribeOptions, Subscription,
+};
 pub use topic::{Topic, TopicError};
 
 #[cfg(feature = "derive")]
@@ -27,6 +49,7 @@ pub use tidings_macros::Event;
 #[doc(hidden)]
 pub mod __private {
     pub use prost;
+    pub use prost_reflect;
     pub use serde;
     pub use tidings_contract;
 }

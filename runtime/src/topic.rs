@@ -22,12 +22,22 @@ impl Topic {
     pub fn new(name: impl Into<Cow<'static, str>>) -> Result<Self, TopicError> {
         let name = name.into();
         let version = validate_topic(&name)?;
-        Ok(Topic { name, major: version.major })
+        Ok(Topic {
+            name,
+            major: version.major,
+        })
     }
 
     /// The topic of event type `E`, checked.
     pub fn of<E: crate::Event>() -> Result<Self, TopicError> {
-        Topic::new(E::TOPIC)
+        // The same check as `Topic::new`, evaluated once per event type at compile time.
+        match const { validate_topic(E::TOPIC) } {
+            Ok(version) => Ok(Topic {
+                name: Cow::Borrowed(E::TOPIC),
+                major: version.major,
+            }),
+            Err(error) => Err(error),
+        }
     }
 
     /// The name as a string.

@@ -1,1 +1,4 @@
-//! Tests across crates.
+//! Tests across crates, and the broker conformance suite every adapter runs.
+
+pub mod conformance;
+pub mod restart;

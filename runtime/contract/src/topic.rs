@@ -169,13 +169,23 @@ pub const fn validate_topic(topic: &str) -> Result<Version, TopicError> {
             segments += 1;
             segment_start = i + 1;
         } else if is_wildcard(b) {
-            return Err(TopicError::Wildcard { at: i, ch: b as char });
+            return Err(TopicError::Wildcard {
+                at: i,
+                ch: b as char,
+            });
         } else if b.is_ascii_whitespace() {
             return Err(TopicError::Whitespace { at: i });
         } else if b.is_ascii_uppercase() {
-            return Err(TopicError::UpperCase { at: i, ch: b as char });
+            return Err(TopicError::UpperCase {
+                at: i,
+                ch: b as char,
+            });
         } else if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
-            let ch = if b.is_ascii() { b as char } else { char::REPLACEMENT_CHARACTER };
+            let ch = if b.is_ascii() {
+                b as char
+            } else {
+                char::REPLACEMENT_CHARACTER
+            };
             return Err(TopicError::InvalidChar { at: i, ch });
         } else if i == segment_start && !b.is_ascii_lowercase() {
             return Err(TopicError::SegmentStart { at: i });
@@ -192,11 +202,19 @@ pub const fn validate_topic(topic: &str) -> Result<Version, TopicError> {
     // The scan above admitted only ASCII, so the slice is valid UTF-8.
     let last = match std::str::from_utf8(last) {
         Ok(s) => s,
-        Err(_) => return Err(TopicError::InvalidChar { at: segment_start, ch: '\u{fffd}' }),
+        Err(_) => {
+            return Err(TopicError::InvalidChar {
+                at: segment_start,
+                ch: '\u{fffd}',
+            });
+        }
     };
     match parse_version(last) {
         Ok(v) => Ok(v),
-        Err(reason) => Err(TopicError::BadVersion { at: segment_start, reason }),
+        Err(reason) => Err(TopicError::BadVersion {
+            at: segment_start,
+            reason,
+        }),
     }
 }
 
@@ -225,23 +243,65 @@ mod tests {
         assert!(validate_topic(&max).is_ok());
         let cases: Vec<(&str, TopicError)> = vec![
             ("", TopicError::Empty),
-            ("events.Order.created.v1", TopicError::UpperCase { at: 7, ch: 'O' }),
-            ("events.*.created.v1", TopicError::Wildcard { at: 7, ch: '*' }),
+            (
+                "events.Order.created.v1",
+                TopicError::UpperCase { at: 7, ch: 'O' },
+            ),
+            (
+                "events.*.created.v1",
+                TopicError::Wildcard { at: 7, ch: '*' },
+            ),
             ("events.>", TopicError::Wildcard { at: 7, ch: '>' }),
             ("events.#.v1", TopicError::Wildcard { at: 7, ch: '#' }),
-            ("events.+.created.v1", TopicError::Wildcard { at: 7, ch: '+' }),
+            (
+                "events.+.created.v1",
+                TopicError::Wildcard { at: 7, ch: '+' },
+            ),
             ("events..created.v1", TopicError::EmptySegment { at: 7 }),
             (".events.created.v1", TopicError::EmptySegment { at: 0 }),
             ("events.created.v1.", TopicError::EmptySegment { at: 18 }),
-            ("events.order.created", TopicError::BadVersion { at: 13, reason: VersionError::MissingV }),
-            ("events.order.created.v0", TopicError::BadVersion { at: 21, reason: VersionError::ZeroMajor }),
-            ("events.order.created.V1", TopicError::UpperCase { at: 21, ch: 'V' }),
-            ("events.order.created.1", TopicError::SegmentStart { at: 21 }),
+            (
+                "events.order.created",
+                TopicError::BadVersion {
+                    at: 13,
+                    reason: VersionError::MissingV,
+                },
+            ),
+            (
+                "events.order.created.v0",
+                TopicError::BadVersion {
+                    at: 21,
+                    reason: VersionError::ZeroMajor,
+                },
+            ),
+            (
+                "events.order.created.V1",
+                TopicError::UpperCase { at: 21, ch: 'V' },
+            ),
+            (
+                "events.order.created.1",
+                TopicError::SegmentStart { at: 21 },
+            ),
             ("events.order created.v1", TopicError::Whitespace { at: 12 }),
-            ("events.order.created.v1\n", TopicError::Whitespace { at: 23 }),
-            ("events.order-x.created.v1", TopicError::InvalidChar { at: 12, ch: '-' }),
-            ("events.ordér.created.v1", TopicError::InvalidChar { at: 10, ch: '\u{fffd}' }),
-            ("events._order.created.v1", TopicError::SegmentStart { at: 7 }),
+            (
+                "events.order.created.v1\n",
+                TopicError::Whitespace { at: 23 },
+            ),
+            (
+                "events.order-x.created.v1",
+                TopicError::InvalidChar { at: 12, ch: '-' },
+            ),
+            (
+                "events.ordér.created.v1",
+                TopicError::InvalidChar {
+                    at: 10,
+                    ch: '\u{fffd}',
+                },
+            ),
+            (
+                "events._order.created.v1",
+                TopicError::SegmentStart { at: 7 },
+            ),
             ("order.v1", TopicError::TooFewSegments { found: 2 }),
         ];
         for (topic, err) in cases {

@@ -132,7 +132,11 @@ const fn pre_release(bytes: &[u8], at: usize) -> Result<Stability, VersionError>
     if end != bytes.len() {
         return Err(VersionError::BadSuffix);
     }
-    Ok(if beta { Stability::Beta(n) } else { Stability::Alpha(n) })
+    Ok(if beta {
+        Stability::Beta(n)
+    } else {
+        Stability::Alpha(n)
+    })
 }
 
 /// Parses one segment as a version suffix (`v1`, `v2beta1`...).
@@ -157,7 +161,10 @@ pub const fn parse_version(segment: &str) -> Result<Version, VersionError> {
         None => return Err(VersionError::MajorTooLarge),
     };
     if at == bytes.len() {
-        return Ok(Version { major, stability: Stability::Stable });
+        return Ok(Version {
+            major,
+            stability: Stability::Stable,
+        });
     }
     if starts_with_at(bytes, at, b"test") {
         let mut i = at + 4;
@@ -168,7 +175,10 @@ pub const fn parse_version(segment: &str) -> Result<Version, VersionError> {
             }
             i += 1;
         }
-        return Ok(Version { major, stability: Stability::Test });
+        return Ok(Version {
+            major,
+            stability: Stability::Test,
+        });
     }
     if bytes[at] == b'p' {
         let (point, after) = number(bytes, at + 1);
@@ -203,7 +213,11 @@ mod tests {
             ("v1test", 1, Stability::Test),
             ("v1test_foo", 1, Stability::Test),
         ] {
-            assert_eq!(parse_version(text), Ok(Version { major, stability }), "{text}");
+            assert_eq!(
+                parse_version(text),
+                Ok(Version { major, stability }),
+                "{text}"
+            );
         }
     }
 

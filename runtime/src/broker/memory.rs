@@ -1,1 +1,539 @@
 //! The in-process broker: needs nothing, the default in examples and tests.
+//!
+//! It keeps the semantics of a real broker so that code tested on it behaves the same on one:
+//! every plain subscriber has its own queue (fan-out); a group has one queue its members compete
+//! for, kept while the broker lives even when no member runs; a nacked message comes back after
+//! its delay, and one whose acker is dropped unsettled (a consumer that died) comes back at once,
+//! both with the attempt counted; each topic keeps its last messages for subscriptions that start
+//! from the oldest. Memory is bounded: a queue holds at most `queue_capacity` messages waiting, and
+//! a publish to a full queue waits for room, then fails with [`BrokerError::Full`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{
+    Acker, Broker, BrokerError, Capabilities, DeadLetter, Delivery, DeliveryStream, Message, Nack,
+    StartFrom, SubscribeRequest,
+};
+use crate::envelope::attr;
+use crate::topic::Topic;
+
+const NAME: &str = "memory";
+
+/// The bounds of a [`MemoryBroker`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Messages waiting per subscriber or group queue before a publish waits for room.
+    pub queue_capacity: usize,
+    /// Messages kept per topic for subscriptions that start from the oldest (0 keeps none).
+    pub history: usize,
+    /// How long a publish waits for room in a full queue before it fails.
+    pub publish_wait: Duration,
+}
+
+impl Default for MemoryLimits {
+    /// 1,024 waiting messages per queue, the last 1,024 messages per topic, 1 s of waiting.
+    fn default() -> Self {
+        MemoryLimits {
+            queue_capacity: 1024,
+            history: 1024,
+            publish_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The in-process broker. Clones share the same topics, queues and groups.
+#[derive(Clone, Default)]
+pub struct MemoryBroker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    limits: MemoryLimits,
+    topics: Mutex<HashMap<String, TopicState, BuildHasherDefault<TopicHasher>>>,
+}
+
+#[derive(Default)]
+struct TopicState {
+    history: VecDeque<Arc<Message>>,
+    subscribers: Vec<Arc<Queue>>,
+    groups: HashMap<String, Arc<Queue>>,
+}
+
+/// FNV-1a. The topic map is consulted on every publish, topic names are short and chosen by
+/// the application, so a fast hash beats one that resists crafted collisions.
+struct TopicHasher(u64);
+
+impl Default for TopicHasher {
+    fn default() -> Self {
+        TopicHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for TopicHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A message waiting in a queue, or handed out and not yet settled.
+struct Pending {
+    message: Arc<Message>,
+    attempt: u32,
+}
+
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    /// A message was queued.
+    ready: Notify,
+    /// A message left the queue, for publishers waiting for room.
+    room: Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: VecDeque<Pending>,
+    waiting_publishers: usize,
+}
+
+/// A poisoned lock only means a panic elsewhere mid-update of plain collections; the data is
+/// still consistent enough to go on.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Queue {
+    fn with(items: impl IntoIterator<Item = Arc<Message>>) -> Arc<Queue> {
+        let queue = Queue::default();
+        lock(&queue.state)
+            .items
+            .extend(items.into_iter().map(|message| Pending {
+                message,
+                attempt: 1,
+            }));
+        Arc::new(queue)
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.state).items.len()
+    }
+
+    fn pop(&self) -> Option<Pending> {
+        let mut state = lock(&self.state);
+        let pending = state.items.pop_front()?;
+        let wake = state.waiting_publishers > 0;
+        drop(state);
+        if wake {
+            self.room.notify_waiters();
+        }
+        Some(pending)
+    }
+
+    /// Puts a message back at the front, where it keeps its place ahead of later ones.
+    fn requeue(&self, pending: Pending) {
+        lock(&self.state).items.push_front(pending);
+        self.ready.notify_one();
+    }
+}
+
+impl MemoryBroker {
+    /// A broker with [`MemoryLimits::default`].
+    pub fn new() -> Self {
+        MemoryBroker::default()
+    }
+
+    /// A broker with the given bounds.
+    pub fn with_limits(limits: MemoryLimits) -> Self {
+        let limits = MemoryLimits {
+            queue_capacity: limits.queue_capacity.max(1),
+            ..limits
+        };
+        MemoryBroker {
+            inner: Arc::new(Inner {
+                limits,
+                topics: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The bounds this broker was made with.
+    pub fn limits(&self) -> MemoryLimits {
+        self.inner.limits
+    }
+}
+
+impl fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Queues `message` for every subscriber and group of `topic` if all have room; otherwise
+    /// returns a full queue to wait on and queues nothing, so a retry cannot duplicate.
+    fn try_publish(&self, topic: &str, message: &Arc<Message>) -> Result<(), Arc<Queue>> {
+        let mut topics = lock(&self.topics);
+        let state = match topics.get_mut(topic) {
+            Some(state) => state,
+            None => topics.entry(topic.to_owned()).or_default(),
+        };
+        let capacity = self.limits.queue_capacity;
+        let queues = || state.subscribers.iter().chain(state.groups.values());
+        if let Some(full) = queues().find(|q| q.len() >= capacity) {
+            return Err(full.clone());
+        }
+        for queue in queues() {
+            lock(&queue.state).items.push_back(Pending {
+                message: message.clone(),
+                attempt: 1,
+            });
+            queue.ready.notify_one();
+        }
+        if self.limits.history > 0 {
+            if state.history.len() >= self.limits.history {
+                state.history.pop_front();
+            }
+            state.history.push_back(message.clone());
+        }
+        Ok(())
+    }
+
+    /// Waits for room in `full`, then publishes; fails once the publish wait is over.
+    async fn publish_when_room(
+        &self,
+        topic: &Topic,
+        message: Arc<Message>,
+        mut full: Arc<Queue>,
+    ) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + self.limits.publish_wait;
+        loop {
+            let queue = full.clone();
+            let room = queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let has_room = {
+                let mut state = lock(&queue.state);
+                let has_room = state.items.len() < self.limits.queue_capacity;
+                if !has_room {
+                    state.waiting_publishers += 1;
+                }
+                has_room
+            };
+            if !has_room {
+                let waited = tokio::time::timeout_at(deadline, room).await;
+                lock(&queue.state).waiting_publishers -= 1;
+                if waited.is_err() {
+                    return Err(BrokerError::Full {
+                        broker: NAME,
+                        reason: format!(
+                            "a queue of {topic} holds {} messages nobody takes (a slow or \
+                             absent subscriber or group) and had no room within {:?}; consume \
+                             faster, or raise MemoryLimits::queue_capacity",
+                            self.limits.queue_capacity, self.limits.publish_wait
+                        ),
+                    });
+                }
+            }
+            match self.try_publish(topic.as_str(), &message) {
+                Ok(()) => return Ok(()),
+                Err(other) => full = other,
+            }
+        }
+    }
+
+    /// Where a subscription reads from: a fresh queue of its own, or its group's queue.
+    fn attach(&self, request: &SubscribeRequest) -> Arc<Queue> {
+        let mut topics = lock(&self.topics);
+        let state = topics.entry(request.topic.as_str().to_owned()).or_default();
+        let history = match request.start {
+            StartFrom::New => None,
+            StartFrom::Oldest => Some(&state.history),
+        };
+        let start = || Queue::with(history.into_iter().flatten().cloned());
+        match &request.group {
+            None => {
+                let queue = start();
+                state.subscribers.push(queue.clone());
+                queue
+            }
+            // A group that exists keeps its place whatever the new member asks.
+            Some(group) => match state.groups.get(group) {
+                Some(queue) => queue.clone(),
+                None => {
+                    let queue = start();
+                    state.groups.insert(group.clone(), queue.clone());
+                    queue
+                }
+            },
+        }
+    }
+
+    /// A plain subscriber left: its queue no longer receives, and what waits in it is dropped.
+    fn detach(&self, topic: &str, queue: &Arc<Queue>) {
+        if let Some(state) = lock(&self.topics).get_mut(topic) {
+            state.subscribers.retain(|q| !Arc::ptr_eq(q, queue));
+        }
+        lock(&queue.state).items.clear();
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            durable: false,
+            groups: true,
+            nack_delay: true,
+            redelivery: true,
+            history: self.inner.limits.history > 0,
+            ordered_per_key: true,
+            publish_dedup: false,
+        }
+    }
+
+    fn try_publish(
+        &self,
+        topic: &Topic,
+        message: Message,
+    ) -> Result<Result<(), BrokerError>, Message> {
+        let message = Arc::new(message);
+        match self.inner.try_publish(topic.as_str(), &message) {
+            Ok(()) => Ok(Ok(())),
+            // Nothing kept a reference when nothing was queued.
+            Err(_) => {
+                Err(Arc::try_unwrap(message).unwrap_or_else(|shared| Message::clone(&shared)))
+            }
+        }
+    }
+
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+        let message = Arc::new(message);
+        match self.inner.try_publish(topic.as_str(), &message) {
+            Ok(()) => Ok(()),
+            // Boxed: waiting is the rare case, and its state would weigh on every publish.
+            Err(full) => Box::pin(self.inner.publish_when_room(topic, message, full)).await,
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        let queue = self.inner.attach(&request);
+        Ok(Box::new(MemoryStream {
+            broker: self.inner.clone(),
+            plain: request.group.is_none(),
+            topic: request.topic,
+            queue,
+            flow: Arc::new(Flow {
+                unsettled: AtomicUsize::new(0),
+                prefetch: request.prefetch.max(1),
+                settled: Notify::new(),
+            }),
+            closed: false,
+        }))
+    }
+}
+
+/// Counts one subscription's unsettled deliveries against its prefetch.
+struct Flow {
+    unsettled: AtomicUsize,
+    prefetch: usize,
+    settled: Notify,
+}
+
+struct MemoryStream {
+    broker: Arc<Inner>,
+    topic: Topic,
+    queue: Arc<Queue>,
+    plain: bool,
+    flow: Arc<Flow>,
+    closed: bool,
+}
+
+impl MemoryStream {
+    fn deliver(&self, pending: Pending) -> Delivery {
+        self.flow.unsettled.fetch_add(1, Ordering::AcqRel);
+        Delivery {
+            message: Ok(Message::clone(&pending.message)),
+            attempt: pending.attempt,
+            acker: Box::new(MemoryAcker {
+                broker: self.broker.clone(),
+                queue: self.queue.clone(),
+                flow: self.flow.clone(),
+                pending: Some(pending),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryStream for MemoryStream {
+    fn try_next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        if self.closed || self.flow.unsettled.load(Ordering::Acquire) >= self.flow.prefetch {
+            return None;
+        }
+        let pending = self.queue.pop()?;
+        Some(Ok(self.deliver(pending)))
+    }
+
+    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        loop {
+            if self.closed {
+                return None;
+            }
+            if self.flow.unsettled.load(Ordering::Acquire) >= self.flow.prefetch {
+                let settled = self.flow.settled.notified();
+                tokio::pin!(settled);
+                settled.as_mut().enable();
+                if self.flow.unsettled.load(Ordering::Acquire) >= self.flow.prefetch {
+                    settled.await;
+                }
+                continue;
+            }
+            if let Some(pending) = self.queue.pop() {
+                return Some(Ok(self.deliver(pending)));
+            }
+            let ready = self.queue.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(pending) = self.queue.pop() {
+                return Some(Ok(self.deliver(pending)));
+            }
+            ready.await;
+        }
+    }
+
+    async fn close(&mut self) {
+        self.leave();
+    }
+}
+
+impl MemoryStream {
+    fn leave(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            if self.plain {
+                self.broker.detach(self.topic.as_str(), &self.queue);
+            }
+        }
+    }
+}
+
+impl Drop for MemoryStream {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+struct MemoryAcker {
+    broker: Arc<Inner>,
+    queue: Arc<Queue>,
+    flow: Arc<Flow>,
+    /// `Some` until settled; an acker dropped while still holding it puts the message back.
+    pending: Option<Pending>,
+}
+
+#[async_trait]
+impl Acker for MemoryAcker {
+    async fn ack(mut self: Box<Self>) -> Result<(), BrokerError> {
+        self.pending = None;
+        Ok(())
+    }
+
+    fn try_ack(&mut self) -> Option<Result<(), BrokerError>> {
+        self.pending = None;
+        Some(Ok(()))
+    }
+
+    async fn nack(mut self: Box<Self>, nack: Nack) -> Result<(), BrokerError> {
+        let Some(mut pending) = self.pending.take() else {
+            return Ok(());
+        };
+        match nack {
+            Nack::Terminate => {}
+            Nack::Retry(delay) if delay.is_zero() => {
+                pending.attempt += 1;
+                self.queue.requeue(pending);
+            }
+            Nack::Retry(delay) => {
+                pending.attempt += 1;
+                let queue = self.queue.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    queue.requeue(pending);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(mut self: Box<Self>, letter: DeadLetter) -> Result<(), BrokerError> {
+        let Some(pending) = &self.pending else {
+            return Ok(());
+        };
+        let dead_letters = letter
+            .topic
+            .dead_letter()
+            .map_err(|e| BrokerError::Rejected {
+                broker: NAME,
+                operation: format!("dead-letter a message of {}", letter.topic),
+                reason: e.to_string(),
+            })?;
+        let mut message = Message::clone(&pending.message);
+        message
+            .envelope
+            .set_extension(attr::DEAD_LETTER_REASON, letter.reason);
+        message
+            .envelope
+            .set_extension(attr::DEAD_LETTER_ATTEMPTS, letter.attempts.to_string());
+        message
+            .envelope
+            .set_extension(attr::DEAD_LETTER_TOPIC, letter.topic.as_str());
+        // On failure `pending` stays, so dropping the acker puts the message back.
+        MemoryBroker {
+            inner: self.broker.clone(),
+        }
+        .publish(&dead_letters, message)
+        .await?;
+        self.pending = None;
+        Ok(())
+    }
+}
+
+impl Drop for MemoryAcker {
+    fn drop(&mut self) {
+        if let Some(mut pending) = self.pending.take() {
+            pending.attempt += 1;
+            self.queue.requeue(pending);
+        }
+        if self.flow.unsettled.fetch_sub(1, Ordering::AcqRel) == self.flow.prefetch {
+            self.flow.settled.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

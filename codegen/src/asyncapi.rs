@@ -1,0 +1,170 @@
+//! An AsyncAPI 3.0 document for the events of a schema folder, for the people and tools on the
+//! other side of the topics.
+//!
+//! One channel per topic, addressed by the topic; one message per event, its payload the JSON
+//! Schema of the event's canonical proto3 JSON form (the `.proto` file and message named in
+//! `x-protobuf-file` and `x-protobuf-message`), its headers the CloudEvents attributes every
+//! tidings message carries; a `send` and a `receive` operation per channel. Message and enum
+//! types are components, described once. Maps are sorted, so the same schemas give the same
+//! document.
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use crate::builder::Builder;
+use crate::comments;
+use crate::error::Error;
+use crate::jsonschema::{enum_schema, message_schema};
+use crate::mapping::Event;
+use crate::shape::reach;
+
+/// The AsyncAPI version written.
+const ASYNCAPI: &str = "3.0.0";
+
+impl Builder {
+    /// Describes the events of the schemas under `dir` as an AsyncAPI 3.0 document (JSON, which
+    /// AsyncAPI tools read as they read YAML), titled `title` at API version `version`.
+    ///
+    /// Fails with [`Error::Schema`] when the schemas have errors.
+    pub fn asyncapi(
+        &self,
+        dir: impl AsRef<Path>,
+        title: &str,
+        version: &str,
+    ) -> Result<String, Error> {
+        let (_, events, diagnostics) = self.analyze(dir.as_ref())?;
+        if diagnostics.has_errors() {
+            return Err(Error::Schema(diagnostics));
+        }
+        let document = document(&events, title, version);
+        // A tree of maps, strings and numbers always serializes.
+        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+        text.push('\n');
+        Ok(text)
+    }
+}
+
+fn document(events: &[Event], title: &str, version: &str) -> Value {
+    let refer = |name: &str| format!("#/components/schemas/{name}");
+    let reached = reach(events.iter().map(|e| e.message.clone()));
+    let mut schemas = Map::new();
+    for (name, message) in &reached.messages {
+        schemas.insert(name.clone(), message_schema(message, &refer));
+    }
+    for (name, e) in &reached.enums {
+        schemas.insert(name.clone(), enum_schema(e));
+    }
+
+    let mut channels = Map::new();
+    let mut operations = Map::new();
+    let mut messages = Map::new();
+    for event in events {
+        let topic = &event.info.topic;
+        let schema = &event.info.schema;
+        let name = event.message.name();
+        let comment = comments::leading(
+            event.message.parent_file_descriptor_proto(),
+            event.message.path(),
+        );
+        let mut message = json!({
+            "name": schema,
+            "title": format!("{name} v{}", event.info.major),
+            "headers": headers(topic, schema),
+            "payload": { "$ref": refer(schema) },
+            "correlationId": {
+                "description": "The conversation the event belongs to (CloudEvents extension `correlationid`).",
+                "location": "$message.header#/correlationid",
+            },
+            "x-protobuf-message": schema,
+            "x-protobuf-file": event.message.parent_file().name(),
+        });
+        if let Some(comment) = &comment {
+            message["summary"] = Value::String(comments::summary(comment));
+            message["description"] = Value::String(comment.clone());
+        }
+        messages.insert(schema.clone(), message);
+
+        let mut channel = json!({
+            "address": topic,
+            "messages": { name: { "$ref": format!("#/components/messages/{schema}") } },
+        });
+        if let Some(comment) = &comment {
+            channel["description"] = Value::String(comment.clone());
+        }
+        channels.insert(topic.clone(), channel);
+
+        let channel_ref = format!("#/channels/{topic}");
+        let message_ref = format!("#/channels/{topic}/messages/{name}");
+        for (action, summary) in [
+            ("send", format!("Publish `{schema}` on `{topic}`.")),
+            (
+                "receive",
+                format!("Subscribe to `{topic}` to receive `{schema}`."),
+            ),
+        ] {
+            operations.insert(
+                format!("{topic}.{action}"),
+                json!({
+                    "action": action,
+                    "summary": summary,
+                    "channel": { "$ref": channel_ref },
+                    "messages": [{ "$ref": message_ref }],
+                }),
+            );
+        }
+    }
+
+    json!({
+        "asyncapi": ASYNCAPI,
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Versioned events. Every message is a CloudEvents 1.0 event whose `type` is its topic; two majors of an event are two messages on two topics. The data is protobuf binary (`application/protobuf`, the default) or the canonical proto3 JSON mapping (`application/json`), as `datacontenttype` says; each payload schema describes the JSON form.",
+        },
+        "defaultContentType": "application/protobuf",
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages,
+            "schemas": schemas,
+        },
+    })
+}
+
+/// The CloudEvents attributes of a message on `topic` carrying `schema`.
+fn headers(topic: &str, schema: &str) -> Value {
+    let text = |description: &str| json!({ "type": "string", "description": description });
+    json!({
+        "type": "object",
+        "description": "CloudEvents 1.0 attributes. In binary content mode they travel as transport headers, named after each transport's CloudEvents binding (`ce_type` on Kafka, `ce-type` on HTTP, `cloudEvents:type` on AMQP...); in structured mode they are members of the JSON event document.",
+        "required": ["id", "source", "specversion", "type"],
+        "properties": {
+            "id": text("Unique id of the event; tidings writes a UUID v7, ordered by time."),
+            "source": {
+                "type": "string",
+                "format": "uri-reference",
+                "description": "The publishing service.",
+            },
+            "specversion": { "type": "string", "const": "1.0", "description": "CloudEvents version." },
+            "type": { "type": "string", "const": topic, "description": "The event type: its topic, and so its major version." },
+            "time": { "type": "string", "format": "date-time", "description": "When the event happened, RFC 3339." },
+            "datacontenttype": {
+                "type": "string",
+                "enum": ["application/protobuf", "application/json"],
+                "description": "How the data is encoded.",
+            },
+            "dataschema": {
+                "type": "string",
+                "const": format!("proto:{schema}"),
+                "description": "The protobuf message of the data; a subscriber refuses any other.",
+            },
+            "subject": text("What the event is about, within the source."),
+            "partitionkey": text("CloudEvents partitioning extension: the key events are ordered by."),
+            "correlationid": text("Correlation extension: the conversation the event belongs to."),
+            "causationid": text("Causation extension: the id of the event that caused this one."),
+            "traceparent": text("Distributed tracing extension: W3C trace context `traceparent`."),
+            "tracestate": text("Distributed tracing extension: W3C trace context `tracestate`."),
+        },
+    })
+}

@@ -1,0 +1,342 @@
+//! `tidings`: generate, check and list the events of a protobuf schema folder; lock what each
+//! event major looks like, and describe the events as AsyncAPI or an HTML catalog.
+//!
+//! Exit status: 0 when clean, 1 when the schemas have errors (or generated code is stale with
+//! `generate --check`), 2 for a usage error (bad arguments, missing folder).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tidings_codegen::{Breaking, Builder, Diagnostics, Error, EventInfo, LOCK_FILE};
+
+/// Versioned protobuf event schemas to typed Rust publishers and subscribers.
+#[derive(Parser)]
+#[command(name = "tidings", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes the generated Rust code for a schema folder, rewriting only changed files.
+    Generate {
+        #[command(flatten)]
+        schemas: Schemas,
+        /// The folder to write into; include its `mod.rs` in the crate.
+        #[arg(long, value_name = "OUT")]
+        out: PathBuf,
+        /// Writes nothing; fails when OUT differs from what the schemas generate (for CI).
+        #[arg(long)]
+        check: bool,
+        /// Leaves the message types as prost-build writes them, unformatted.
+        #[arg(long)]
+        no_format: bool,
+    },
+    /// Lints a schema folder: versions, topics, duplicates, reserved words, empty events; and
+    /// refuses breaking changes inside a major, against `tidings.lock` when the folder has one.
+    Check {
+        #[command(flatten)]
+        schemas: Schemas,
+        /// Compares with the folder at this git revision (commit, branch, tag) instead of the
+        /// lock.
+        #[arg(long, value_name = "REF")]
+        against: Option<String>,
+    },
+    /// Writes `tidings.lock` into the schema folder: what each event major looks like, for
+    /// `check` to refuse breaking changes inside a major. Commit it.
+    Lock {
+        #[command(flatten)]
+        schemas: Schemas,
+        /// Records breaking changes too (to retire a major no one reads any more, say).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Writes an AsyncAPI 3.0 document (JSON) describing the events: channels, messages with
+    /// their payload schemas and CloudEvents headers, send and receive operations.
+    Asyncapi {
+        #[command(flatten)]
+        schemas: Schemas,
+        /// The file to write; standard output by default.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The document's title.
+        #[arg(long, default_value = "Events")]
+        title: String,
+        /// The version of the API the document describes.
+        #[arg(long, value_name = "VERSION", default_value = "1.0.0")]
+        api_version: String,
+    },
+    /// Writes a static HTML catalog of the events, `index.html`, into a folder.
+    Docs {
+        #[command(flatten)]
+        schemas: Schemas,
+        /// The folder to write `index.html` into.
+        #[arg(long, value_name = "OUT")]
+        out: PathBuf,
+        /// The page's title.
+        #[arg(long, default_value = "Event catalog")]
+        title: String,
+    },
+    /// Prints the events of a schema folder: topic, version, schema, file.
+    List {
+        #[command(flatten)]
+        schemas: Schemas,
+        /// How to print the catalog.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// Where the schemas are and how they map to events.
+#[derive(Args)]
+struct Schemas {
+    /// The schema folder: every `.proto` file under it is compiled.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Another folder to resolve imports against (repeatable).
+    #[arg(short = 'I', long = "include", value_name = "DIR")]
+    includes: Vec<PathBuf>,
+    /// A custom string option to read topics from, such as `acme.events.v1.topic`.
+    #[arg(long, value_name = "NAME")]
+    topic_option: Option<String>,
+}
+
+impl Schemas {
+    fn builder(&self) -> Builder {
+        let mut builder = tidings_codegen::configure();
+        for include in &self.includes {
+            builder = builder.include(include);
+        }
+        if let Some(name) = &self.topic_option {
+            builder = builder.topic_option(name);
+        }
+        builder
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Aligned columns.
+    Table,
+    /// A JSON array of objects.
+    Json,
+}
+
+const SCHEMA_ERRORS: u8 = 1;
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(Error::Schema(diagnostics)) => {
+            eprint!("{diagnostics}");
+            ExitCode::from(SCHEMA_ERRORS)
+        }
+        Err(e @ Error::Generate(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(SCHEMA_ERRORS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(USAGE)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<u8, Error> {
+    match command {
+        Command::Generate {
+            schemas,
+            out,
+            check,
+            no_format,
+        } => {
+            let generated = schemas
+                .builder()
+                .format(!no_format)
+                .generate(&schemas.dir)?;
+            report(generated.warnings());
+            if check {
+                let stale = generated.stale(&out)?;
+                if stale.is_empty() {
+                    println!("{} is up to date", out.display());
+                    return Ok(0);
+                }
+                for s in &stale {
+                    eprintln!("stale: {s}");
+                }
+                eprintln!(
+                    "run `tidings generate {} --out {}` and commit the result",
+                    schemas.dir.display(),
+                    out.display()
+                );
+                return Ok(SCHEMA_ERRORS);
+            }
+            let written = generated.write(&out)?;
+            println!(
+                "{} events; {} files written, {} unchanged, {} removed in {}",
+                generated.events().len(),
+                written.changed.len(),
+                written.unchanged.len(),
+                written.removed.len(),
+                out.display()
+            );
+            Ok(0)
+        }
+        Command::Check { schemas, against } => {
+            let mut builder = schemas.builder();
+            if let Some(rev) = against {
+                builder = builder.against_revision(rev);
+            }
+            let result = builder.check(&schemas.dir)?;
+            report(&result.diagnostics);
+            if result.diagnostics.has_errors() {
+                return Ok(SCHEMA_ERRORS);
+            }
+            println!(
+                "{}: {} events, no errors",
+                schemas.dir.display(),
+                result.events.len()
+            );
+            Ok(0)
+        }
+        Command::Lock { schemas, force } => {
+            let builder = schemas.builder().breaking(if force {
+                Breaking::Warn
+            } else {
+                Breaking::Fail
+            });
+            let locked = match builder.lock(&schemas.dir) {
+                Err(Error::Schema(diagnostics)) => {
+                    eprint!("{diagnostics}");
+                    eprintln!(
+                        "nothing written; to record breaking changes anyway, run `tidings lock --force {}`",
+                        schemas.dir.display()
+                    );
+                    return Ok(SCHEMA_ERRORS);
+                }
+                result => result?,
+            };
+            report(&locked.warnings);
+            let changed = locked.lock.write(&schemas.dir)?;
+            println!(
+                "{}: {} event majors, {}",
+                schemas.dir.join(LOCK_FILE).display(),
+                locked.lock.events().count(),
+                if changed { "written" } else { "unchanged" }
+            );
+            Ok(0)
+        }
+        Command::Asyncapi {
+            schemas,
+            out,
+            title,
+            api_version,
+        } => {
+            let document = schemas
+                .builder()
+                .asyncapi(&schemas.dir, &title, &api_version)?;
+            match out {
+                Some(path) => std::fs::write(&path, document)
+                    .map_err(|source| Error::Write { path, source })?,
+                None => print!("{document}"),
+            }
+            Ok(0)
+        }
+        Command::Docs {
+            schemas,
+            out,
+            title,
+        } => {
+            let page = schemas.builder().docs(&schemas.dir, &title)?;
+            let path = out.join("index.html");
+            std::fs::create_dir_all(&out)
+                .and_then(|()| std::fs::write(&path, page))
+                .map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            println!("wrote {}", path.display());
+            Ok(0)
+        }
+        Command::List { schemas, format } => {
+            let result = schemas.builder().check(&schemas.dir)?;
+            if result.diagnostics.has_errors() {
+                return Err(Error::Schema(result.diagnostics));
+            }
+            report(&result.diagnostics);
+            match format {
+                Format::Table => print!("{}", table(&result.events)),
+                Format::Json => println!("{}", json(&result.events)),
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Prints diagnostics, if any, to stderr.
+fn report(diagnostics: &Diagnostics) {
+    if !diagnostics.is_empty() {
+        eprint!("{diagnostics}");
+    }
+}
+
+fn table(events: &[EventInfo]) -> String {
+    let header = ["TOPIC", "VERSION", "SCHEMA", "FILE"];
+    let rows: Vec<[String; 4]> = events
+        .iter()
+        .map(|e| {
+            [
+                e.topic().to_owned(),
+                format!("v{}", e.major()),
+                e.schema().to_owned(),
+                e.file().to_owned(),
+            ]
+        })
+        .collect();
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].len())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2)];
+    let line = |cells: [&str; 4]| {
+        format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        )
+    };
+    let mut out = line(header);
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+    }
+    out
+}
+
+fn json(events: &[EventInfo]) -> String {
+    let list: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "topic": e.topic(),
+                "version": e.major(),
+                "schema": e.schema(),
+                "package": e.package(),
+                "rust_path": e.rust_path(),
+                "file": e.file(),
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&list).unwrap_or_default()
+}

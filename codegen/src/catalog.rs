@@ -1,0 +1,44 @@
+//! The events found in a schema folder.
+
+/// One event: a top-level message mapped to a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventInfo {
+    pub(crate) topic: String,
+    pub(crate) major: u32,
+    pub(crate) schema: String,
+    pub(crate) package: String,
+    pub(crate) rust_path: String,
+    pub(crate) file: String,
+}
+
+impl EventInfo {
+    /// The topic it travels on, `events.order.created.v1`.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Its major version, the number in the topic's version segment.
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
+    /// The full protobuf name of its message, `events.order.v1.Created`.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The protobuf package, `events.order.v1`.
+    pub fn package(&self) -> &str {
+        &self.package
+    }
+
+    /// The generated type, relative to the generated module: `events::order::v1::Created`.
+    pub fn rust_path(&self) -> &str {
+        &self.rust_path
+    }
+
+    /// The schema file that declares it, as the path it was read from.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+}

@@ -1,0 +1,136 @@
+//! Checks beyond the mapping rules: names the generated code would clash on, names Rust
+//! reserves, and events that carry nothing.
+
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::load::Loaded;
+use crate::locate;
+use crate::mapping::Event;
+use crate::names;
+
+/// Types generated into every package that has events.
+const STUB_TYPES: &[&str] = &["Publisher", "Handler"];
+
+pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnostics) {
+    let sources = loaded.sources.borrow();
+    let mut packages: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for event in events {
+        packages
+            .entry(event.info.package.as_str())
+            .or_default()
+            .push(event);
+    }
+
+    for name in &loaded.names {
+        let Some(file) = loaded.pool.get_file_by_name(name) else {
+            continue;
+        };
+        let proto = file.file_descriptor_proto();
+        let has_events = packages.contains_key(file.package_name());
+        let stub_clash = |type_name: &str| has_events && STUB_TYPES.contains(&type_name);
+        for message in file.messages() {
+            if stub_clash(&names::type_name(message.name())) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!(
+                            "message `{}` clashes with the `{}` generated for the events of package `{}`",
+                            message.name(),
+                            names::type_name(message.name()),
+                            file.package_name()
+                        ),
+                        locate::declaration(&sources, proto, &[message.path(), &[1]].concat()),
+                    )
+                    .with_help("rename the message"),
+                );
+            }
+        }
+        for e in file.enums() {
+            if stub_clash(&names::type_name(e.name())) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!(
+                            "enum `{}` clashes with the `{}` generated for the events of package `{}`",
+                            e.name(),
+                            names::type_name(e.name()),
+                            file.package_name()
+                        ),
+                        locate::declaration(&sources, proto, &[e.path(), &[1]].concat()),
+                    )
+                    .with_help("rename the enum"),
+                );
+            }
+        }
+        let mut all = Vec::new();
+        let mut pending: Vec<_> = file.messages().collect();
+        while let Some(message) = pending.pop() {
+            pending.extend(message.child_messages().filter(|m| !m.is_map_entry()));
+            all.push(message);
+        }
+        all.sort_by_key(|m| m.path().to_vec());
+        for message in all {
+            let reserved = |name: &str, snake: bool| {
+                let spelled = if snake {
+                    heck::ToSnakeCase::to_snake_case(name)
+                } else {
+                    names::type_name(name)
+                };
+                names::SUFFIXED_KEYWORDS
+                    .contains(&spelled.as_str())
+                    .then_some(spelled)
+            };
+            if let Some(word) = reserved(message.name(), false) {
+                diagnostics.push(Diagnostic::warning(
+                    format!("message name `{}` is the reserved word `{word}` in Rust; the generated type is `{word}_`", message.name()),
+                    locate::declaration(&sources, proto, &[message.path(), &[1]].concat()),
+                ).with_help("rename the message"));
+            }
+            for field in message.fields() {
+                if let Some(word) = reserved(field.name(), true) {
+                    diagnostics.push(Diagnostic::warning(
+                        format!("field name `{}` is the reserved word `{word}` in Rust; the generated field is `{word}_`", field.name()),
+                        locate::declaration(&sources, proto, &[field.path(), &[1]].concat()),
+                    ).with_help("rename the field to use it without the suffix; its wire and JSON names stay as declared"));
+                }
+            }
+        }
+    }
+
+    for (package, events) in &packages {
+        let mut methods: BTreeMap<&str, &Event> = BTreeMap::new();
+        for event in events {
+            if let Some(first) = methods.insert(event.method.as_str(), event) {
+                let proto = event.message.parent_file_descriptor_proto();
+                let first_proto = first.message.parent_file_descriptor_proto();
+                let name_path = |e: &Event| [e.message.path(), &[1]].concat();
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!(
+                            "events `{}` and `{}` of package `{package}` both make the method `{}`",
+                            first.info.schema, event.info.schema, event.method
+                        ),
+                        locate::declaration(&sources, proto, &name_path(event)),
+                    )
+                    .with_note(
+                        format!("`{}` is declared here", first.info.schema),
+                        locate::declaration(&sources, first_proto, &name_path(first)),
+                    )
+                    .with_help("rename one of them; publisher and handler methods are the snake_case message names"),
+                );
+            }
+        }
+    }
+
+    for event in events {
+        if event.message.fields().len() == 0 {
+            let proto = event.message.parent_file_descriptor_proto();
+            diagnostics.push(
+                Diagnostic::warning(
+                    format!("event `{}` has no fields", event.info.schema),
+                    locate::declaration(&sources, proto, &[event.message.path(), &[1]].concat()),
+                )
+                .with_help("an event says what happened to what: give it at least the identifier of what it is about"),
+            );
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `tidings.lock`: what each event major looked like when it was recorded, so that a later
+//! change inside the major can be checked against it.
+//!
+//! The file is JSON, pretty-printed with every map sorted by name and every list by number, so
+//! the same schemas always give the same bytes and a change shows as a small diff. It records,
+//! for each event, its topic and file; for every message and enum an event is made of (the
+//! well-known types aside), its fields or values and what it reserves.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use prost_reflect::{EnumDescriptor, MessageDescriptor};
+use serde::{Deserialize, Serialize};
+
+use crate::builder::Builder;
+use crate::diagnostic::Diagnostics;
+use crate::error::Error;
+use crate::mapping::Event;
+use crate::shape::{self, Label};
+
+/// The name of the lock file, beside the schemas it records.
+pub const LOCK_FILE: &str = "tidings.lock";
+
+/// The lock format this version writes and reads.
+const FORMAT: u32 = 1;
+
+/// What each event major of a schema folder looks like: the contract a later change inside the
+/// major must keep. Made by [`Builder::lock`], read back with [`Lock::parse`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    tidings_lock: u32,
+    pub(crate) events: BTreeMap<String, LockedEvent>,
+    #[serde(default)]
+    pub(crate) messages: BTreeMap<String, LockedMessage>,
+    #[serde(default)]
+    pub(crate) enums: BTreeMap<String, LockedEnum>,
+}
+
+/// An event major: its message, by full name in [`Lock::events`], and where it travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedEvent {
+    pub(crate) topic: String,
+    /// The schema file, as imported: `events/order/v1/order.proto`.
+    pub(crate) file: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedMessage {
+    pub(crate) fields: Vec<LockedField>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) reserved_numbers: Vec<Reserved>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) reserved_names: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedField {
+    pub(crate) number: u32,
+    pub(crate) name: String,
+    pub(crate) json_name: String,
+    /// The kind (`string`, `message`...); for a map, the value's.
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    /// The full name of a message or enum type; for a map, the value's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) type_name: Option<String>,
+    /// The key kind of a map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key: Option<String>,
+    pub(crate) label: Label,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) oneof: Option<String>,
+}
+
+impl LockedField {
+    /// The type as a schema spells it: `uint32`, `shop.common.v1.Money`, `map<string, int64>`.
+    pub(crate) fn spelled(&self) -> String {
+        let value = self.type_name.as_deref().unwrap_or(&self.kind);
+        match &self.key {
+            Some(key) => format!("map<{key}, {value}>"),
+            None => value.to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedEnum {
+    pub(crate) values: Vec<LockedValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) reserved_numbers: Vec<Reserved>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) reserved_names: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedValue {
+    pub(crate) number: i32,
+    pub(crate) name: String,
+}
+
+/// A reserved range of numbers, both ends included; written as in a schema, `5` or `7 to 9`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub(crate) struct Reserved {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+}
+
+impl Reserved {
+    pub(crate) fn contains(&self, number: i64) -> bool {
+        (self.start..=self.end).contains(&number)
+    }
+}
+
+impl fmt::Display for Reserved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.start == self.end {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{} to {}", self.start, self.end)
+        }
+    }
+}
+
+impl From<Reserved> for String {
+    fn from(range: Reserved) -> String {
+        range.to_string()
+    }
+}
+
+impl TryFrom<String> for Reserved {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let number = |s: &str| {
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("`{text}` is not a reserved range such as `5` or `7 to 9`"))
+        };
+        let (start, end) = match text.split_once(" to ") {
+            Some((start, end)) => (number(start)?, number(end)?),
+            None => (number(&text)?, number(&text)?),
+        };
+        Ok(Reserved { start, end })
+    }
+}
+
+/// Why a lock file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The text is not a lock: bad JSON, or a member that does not belong.
+    #[error(
+        "line {line}, column {column}: {message}; the lock is written by `tidings lock`: restore it from version control or write it again"
+    )]
+    Syntax {
+        /// The line, counting from 1.
+        line: usize,
+        /// The column, counting from 1.
+        column: usize,
+        /// What the JSON reader said.
+        message: String,
+    },
+    /// The lock was written in a format this version does not read.
+    #[error(
+        "lock format {0} is not known to this version of tidings, which reads format {FORMAT}; update tidings"
+    )]
+    Format(u32),
+}
+
+impl LockError {
+    /// Where in the text the problem is, as (line, column) counting from 1.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            LockError::Syntax { line, column, .. } => Some((*line, *column)),
+            LockError::Format(_) => None,
+        }
+    }
+}
+
+impl Lock {
+    /// Reads a lock from the text of a lock file.
+    pub fn parse(text: &str) -> Result<Lock, LockError> {
+        let lock: Lock = serde_json::from_str(text).map_err(|e| LockError::Syntax {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        if lock.tidings_lock != FORMAT {
+            return Err(LockError::Format(lock.tidings_lock));
+        }
+        Ok(lock)
+    }
+
+    /// The text of the lock file: the same for the same schemas, ending in a newline.
+    ///
+    /// Pretty-printed JSON in which each innermost object or list (a field, an enum value, an
+    /// event's topic and file) takes one line, so a change to one of them is a one-line diff.
+    pub fn to_text(&self) -> String {
+        // Plain maps, vectors and strings always serialize.
+        let pretty = serde_json::to_string_pretty(self).unwrap_or_default();
+        let mut lines: Vec<String> = Vec::new();
+        // For each open object or list: its first line, and whether it holds another.
+        let mut open: Vec<(usize, bool)> = Vec::new();
+        for line in pretty.lines() {
+            let trimmed = line.trim();
+            // Strings never hold a raw line break, so a line ending in a bracket opens one, and
+            // a line starting with one closes one.
+            if trimmed.starts_with(['}', ']']) {
+                match open.pop() {
+                    Some((first, false)) => {
+                        let inner: Vec<&str> =
+                            lines[first + 1..].iter().map(|l| l.trim()).collect();
+                        let joined = format!("{}{}{trimmed}", lines[first], inner.join(" "));
+                        lines.truncate(first);
+                        lines.push(joined);
+                        continue;
+                    }
+                    _ => lines.push(line.to_owned()),
+                }
+            } else {
+                lines.push(line.to_owned());
+            }
+            if trimmed.ends_with(['{', '[']) {
+                if let Some(parent) = open.last_mut() {
+                    parent.1 = true;
+                }
+                open.push((lines.len() - 1, false));
+            }
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// The full message names of the events recorded, in name order.
+    pub fn events(&self) -> impl Iterator<Item = &str> {
+        self.events.keys().map(String::as_str)
+    }
+
+    /// Writes the lock into `dir` as [`LOCK_FILE`], unless it already holds these bytes;
+    /// returns whether the file changed.
+    pub fn write(&self, dir: &Path) -> Result<bool, Error> {
+        let path = dir.join(LOCK_FILE);
+        let text = self.to_text();
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            return Ok(false);
+        }
+        std::fs::write(&path, text).map_err(|source| Error::Write { path, source })?;
+        Ok(true)
+    }
+}
+
+/// The lock of a schema folder, and the warnings found while reading it.
+#[derive(Debug)]
+pub struct Locked {
+    /// What the events look like now.
+    pub lock: Lock,
+    /// Warnings about the schemas; errors would have stopped the lock.
+    pub warnings: Diagnostics,
+}
+
+impl Builder {
+    /// Records what each event major of the schemas under `dir` looks like, to be written with
+    /// [`Lock::write`] and committed.
+    ///
+    /// The schemas are checked first, against the existing lock too: a breaking change fails
+    /// with [`Error::Schema`] unless [`breaking`](Self::breaking) is set to
+    /// [`Breaking::Warn`](crate::Breaking::Warn), which records it anyway (to retire a major
+    /// nobody reads any more, for instance).
+    pub fn lock(&self, dir: impl AsRef<Path>) -> Result<Locked, Error> {
+        let (_, events, diagnostics) = self.analyze(dir.as_ref())?;
+        if diagnostics.has_errors() {
+            return Err(Error::Schema(diagnostics));
+        }
+        Ok(Locked {
+            lock: snapshot(&events),
+            warnings: diagnostics,
+        })
+    }
+}
+
+/// The lock of some events, as they are now.
+pub(crate) fn snapshot(events: &[Event]) -> Lock {
+    let reached = shape::reach(events.iter().map(|e| e.message.clone()));
+    Lock {
+        tidings_lock: FORMAT,
+        events: events
+            .iter()
+            .map(|e| {
+                let event = LockedEvent {
+                    topic: e.info.topic.clone(),
+                    file: e.message.parent_file().name().to_owned(),
+                };
+                (e.info.schema.clone(), event)
+            })
+            .collect(),
+        messages: reached
+            .messages
+            .iter()
+            .map(|(name, m)| (name.clone(), locked_message(m)))
+            .collect(),
+        enums: reached
+            .enums
+            .iter()
+            .map(|(name, e)| (name.clone(), locked_enum(e)))
+            .collect(),
+    }
+}
+
+fn locked_message(message: &MessageDescriptor) -> LockedMessage {
+    let mut fields: Vec<LockedField> = message
+        .fields()
+        .map(|field| {
+            let (kind, key) = match field.kind() {
+                prost_reflect::Kind::Message(entry) if field.is_map() => (
+                    entry.map_entry_value_field().kind(),
+                    Some(shape::kind_name(&entry.map_entry_key_field().kind()).to_owned()),
+                ),
+                kind => (kind, None),
+            };
+            LockedField {
+                number: field.number(),
+                name: field.name().to_owned(),
+                json_name: field.json_name().to_owned(),
+                kind: shape::kind_name(&kind).to_owned(),
+                type_name: shape::type_name(&kind),
+                key,
+                label: Label::of(&field),
+                oneof: shape::oneof(&field),
+            }
+        })
+        .collect();
+    fields.sort_by_key(|f| f.number);
+    LockedMessage {
+        fields,
+        reserved_numbers: sorted(message.reserved_ranges().map(|r| Reserved {
+            start: i64::from(r.start),
+            end: i64::from(r.end) - 1,
+        })),
+        reserved_names: sorted(message.reserved_names().map(str::to_owned)),
+    }
+}
+
+fn locked_enum(e: &EnumDescriptor) -> LockedEnum {
+    let mut values: Vec<LockedValue> = e
+        .values()
+        .map(|v| LockedValue {
+            number: v.number(),
+            name: v.name().to_owned(),
+        })
+        .collect();
+    values.sort_by(|a, b| (a.number, &a.name).cmp(&(b.number, &b.name)));
+    LockedEnum {
+        values,
+        reserved_numbers: sorted(e.reserved_ranges().map(|r| Reserved {
+            start: i64::from(*r.start()),
+            end: i64::from(*r.end()),
+        })),
+        reserved_names: sorted(e.reserved_names().map(str::to_owned)),
+    }
+}
+
+fn sorted<T: Ord>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut items: Vec<T> = items.collect();
+    items.sort();
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_ranges_read_back_as_written() {
+        for text in ["5", "7 to 9", "-3 to -1"] {
+            let range = Reserved::try_from(text.to_owned()).unwrap();
+            assert_eq!(String::from(range), text);
+        }
+        assert!(Reserved::try_from("7 through 9".to_owned()).is_err());
+    }
+
+    #[test]
+    fn unknown_formats_and_members_are_refused() {
+        let error = Lock::parse(r#"{"tidings_lock": 2, "events": {}}"#).unwrap_err();
+        assert!(matches!(error, LockError::Format(2)), "{error}");
+        let error =
+            Lock::parse("{\"tidings_lock\": 1,\n \"events\": {}, \"extra\": 1}").unwrap_err();
+        assert_eq!(error.position().map(|p| p.0), Some(2), "{error}");
+    }
+}

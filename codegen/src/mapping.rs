@@ -1,0 +1,404 @@
+//! Which messages are events, and on which topics.
+//!
+//! A package ends in a version (`events.order.v1`). A top-level message is an event when it
+//! carries `(tidings.event)` (or the option named with `topic_option`), when its file carries
+//! `(tidings.file).events`, or by convention in a package under `events.`; messages used as the
+//! type of a field stay plain types unless marked. The default topic is the package without its
+//! version, the message name in snake_case, then the version. Every topic is checked with
+//! `tidings_contract::validate_topic` and must end in its package's version.
+
+use std::collections::{BTreeMap, HashSet};
+
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
+    Value,
+};
+use tidings_contract::{Version, parse_version, validate_topic};
+
+use crate::catalog::EventInfo;
+use crate::diagnostic::{Diagnostic, Diagnostics, Location};
+use crate::error::Error;
+use crate::load::Loaded;
+use crate::locate;
+use crate::names;
+use crate::sources::Sources;
+
+/// Decides the topic of a top-level message, or that it is not an event (`None`).
+pub type TopicFn = dyn Fn(&Candidate<'_>) -> Option<String>;
+
+/// A top-level message, as the naming function given to
+/// [`Builder::topic_fn`](crate::Builder::topic_fn) sees it.
+#[derive(Debug)]
+pub struct Candidate<'a> {
+    message: &'a MessageDescriptor,
+    version: &'a str,
+    declared: Option<&'a str>,
+    default_topic: &'a str,
+    by_default: bool,
+}
+
+impl Candidate<'_> {
+    /// The protobuf package, `events.order.v1`.
+    pub fn package(&self) -> &str {
+        self.message.package_name()
+    }
+
+    /// The message name, `Created`.
+    pub fn name(&self) -> &str {
+        self.message.name()
+    }
+
+    /// The full message name, `events.order.v1.Created`.
+    pub fn full_name(&self) -> &str {
+        self.message.full_name()
+    }
+
+    /// The package's version segment, `v1`.
+    pub fn version(&self) -> &str {
+        self.version
+    }
+
+    /// The topic written in the schema: `(tidings.event).topic`, or the option named with
+    /// [`Builder::topic_option`](crate::Builder::topic_option).
+    pub fn declared_topic(&self) -> Option<&str> {
+        self.declared
+    }
+
+    /// The topic by convention: package without version, snake_case name, version.
+    pub fn default_topic(&self) -> &str {
+        self.default_topic
+    }
+
+    /// What the generator decides without a naming function: the declared topic, the default
+    /// topic, or `None` when the message is not an event.
+    pub fn topic(&self) -> Option<&str> {
+        match self.declared {
+            Some(topic) => Some(topic),
+            None if self.by_default => Some(self.default_topic),
+            None => None,
+        }
+    }
+}
+
+/// An event, with what the stubs need.
+pub(crate) struct Event {
+    pub(crate) info: EventInfo,
+    /// The generated struct, `Created`.
+    pub(crate) type_name: String,
+    /// The publisher and handler method, `created`.
+    pub(crate) method: String,
+    pub(crate) message: MessageDescriptor,
+}
+
+/// Where a topic was written, for diagnostics.
+enum Origin {
+    /// In an option of the message; the path of the option in the source code info.
+    Option(Vec<i32>),
+    /// By convention.
+    Default,
+    /// Returned by the naming function.
+    Function,
+}
+
+/// How a string option is read from a message's options.
+enum TopicOption {
+    Extension(ExtensionDescriptor),
+    Field(ExtensionDescriptor, FieldDescriptor),
+}
+
+impl TopicOption {
+    /// Finds `name`: a string extension of `MessageOptions`, or a string field of a message
+    /// extension (`acme.meta.event_type`).
+    fn resolve(pool: &DescriptorPool, name: &str) -> Result<Self, Error> {
+        let name = name
+            .trim_start_matches('.')
+            .trim_start_matches('(')
+            .replace([')', '('], "");
+        let unknown = || Error::UnknownTopicOption { name: name.clone() };
+        let is_message_options = |ext: &ExtensionDescriptor| {
+            ext.containing_message().full_name() == "google.protobuf.MessageOptions"
+        };
+        if let Some(ext) = pool.get_extension_by_name(&name) {
+            return match ext.kind() {
+                Kind::String if is_message_options(&ext) => Ok(TopicOption::Extension(ext)),
+                _ => Err(unknown()),
+            };
+        }
+        let (ext_name, field_name) = name.rsplit_once('.').ok_or_else(unknown)?;
+        let ext = pool
+            .get_extension_by_name(ext_name)
+            .filter(is_message_options)
+            .ok_or_else(unknown)?;
+        let Kind::Message(message) = ext.kind() else {
+            return Err(unknown());
+        };
+        let field = message.get_field_by_name(field_name).ok_or_else(unknown)?;
+        match field.kind() {
+            Kind::String => Ok(TopicOption::Field(ext, field)),
+            _ => Err(unknown()),
+        }
+    }
+
+    fn number(&self) -> i32 {
+        match self {
+            TopicOption::Extension(ext) | TopicOption::Field(ext, _) => ext.number() as i32,
+        }
+    }
+
+    fn read(&self, options: &DynamicMessage) -> Option<String> {
+        match self {
+            TopicOption::Extension(ext) => options
+                .has_extension(ext)
+                .then(|| options.get_extension(ext).as_str().map(str::to_owned))?,
+            TopicOption::Field(ext, field) => {
+                if !options.has_extension(ext) {
+                    return None;
+                }
+                match &*options.get_extension(ext) {
+                    Value::Message(m) if m.has_field(field) => {
+                        m.get_field(field).as_str().map(str::to_owned)
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// How to map messages: the option to read topics from, and the naming function.
+pub(crate) struct MapConfig<'a> {
+    pub(crate) topic_option: Option<&'a str>,
+    pub(crate) topic_fn: Option<&'a TopicFn>,
+}
+
+/// Finds the events of the folder's own files, reporting what breaks the mapping rules.
+pub(crate) fn map_events(
+    loaded: &Loaded,
+    config: &MapConfig<'_>,
+    diagnostics: &mut Diagnostics,
+) -> Result<Vec<Event>, Error> {
+    let pool = &loaded.pool;
+    let sources = loaded.sources.borrow();
+    let event_ext = pool.get_extension_by_name("tidings.event");
+    let file_ext = pool.get_extension_by_name("tidings.file");
+    let custom = config
+        .topic_option
+        .map(|name| TopicOption::resolve(pool, name))
+        .transpose()?;
+    let used_as_field = used_as_field(pool);
+
+    let mut events: Vec<Event> = Vec::new();
+    let mut origins: Vec<(Option<Location>, Origin)> = Vec::new();
+    let mut by_topic: BTreeMap<String, usize> = BTreeMap::new();
+    for name in &loaded.names {
+        let Some(file) = pool.get_file_by_name(name) else {
+            continue;
+        };
+        let proto = file.file_descriptor_proto();
+        let package = file.package_name();
+        let Some(version) = package_version(package, proto, &sources, diagnostics) else {
+            continue;
+        };
+        let by_file = file_ext.as_ref().is_some_and(|ext| {
+            let options = file.options();
+            options.has_extension(ext)
+                && matches!(&*options.get_extension(ext), Value::Message(m)
+                    if m.get_field_by_name("events").is_some_and(|v| v.as_bool() == Some(true)))
+        });
+        let by_convention = package.split('.').next() == Some("events");
+        let (base, version_text) = package.rsplit_once('.').unwrap_or(("", package));
+
+        for message in file.messages() {
+            let options = message.options();
+            let marked = event_ext.as_ref().filter(|ext| options.has_extension(ext));
+            let mut declared = None;
+            let mut origin = Origin::Default;
+            if let Some(ext) = marked
+                && let Value::Message(m) = &*options.get_extension(ext)
+                && let Some(topic) = m
+                    .get_field_by_name("topic")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                && !topic.is_empty()
+            {
+                declared = Some(topic);
+                origin = Origin::Option(option_path(&message, ext.number() as i32));
+            }
+            if declared.is_none()
+                && let Some(custom) = &custom
+                && let Some(topic) = custom.read(&options)
+            {
+                declared = Some(topic);
+                origin = Origin::Option(option_path(&message, custom.number()));
+            }
+            let default_topic = if base.is_empty() {
+                format!("{}.{version_text}", names::topic_segment(message.name()))
+            } else {
+                format!(
+                    "{base}.{}.{version_text}",
+                    names::topic_segment(message.name())
+                )
+            };
+            let by_default = marked.is_some()
+                || declared.is_some()
+                || ((by_file || by_convention) && !used_as_field.contains(message.full_name()));
+            let candidate = Candidate {
+                message: &message,
+                version: version_text,
+                declared: declared.as_deref(),
+                default_topic: &default_topic,
+                by_default,
+            };
+            let topic = match config.topic_fn {
+                Some(decide) => {
+                    let topic = decide(&candidate);
+                    if topic.is_some() && topic.as_deref() != candidate.topic() {
+                        origin = Origin::Function;
+                    }
+                    topic
+                }
+                None => candidate.topic().map(str::to_owned),
+            };
+            let Some(topic) = topic else { continue };
+
+            let name_at = || locate::declaration(&sources, proto, &[message.path(), &[1]].concat());
+            let topic_at = |at: Option<(usize, usize)>| match &origin {
+                Origin::Option(path) => locate::literal(&sources, proto, path, &topic, at),
+                Origin::Default | Origin::Function => name_at(),
+            };
+            let full_name = message.full_name();
+            let major = match validate_topic(&topic) {
+                Err(e) => {
+                    let what = match origin {
+                        Origin::Option(_) => "topic",
+                        Origin::Default => "default topic",
+                        Origin::Function => "topic from the naming function",
+                    };
+                    let mut d = Diagnostic::error(
+                        format!("{what} `{topic}` of `{full_name}` breaks the topic rule: {e}"),
+                        topic_at(e.offset().map(|o| (o, 1))),
+                    );
+                    if !matches!(origin, Origin::Option(_)) {
+                        d = d.with_help(format!(
+                            "set a valid topic with `option (tidings.event) = {{ topic: \"...{version_text}\" }};`"
+                        ));
+                    }
+                    diagnostics.push(d);
+                    continue;
+                }
+                Ok(v) if v != version => {
+                    let segment = topic.rsplit('.').next().unwrap_or_default();
+                    let at = topic.len() - segment.len();
+                    diagnostics.push(
+                        Diagnostic::error(
+                            format!(
+                                "topic `{topic}` is version `{v}` but `{full_name}` is in package `{package}`, version `{version}`"
+                            ),
+                            topic_at(Some((at, segment.len()))),
+                        )
+                        .with_help(format!(
+                            "a topic carries the version of its package: end it in `.{version}`, or declare the message in package `{base}.{v}` to make a new major"
+                        )),
+                    );
+                    continue;
+                }
+                Ok(v) => v.major,
+            };
+            let location = topic_at(None);
+            if let Some(&first) = by_topic.get(&topic) {
+                let other: &Event = &events[first];
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!(
+                            "topic `{topic}` is used by both `{}` and `{full_name}`",
+                            other.info.schema
+                        ),
+                        location,
+                    )
+                    .with_note(
+                        format!("`{}` uses it here", other.info.schema),
+                        origins[first].0.clone(),
+                    )
+                    .with_help(
+                        "a topic names exactly one event type: give one of them another topic",
+                    ),
+                );
+                continue;
+            }
+            by_topic.insert(topic.clone(), events.len());
+            origins.push((location, origin));
+            let type_name = names::type_name(message.name());
+            let module: Vec<String> = package.split('.').map(names::snake_ident).collect();
+            events.push(Event {
+                info: EventInfo {
+                    topic,
+                    major,
+                    schema: full_name.to_owned(),
+                    package: package.to_owned(),
+                    rust_path: format!("{}::{type_name}", module.join("::")),
+                    file: sources.display(name),
+                },
+                type_name,
+                method: names::snake_ident(message.name()),
+                message: message.clone(),
+            });
+        }
+    }
+    Ok(events)
+}
+
+/// The version a file's package ends in; reports a package without one.
+fn package_version(
+    package: &str,
+    file: &prost_types::FileDescriptorProto,
+    sources: &Sources,
+    diagnostics: &mut Diagnostics,
+) -> Option<Version> {
+    let example = "package events.order.v1;";
+    if package.is_empty() {
+        let name = sources.display(file.name());
+        diagnostics.push(
+            Diagnostic::error(format!("`{name}` declares no package"), None).with_help(format!(
+                "declare a package that ends in a version: `{example}`"
+            )),
+        );
+        return None;
+    }
+    let last = package.rsplit('.').next().unwrap_or(package);
+    match parse_version(last) {
+        Ok(version) if package.contains('.') => Some(version),
+        result => {
+            let reason = match result {
+                Err(e) => e.to_string(),
+                Ok(_) => "a package needs a name before its version".to_owned(),
+            };
+            diagnostics.push(
+                Diagnostic::error(
+                    format!("package `{package}` does not end in a version: {reason}"),
+                    locate::declaration(sources, file, &[2]),
+                )
+                .with_help(format!(
+                    "end the package in a version segment such as `v1` (`{example}`); each major version is its own package"
+                )),
+            );
+            None
+        }
+    }
+}
+
+/// The source code info path of an option of `message`: `[4, i, 7, number]`.
+fn option_path(message: &MessageDescriptor, number: i32) -> Vec<i32> {
+    [message.path(), &[7, number]].concat()
+}
+
+/// Full names of the messages some field has as its type.
+fn used_as_field(pool: &DescriptorPool) -> HashSet<String> {
+    let mut used = HashSet::new();
+    for message in pool.all_messages() {
+        for field in message.fields() {
+            if let Kind::Message(m) = field.kind() {
+                used.insert(m.full_name().to_owned());
+            }
+        }
+    }
+    used
+}

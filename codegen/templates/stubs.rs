@@ -1,0 +1,86 @@
+{% for e in events -%}
+impl {{ rt }}::__private::serde::Serialize for {{ e.type_name }} {
+    fn serialize<S: {{ rt }}::__private::serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> ::core::result::Result<S::Ok, S::Error> {
+        {{ support }}::serialize(self, "{{ e.info.schema }}", serializer)
+    }
+}
+
+impl<'de> {{ rt }}::__private::serde::Deserialize<'de> for {{ e.type_name }} {
+    fn deserialize<D: {{ rt }}::__private::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        {{ support }}::deserialize("{{ e.info.schema }}", deserializer)
+    }
+}
+
+{% endfor -%}
+/// Publishes the events of package `{{ package }}`, one method per event.
+///
+/// A method returns the runtime's publish builder: `.await` it to publish and wait for the
+/// broker's confirmation, or set a key, a correlation id or a timeout on it first.
+#[derive(Clone, Debug)]
+pub struct Publisher {
+    bus: {{ rt }}::Bus,
+}
+
+impl Publisher {
+    /// A publisher that publishes on `bus`.
+    pub fn new(bus: {{ rt }}::Bus) -> Self {
+        Self { bus }
+    }
+{%- for e in events %}
+
+    /// Publishes [`{{ e.type_name }}`] on `{{ e.info.topic }}`.
+    pub fn {{ e.method }}<'a>(&'a self, event: &'a {{ e.type_name }}) -> {{ rt }}::Publish<'a, {{ e.type_name }}> {
+        self.bus.publish_with(event)
+    }
+{%- endfor %}
+}
+
+/// Handles the events of package `{{ package }}`, one method per event.
+///
+/// [`subscribe`] subscribes an implementation to all of them. A method that returns an error
+/// has its event retried, then dead-lettered, as the subscription's options say.
+pub trait Handler: Send + Sync + 'static {
+{%- for e in events %}
+{%- if !loop.first %}
+{% endif %}
+    /// Handles [`{{ e.type_name }}`] from `{{ e.info.topic }}`.
+    fn {{ e.method }}(
+        &self,
+        event: {{ rt }}::Received<{{ e.type_name }}>,
+    ) -> impl ::core::future::Future<Output = ::core::result::Result<(), {{ rt }}::HandlerError>> + Send;
+{%- endfor %}
+}
+
+/// Subscribes `handler` to every event of package `{{ package }}`, each with `options`: every
+/// plain subscriber gets every event (fan-out), and the members of a group named in `options`
+/// share them (competing consumers).
+///
+/// Returns one subscription per event, in declaration order. When one cannot be made, those
+/// already made are dropped, which stops them, and the error is returned.
+pub async fn subscribe<H: Handler>(
+    bus: &{{ rt }}::Bus,
+    handler: H,
+    options: {{ rt }}::SubscribeOptions,
+) -> ::core::result::Result<::std::vec::Vec<{{ rt }}::Subscription>, {{ rt }}::SubscribeError> {
+    let handler = ::std::sync::Arc::new(handler);
+    ::core::result::Result::Ok(::std::vec![
+{%- for e in events %}
+        bus.subscribe_with(
+            {
+                let handler = ::std::sync::Arc::clone(&handler);
+                move |event: {{ rt }}::Received<{{ e.type_name }}>| {
+                    let handler = ::std::sync::Arc::clone(&handler);
+                    async move { handler.{{ e.method }}(event).await }
+                }
+            },
+            options.clone(),
+        )
+        .await?,
+{%- endfor %}
+    ])
+}

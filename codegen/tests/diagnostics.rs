@@ -1,0 +1,81 @@
+//! Diagnostics for a folder of bad schemas: one of each mistake the generator must catch.
+
+use tidings_codegen::{Error, Severity, configure};
+
+/// Relative, so the paths in the snapshot do not depend on where the repository is.
+const BAD: &str = "tests/bad";
+
+#[test]
+fn bad_schemas_are_reported_with_file_line_column_and_source() {
+    let report = configure().check(BAD).unwrap();
+    insta::assert_snapshot!(report.diagnostics.to_string());
+}
+
+#[test]
+fn each_mistake_is_found_where_it_is() {
+    let report = configure().check(BAD).unwrap();
+    let found: Vec<(Severity, String, usize, usize)> = report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let at = d
+                .location()
+                .expect("every diagnostic here points into a file");
+            let file = at.file().trim_start_matches("tests/bad/").to_owned();
+            (d.severity(), file, at.line(), at.column())
+        })
+        .collect();
+    let expected = [
+        // protox's own errors come first: a syntax error, then an unknown import.
+        (Severity::Error, "syntax_error.proto", 7, 3),
+        (Severity::Error, "unknown_import.proto", 5, 1),
+        // The same topic from two files, pointing at the second.
+        (Severity::Error, "duplicate_b.proto", 9, 13),
+        // A package without a version suffix.
+        (Severity::Error, "no_version.proto", 3, 1),
+        // Upper case in a topic option, at the offending letter.
+        (Severity::Error, "upper_case.proto", 8, 45),
+        // A wildcard in a topic, at the wildcard.
+        (Severity::Error, "wildcard.proto", 8, 51),
+        // A topic with another version than its package, at the version.
+        (Severity::Error, "wrong_version.proto", 8, 59),
+        // A message named like a generated item, a reserved word, an event with no fields.
+        (Severity::Error, "reserved.proto", 6, 9),
+        (Severity::Warning, "reserved.proto", 13, 10),
+        (Severity::Warning, "reserved.proto", 17, 9),
+    ];
+    let expected: Vec<(Severity, String, usize, usize)> = expected
+        .iter()
+        .map(|&(s, f, l, c)| (s, f.to_owned(), l, c))
+        .collect();
+    assert_eq!(found, expected);
+    assert_eq!(report.diagnostics.error_count(), 8);
+    assert_eq!(report.diagnostics.warning_count(), 2);
+}
+
+#[test]
+fn generation_refuses_schemas_with_errors_and_says_why() {
+    match configure().generate(BAD) {
+        Err(Error::Schema(diagnostics)) => {
+            assert_eq!(diagnostics.error_count(), 8);
+            let text = format!("{:?}", Error::Schema(diagnostics));
+            assert!(text.contains("tests/bad/wildcard.proto:8:51"), "{text}");
+        }
+        other => panic!("expected schema errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_good_files_of_a_bad_folder_still_map_to_events() {
+    let report = configure().check(BAD).unwrap();
+    let topics: Vec<&str> = report.events.iter().map(|e| e.topic()).collect();
+    assert_eq!(
+        topics,
+        [
+            "events.refund.issued.v1",
+            "events.support.handler.v1",
+            "events.support.ticket_opened.v1",
+            "events.support.pinged.v1",
+        ]
+    );
+}

@@ -1,0 +1,290 @@
+//! How messages map to events: convention, options, field use, and the hooks for schema sets
+//! that follow conventions of their own.
+
+use std::path::Path;
+
+use tidings_codegen::{Error, configure};
+
+/// Writes `files` (name, content) under a fresh folder.
+fn schemas(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+fn topics(dir: &Path, builder: tidings_codegen::Builder) -> Vec<String> {
+    let report = builder.check(dir).unwrap();
+    assert!(!report.diagnostics.has_errors(), "{}", report.diagnostics);
+    report.events.iter().map(|e| e.topic().to_owned()).collect()
+}
+
+#[test]
+fn under_events_every_top_level_message_not_used_as_a_field_is_an_event() {
+    let dir = schemas(&[(
+        "order.proto",
+        r#"syntax = "proto3";
+        package events.order.v1;
+        message LineItem { string sku = 1; }
+        message OrderCreated { repeated LineItem lines = 1; Nested nested = 2; message Nested { string x = 1; } }
+        message Shipped { string order_id = 1; }
+        "#,
+    )]);
+    assert_eq!(
+        topics(dir.path(), configure()),
+        ["events.order.order_created.v1", "events.order.shipped.v1"]
+    );
+}
+
+#[test]
+fn outside_events_only_marked_messages_and_files_are_events() {
+    let dir = schemas(&[
+        (
+            "billing.proto",
+            r#"syntax = "proto3";
+            package shop.billing.v2;
+            import "tidings/options.proto";
+            message Invoiced { option (tidings.event) = {}; string id = 1; }
+            message Refunded { option (tidings.event) = { topic: "shop.billing.refund_issued.v2" }; string id = 1; }
+            message Plain { string id = 1; }
+            "#,
+        ),
+        (
+            "audit.proto",
+            r#"syntax = "proto3";
+            package shop.audit.v1beta1;
+            import "tidings/options.proto";
+            option (tidings.file) = { events: true };
+            message Entry { string who = 1; Detail detail = 2; }
+            message Detail { string what = 1; }
+            "#,
+        ),
+    ]);
+    assert_eq!(
+        topics(dir.path(), configure()),
+        [
+            "shop.audit.entry.v1beta1",
+            "shop.billing.invoiced.v2",
+            "shop.billing.refund_issued.v2"
+        ]
+    );
+}
+
+#[test]
+fn a_marked_message_is_an_event_even_when_used_as_a_field() {
+    let dir = schemas(&[(
+        "a.proto",
+        r#"syntax = "proto3";
+        package events.stock.v1;
+        import "tidings/options.proto";
+        message Counted { option (tidings.event) = {}; string sku = 1; }
+        message Audited { Counted counted = 1; }
+        "#,
+    )]);
+    assert_eq!(
+        topics(dir.path(), configure()),
+        ["events.stock.counted.v1", "events.stock.audited.v1"]
+    );
+}
+
+const CLOUDEVENTS: &str = r#"syntax = "proto3";
+package acme.orders.v1;
+import "acme/options.proto";
+message OrderPlaced {
+  option (acme.cloudevent_type) = "com.acme.orders.placed";
+  string id = 1;
+}
+message OrderShipped {
+  option (acme.meta) = { type: "com.acme.orders.shipped" };
+  string id = 1;
+}
+message Address { string city = 1; }
+"#;
+
+const ACME_OPTIONS: &str = r#"syntax = "proto3";
+package acme;
+import "google/protobuf/descriptor.proto";
+message Meta { string type = 1; }
+extend google.protobuf.MessageOptions {
+  string cloudevent_type = 50001;
+  Meta meta = 50002;
+}
+"#;
+
+#[test]
+fn topics_can_come_from_a_custom_option_mapped_by_a_naming_function() {
+    let dir = schemas(&[("orders.proto", CLOUDEVENTS)]);
+    let includes = schemas(&[("acme/options.proto", ACME_OPTIONS)]);
+    // CloudEvents type names carry no version: the function turns them into topics.
+    let builder = configure()
+        .include(includes.path())
+        .topic_option("acme.cloudevent_type")
+        .topic_fn(|m| {
+            let declared = m.declared_topic()?;
+            Some(format!(
+                "events.{}.{}",
+                declared.trim_start_matches("com.acme."),
+                m.version()
+            ))
+        });
+    assert_eq!(topics(dir.path(), builder), ["events.orders.placed.v1"]);
+}
+
+#[test]
+fn a_custom_option_may_be_a_field_of_a_message_option() {
+    let dir = schemas(&[("orders.proto", CLOUDEVENTS)]);
+    let includes = schemas(&[("acme/options.proto", ACME_OPTIONS)]);
+    let builder = configure()
+        .include(includes.path())
+        .topic_option("acme.meta.type");
+    let report = builder.check(dir.path()).unwrap();
+    // Read as is, the type name is no topic: it is checked like any other.
+    let messages: Vec<&str> = report.diagnostics.iter().map(|d| d.message()).collect();
+    assert_eq!(
+        messages,
+        [
+            "topic `com.acme.orders.shipped` of `acme.orders.v1.OrderShipped` breaks the topic rule: the last segment (byte 16) must be a version such as `v1` or `v2beta1`: a version starts with a lowercase `v`"
+        ]
+    );
+    let at = report
+        .diagnostics
+        .iter()
+        .next()
+        .unwrap()
+        .location()
+        .unwrap();
+    assert_eq!((at.line(), at.column()), (9, 49));
+}
+
+#[test]
+fn an_unknown_custom_option_is_refused() {
+    let dir = schemas(&[("orders.proto", CLOUDEVENTS)]);
+    let includes = schemas(&[("acme/options.proto", ACME_OPTIONS)]);
+    let err = configure()
+        .include(includes.path())
+        .topic_option("acme.nothing")
+        .check(dir.path())
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::UnknownTopicOption { ref name } if name == "acme.nothing"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_naming_function_can_name_every_message_or_none() {
+    let dir = schemas(&[(
+        "a.proto",
+        r#"syntax = "proto3";
+        package events.cart.v3;
+        message ItemAdded { string sku = 1; }
+        message Internal { string x = 1; }
+        "#,
+    )]);
+    let builder = configure().topic_fn(|m| {
+        (m.name() != "Internal").then(|| {
+            format!(
+                "shop.cart.{}.added.{}",
+                m.name().to_lowercase(),
+                m.version()
+            )
+        })
+    });
+    assert_eq!(
+        topics(dir.path(), builder),
+        ["shop.cart.itemadded.added.v3"]
+    );
+
+    let builder = configure().topic_fn(|m| m.topic().map(|t| t.replace("events.", "bad topic.")));
+    let report = builder.check(dir.path()).unwrap();
+    assert_eq!(report.diagnostics.error_count(), 2);
+    let first = report.diagnostics.iter().next().unwrap();
+    assert!(
+        first
+            .message()
+            .starts_with("topic from the naming function `bad topic.cart.item_added.v3`"),
+        "{first}"
+    );
+}
+
+#[test]
+fn imports_from_include_paths_get_types_but_never_events() {
+    let dir = schemas(&[(
+        "a.proto",
+        r#"syntax = "proto3";
+        package events.user.v1;
+        import "common/v1/ids.proto";
+        message Registered { common.v1.UserId id = 1; }
+        "#,
+    )]);
+    let includes = schemas(&[(
+        "common/v1/ids.proto",
+        r#"syntax = "proto3"; package common.v1; message UserId { string value = 1; } message Unused { }"#,
+    )]);
+    let generated = configure()
+        .include(includes.path())
+        .generate(dir.path())
+        .unwrap();
+    let topics: Vec<&str> = generated.events().iter().map(|e| e.topic()).collect();
+    assert_eq!(topics, ["events.user.registered.v1"]);
+    let names: Vec<&str> = generated.files().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "common.v1.rs",
+            "descriptors.bin",
+            "events.user.v1.rs",
+            "mod.rs"
+        ]
+    );
+}
+
+#[test]
+fn a_copy_of_the_bundled_options_in_the_folder_is_not_a_schema() {
+    let options = include_str!("../proto/tidings/options.proto");
+    let dir = schemas(&[
+        ("tidings/options.proto", options),
+        (
+            "a.proto",
+            r#"syntax = "proto3"; package events.a.v1; import "tidings/options.proto";
+            message B { option (tidings.event) = { topic: "events.a.bee.v1" }; string x = 1; }"#,
+        ),
+    ]);
+    assert_eq!(topics(dir.path(), configure()), ["events.a.bee.v1"]);
+}
+
+#[test]
+fn a_folder_without_schemas_is_a_usage_error() {
+    let dir = schemas(&[("README.md", "no schemas here")]);
+    assert!(matches!(
+        configure().check(dir.path()),
+        Err(Error::NoSchemas { .. })
+    ));
+    assert!(matches!(
+        configure().check(dir.path().join("missing")),
+        Err(Error::ReadDir { .. })
+    ));
+}
+
+#[test]
+fn the_runtime_path_can_be_renamed() {
+    let dir = schemas(&[(
+        "a.proto",
+        "syntax = \"proto3\"; package events.a.v1; message Done { string id = 1; }",
+    )]);
+    let generated = configure()
+        .runtime_path("::my_tidings")
+        .generate(dir.path())
+        .unwrap();
+    let (_, code) = generated
+        .files()
+        .find(|(n, _)| *n == "events.a.v1.rs")
+        .unwrap();
+    let code = std::str::from_utf8(code).unwrap();
+    assert!(code.contains("#[derive(::my_tidings::Event)]"));
+    assert!(code.contains("crate = \"::my_tidings\""));
+    assert!(!code.contains("::tidings::"), "{code}");
+}

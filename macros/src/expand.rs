@@ -1,0 +1,76 @@
+//! Writing the `Event` implementation of a checked event.
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
+
+use crate::validate::{Event, Key};
+
+/// The `impl Event for ...` block. Every value is a literal, so the constants are usable in
+/// `const` context.
+pub(crate) fn event_impl(event: &Event) -> TokenStream {
+    let Event {
+        ident,
+        where_clause,
+        topic,
+        version,
+        schema,
+        codec,
+        krate,
+        key,
+    } = event;
+    let version = Literal::u32_unsuffixed(*version);
+    let (codec, codec_span) = *codec;
+    // Spanned at the `codec` literal (at the derive for the default) so that a struct the codec
+    // cannot encode gets its error there.
+    let codec_ident = Ident::new(codec.type_name(), codec_span);
+    let codec_ty = respan(quote!(#krate::#codec_ident), codec_span);
+    let key_fn = key.as_ref().map(key_fn);
+    quote! {
+        #[automatically_derived]
+        impl #krate::Event for #ident #where_clause {
+            const TOPIC: &'static str = #topic;
+            const VERSION: u32 = #version;
+            const SCHEMA: &'static str = #schema;
+            type Codec = #codec_ty;
+            #key_fn
+        }
+    }
+}
+
+/// `fn key` returning the marked field as a string; spanned at the field's type so that a type
+/// without `Display` gets its error there.
+fn key_fn(key: &Key) -> TokenStream {
+    let Key {
+        member,
+        optional,
+        ty_span,
+    } = key;
+    let value = if *optional {
+        quote_spanned! {*ty_span=>
+            ::core::option::Option::map(
+                ::core::option::Option::as_ref(&self.#member),
+                ::std::string::ToString::to_string,
+            )
+        }
+    } else {
+        quote_spanned! {*ty_span=>
+            ::core::option::Option::Some(::std::string::ToString::to_string(&self.#member))
+        }
+    };
+    quote! {
+        fn key(&self) -> ::core::option::Option<::std::string::String> {
+            #value
+        }
+    }
+}
+
+/// `tokens` with every token placed at `span`. A path carries no groups, so one level is enough.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
+}

@@ -1,0 +1,234 @@
+//! Checking that the item and its attributes make an event: a concrete struct, a topic that
+//! follows the topic rule, a schema name, at most one key field.
+
+use heck::ToUpperCamelCase;
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, Ident, LitStr, Member, Path, Type, WhereClause};
+use tidings_contract::{TopicError, VersionError, validate_topic};
+
+use crate::attr::{self, Codec, ItemAttrs};
+
+/// An event ready to expand: every value checked.
+pub(crate) struct Event {
+    /// The struct's name.
+    pub(crate) ident: Ident,
+    /// A where clause the struct carries (it has no generic parameters).
+    pub(crate) where_clause: Option<WhereClause>,
+    /// The topic literal, as written.
+    pub(crate) topic: LitStr,
+    /// The major version the topic's last segment names.
+    pub(crate) version: u32,
+    /// The schema name: given, or derived from the topic.
+    pub(crate) schema: LitStr,
+    /// The codec and where it was chosen (the literal, or the derive for the default).
+    pub(crate) codec: (Codec, Span),
+    /// The path of the runtime crate.
+    pub(crate) krate: Path,
+    /// The field holding the partition key.
+    pub(crate) key: Option<Key>,
+}
+
+/// The field marked `#[event(key)]`.
+pub(crate) struct Key {
+    /// How the field is reached from `self`.
+    pub(crate) member: Member,
+    /// The field's type is written `Option<...>`: no key when it is `None`.
+    pub(crate) optional: bool,
+    /// Where the field's type is, for errors about it.
+    pub(crate) ty_span: Span,
+}
+
+/// Checks `input` and its attributes, returning every error found at once.
+pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
+    let mut errors = Vec::new();
+    let attrs = attr::item_attrs(&input.attrs, &mut errors);
+    let key = match &input.data {
+        Data::Struct(data) => key_field(&data.fields, &mut errors),
+        Data::Enum(data) => {
+            errors.push(syn::Error::new(
+                data.enum_token.span,
+                "`#[derive(Event)]` goes on a struct, not an enum: an event is one message, a \
+                 protobuf message or a serde struct; put the enum in a field of a struct and \
+                 derive `Event` on that struct",
+            ));
+            None
+        }
+        Data::Union(data) => {
+            errors.push(syn::Error::new(
+                data.union_token.span,
+                "`#[derive(Event)]` goes on a struct, not a union: an event is a protobuf \
+                 message or a serde struct",
+            ));
+            None
+        }
+    };
+    if !input.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &input.generics.params,
+            "an event type cannot be generic: its topic and schema are constants, the same for \
+             every instantiation; derive `Event` on a concrete struct, for instance one with a \
+             field of the generic type instantiated",
+        ));
+    }
+    let topic = checked_topic(input, &attrs, &mut errors);
+    let schema = match (&topic, attrs.schema) {
+        (_, Some(schema)) if schema.value().is_empty() => {
+            errors.push(syn::Error::new(
+                schema.span(),
+                "the schema name is empty; name the message, such as \
+                 `schema = \"events.order.v1.Created\"`, or remove `schema` to derive it from \
+                 the topic",
+            ));
+            None
+        }
+        (_, Some(schema)) => Some(schema),
+        (Some((topic, _)), None) => {
+            Some(LitStr::new(&default_schema(&topic.value()), topic.span()))
+        }
+        (None, None) => None,
+    };
+    if let Some(error) = errors.into_iter().reduce(|mut all, e| {
+        all.combine(e);
+        all
+    }) {
+        return Err(error);
+    }
+    // No error means a topic and a schema were found.
+    let (Some((topic, version)), Some(schema)) = (topic, schema) else {
+        unreachable!("a missing topic or schema is reported as an error above")
+    };
+    Ok(Event {
+        ident: input.ident.clone(),
+        where_clause: input.generics.where_clause.clone(),
+        topic,
+        version,
+        schema,
+        codec: attrs.codec.unwrap_or((Codec::Protobuf, Span::call_site())),
+        krate: attrs.krate.unwrap_or_else(|| syn::parse_quote!(::tidings)),
+        key,
+    })
+}
+
+/// The topic literal and the major version it names, checked with the one topic rule.
+fn checked_topic(
+    input: &DeriveInput,
+    attrs: &ItemAttrs,
+    errors: &mut Vec<syn::Error>,
+) -> Option<(LitStr, u32)> {
+    let Some(topic) = &attrs.topic else {
+        // An attribute that failed to parse may have held the topic: its error says enough.
+        if attrs.incomplete {
+            return None;
+        }
+        errors.push(syn::Error::new(
+            input.ident.span(),
+            format!(
+                "`{}` has no topic; add `#[event(topic = \"events.<domain>.<event>.v1\")]`, \
+                 such as `#[event(topic = \"events.order.created.v1\")]`",
+                input.ident
+            ),
+        ));
+        return None;
+    };
+    match validate_topic(&topic.value()) {
+        Ok(version) => Some((topic.clone(), version.major)),
+        Err(e) => {
+            let value = topic.value();
+            let mut message = format!("invalid topic `{}`: {e}", value.escape_debug());
+            if let TopicError::BadVersion {
+                reason: VersionError::MissingV,
+                ..
+            } = e
+            {
+                // The last segment is a name, not a version: the version was left out.
+                let with_version = format!("{value}.v1");
+                if validate_topic(&with_version).is_ok() {
+                    message += &format!("; to add the version, write `{with_version}`");
+                }
+            }
+            errors.push(syn::Error::new(topic.span(), message));
+            None
+        }
+    }
+}
+
+/// The schema name the naming convention gives a topic: the topic is the package without its
+/// version, the message name in snake_case, then the version, so `events.order.created.v1` is
+/// message `Created` of package `events.order.v1`, `events.order.v1.Created`.
+fn default_schema(topic: &str) -> String {
+    // The topic passed the topic rule, so it has at least three segments.
+    let segments: Vec<&str> = topic.split('.').collect();
+    let (version, rest) = segments.split_last().expect("a valid topic has segments");
+    let (event, package) = rest.split_last().expect("a valid topic has three segments");
+    format!(
+        "{}.{version}.{}",
+        package.join("."),
+        event.to_upper_camel_case()
+    )
+}
+
+/// The field marked `#[event(key)]`, if any; a second one is an error.
+fn key_field(fields: &Fields, errors: &mut Vec<syn::Error>) -> Option<Key> {
+    let mut found: Option<Key> = None;
+    for (index, field) in fields.iter().enumerate() {
+        let Some(span) = attr::field_key(&field.attrs, errors) else {
+            continue;
+        };
+        if found.is_some() {
+            errors.push(syn::Error::new(
+                span,
+                "only one field can hold the partition key; remove `#[event(key)]` from all \
+                 fields but one",
+            ));
+            continue;
+        }
+        let member = match &field.ident {
+            Some(ident) => Member::Named(ident.clone()),
+            None => Member::Unnamed(index.into()),
+        };
+        found = Some(Key {
+            member,
+            optional: is_option(&field.ty),
+            ty_span: field.ty.span(),
+        });
+    }
+    found
+}
+
+/// Whether `ty` is written `Option<T>` (under any path). Type aliases cannot be seen through.
+fn is_option(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    path.qself.is_none()
+        && path.path.segments.last().is_some_and(|last| {
+            last.ident == "Option"
+                && matches!(&last.arguments,
+                    syn::PathArguments::AngleBracketed(args) if args.args.len() == 1)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_schema;
+
+    #[test]
+    fn default_schema_inverts_the_topic_convention() {
+        for (topic, schema) in [
+            ("events.order.created.v1", "events.order.v1.Created"),
+            (
+                "events.order.order_created.v2",
+                "events.order.v2.OrderCreated",
+            ),
+            (
+                "shop.billing.invoice_paid.v1beta1",
+                "shop.billing.v1beta1.InvoicePaid",
+            ),
+            ("a.b.v3", "a.v3.B"),
+            ("events.stock.item2_moved.v1", "events.stock.v1.Item2Moved"),
+        ] {
+            assert_eq!(default_schema(topic), schema, "{topic}");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+use tidings::Event;
+
+#[derive(Clone, PartialEq, prost::Message, Event)]
+#[event(topic = "events.order.created.v1")]
+pub struct Created {
+    #[prost(string, tag = "1")]
+    #[event(key = "order_id")]
+    pub order_id: String,
+}
+
+fn main() {}

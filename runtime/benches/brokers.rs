@@ -1,0 +1,516 @@
+//! Per broker: typed publish and consume through tidings against the broker's raw Rust client,
+//! same payload, same acknowledgement settings, in the same run.
+//!
+//! Every side publishes from 4 tasks, each publish awaiting the broker's confirmation
+//! (JetStream publish ack with a message id; RabbitMQ publisher confirm, persistent message),
+//! and consumes from one durable consumer (JetStream pull consumer; RabbitMQ quorum queue) with
+//! a prefetch of 64, acking each message after decoding it. A round ends when every event was
+//! handled. Rounds interleave the sides; the medians are compared.
+//!
+//! The raw client runs twice: with the bare payload, and with the same CloudEvents attributes
+//! tidings puts on the wire (binary mode headers: id, source, type, time, schema, content
+//! type). The ratio against the second is tidings' own cost; the gap between the two raw
+//! figures is the cost of the wire format.
+//!
+//! `cargo bench -p tidings --features nats,rabbitmq --bench brokers` against the servers of
+//! `TIDINGS_NATS_URL` and `TIDINGS_RABBITMQ_URL` (loopback defaults) prints events/s for each
+//! side and the ratios per broker.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use prost::Message as _;
+use tidings::broker::nats::{NatsBroker, NatsConfig};
+use tidings::broker::rabbitmq::{RabbitBroker, RabbitConfig};
+use tidings::{Broker, Bus, Event, HandlerError, Protobuf, Received};
+use tokio::sync::Notify;
+
+/// A typical event: ids, an amount, a currency, a short note.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OrderCreated {
+    #[prost(string, tag = "1")]
+    order_id: String,
+    #[prost(string, tag = "2")]
+    customer_id: String,
+    #[prost(int64, tag = "3")]
+    amount_cents: i64,
+    #[prost(string, tag = "4")]
+    currency: String,
+    #[prost(uint32, tag = "5")]
+    items: u32,
+    #[prost(string, tag = "6")]
+    note: String,
+}
+
+impl Event for OrderCreated {
+    const TOPIC: &'static str = "bench.order.created.v1";
+    const VERSION: u32 = 1;
+    const SCHEMA: &'static str = "bench.order.v1.Created";
+    type Codec = Protobuf;
+}
+
+fn sample() -> OrderCreated {
+    OrderCreated {
+        order_id: "ord-000123456789".into(),
+        customer_id: "cus-42".into(),
+        amount_cents: 129_900,
+        currency: "EUR".into(),
+        items: 3,
+        note: "leave at the door".into(),
+    }
+}
+
+/// Events per round: RabbitMQ's quorum queues sync to disk and go slower than JetStream.
+const NATS_EVENTS: u64 = 10_000;
+const RABBITMQ_EVENTS: u64 = 4_000;
+const PUBLISHERS: u64 = 4;
+const PREFETCH: usize = 64;
+const ROUNDS: usize = 5;
+/// Where the raw side publishes, beside the typed side's topic.
+const RAW_SUBJECT: &str = "bench.raw.created.v1";
+const RAW_EXCHANGE: &str = "tidings-bench-raw";
+
+/// Counts handled events and wakes the round when all are in.
+struct Tally {
+    events: u64,
+    handled: AtomicU64,
+    done: Notify,
+}
+
+impl Tally {
+    fn new(events: u64) -> Arc<Tally> {
+        Arc::new(Tally {
+            events,
+            handled: AtomicU64::new(0),
+            done: Notify::new(),
+        })
+    }
+
+    fn one(&self) {
+        if self.handled.fetch_add(1, Ordering::Relaxed) + 1 == self.events {
+            self.done.notify_one();
+        }
+    }
+}
+
+/// How the raw client labels its messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attributes {
+    /// The payload alone.
+    Bare,
+    /// The CloudEvents attributes tidings sends, built per message.
+    CloudEvents,
+}
+
+/// The CloudEvents attributes of one message, as a raw client would write them.
+fn cloud_event_attributes() -> [(&'static str, String); 6] {
+    let time = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a time");
+    [
+        ("specversion", "1.0".to_owned()),
+        ("id", uuid::Uuid::now_v7().to_string()),
+        ("source", "bench".to_owned()),
+        ("type", RAW_SUBJECT.to_owned()),
+        ("time", time),
+        ("dataschema", "proto:bench.order.v1.Created".to_owned()),
+    ]
+}
+
+/// Runs `publish(i)` for `events` events from [`PUBLISHERS`] tasks.
+async fn publish_all<F, Fut>(events: u64, publish: F)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let tasks: Vec<_> = (0..PUBLISHERS)
+        .map(|lane| {
+            let publish = publish.clone();
+            tokio::spawn(async move {
+                for i in (lane..events).step_by(PUBLISHERS as usize) {
+                    publish(i).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a publisher");
+    }
+}
+
+/// Typed publish and group subscription over a broker; the time until all events were handled.
+async fn typed(broker: Arc<dyn Broker>, group: &str, events: u64) -> Duration {
+    let bus = Bus::from_arc(broker).with_source("bench");
+    let tally = Tally::new(events);
+    let handler = {
+        let tally = tally.clone();
+        move |event: Received<OrderCreated>| {
+            std::hint::black_box(&*event);
+            tally.one();
+            std::future::ready(Ok::<(), HandlerError>(()))
+        }
+    };
+    let subscription = bus
+        .subscribe(handler)
+        .group(group)
+        .concurrency(PREFETCH)
+        .await
+        .expect("subscribing");
+    let event = Arc::new(sample());
+    let start = Instant::now();
+    publish_all(events, move |_| {
+        let (bus, event) = (bus.clone(), event.clone());
+        async move { bus.publish(&*event).await.expect("publishing") }
+    })
+    .await;
+    tally.done.notified().await;
+    let elapsed = start.elapsed();
+    subscription.shutdown().await;
+    elapsed
+}
+
+async fn seam(broker: Arc<dyn Broker>, group: &str, events: u64) -> Duration {
+    let topic = tidings::Topic::new(OrderCreated::TOPIC).unwrap();
+    let mut stream = broker.subscribe(tidings::broker::SubscribeRequest { topic: topic.clone(), group: Some(group.to_owned()), start: tidings::StartFrom::New, prefetch: PREFETCH }).await.unwrap();
+    let tally = Tally::new(events);
+    let reader = tokio::spawn({ let tally = tally.clone(); async move {
+        while let Some(Ok(d)) = stream.next().await {
+            let m = d.message.unwrap();
+            std::hint::black_box(OrderCreated::decode(&m.data[..]).unwrap());
+            d.acker.ack().await.unwrap();
+            tally.one();
+        }
+    }});
+    let start = Instant::now();
+    publish_all(events, move |_| { let (broker, topic) = (broker.clone(), topic.clone()); async move {
+        let envelope = tidings::Envelope::new(Arc::from("bench"), std::borrow::Cow::Borrowed(OrderCreated::TOPIC), tidings::ContentType::Protobuf, Some(std::borrow::Cow::Borrowed("proto:bench.order.v1.Created")));
+        broker.publish(&topic, tidings::broker::Message { envelope, data: Bytes::from(sample().encode_to_vec()) }).await.unwrap();
+    }}).await;
+    tally.done.notified().await;
+    let e = start.elapsed();
+    reader.abort();
+    e
+}
+
+async fn raw_nats(
+    js: &jetstream::Context,
+    consumer_name: &str,
+    events: u64,
+    attributes: Attributes,
+) -> Duration {
+    let stream = js
+        .create_or_update_stream(stream::Config {
+            name: RAW_SUBJECT.replace('.', "-"),
+            subjects: vec![RAW_SUBJECT.to_owned()],
+            max_age: Duration::from_secs(3600),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("the raw stream");
+    let consumer: consumer::PullConsumer = js
+        .create_consumer_on_stream(
+            consumer::pull::Config {
+                durable_name: Some(consumer_name.to_owned()),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+            stream.config.name.as_str(),
+        )
+        .await
+        .expect("the raw consumer");
+    let tally = Tally::new(events);
+    let reader = tokio::spawn({
+        let tally = tally.clone();
+        async move {
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(PREFETCH)
+                .messages()
+                .await
+                .expect("pulling");
+            while let Some(Ok(message)) = messages.next().await {
+                let decoded = OrderCreated::decode(&message.payload[..]).expect("decoding");
+                std::hint::black_box((
+                    &decoded,
+                    message.headers.as_ref().map(|h| h.get("ce-type")),
+                ));
+                message.ack().await.expect("acking");
+                tally.one();
+            }
+        }
+    });
+    let js = js.clone();
+    let prefix: Arc<str> = Arc::from(consumer_name);
+    let start = Instant::now();
+    publish_all(events, move |i| {
+        let (js, prefix) = (js.clone(), prefix.clone());
+        async move {
+            let mut publish = jetstream::message::PublishMessage::build()
+                .payload(Bytes::from(sample().encode_to_vec()))
+                .message_id(format!("{prefix}-{i}"));
+            if attributes == Attributes::CloudEvents {
+                let mut headers = async_nats::HeaderMap::new();
+                for (name, value) in cloud_event_attributes() {
+                    headers.insert(format!("ce-{name}"), value);
+                }
+                headers.insert("content-type", "application/protobuf");
+                publish = publish.headers(headers);
+            }
+            let ack = js
+                .send_publish(RAW_SUBJECT, publish)
+                .await
+                .expect("publishing");
+            ack.await.expect("the publish ack");
+        }
+    })
+    .await;
+    tally.done.notified().await;
+    let elapsed = start.elapsed();
+    reader.abort();
+    elapsed
+}
+
+async fn raw_rabbit(
+    connection: &lapin::Connection,
+    queue: &str,
+    events: u64,
+    attributes: Attributes,
+) -> Duration {
+    let publisher = connection.create_channel().await.expect("a channel");
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    publisher
+        .exchange_declare(
+            RAW_EXCHANGE.into(),
+            lapin::ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .expect("the raw exchange");
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    publisher
+        .queue_declare(queue.into(), durable, arguments)
+        .await
+        .expect("the raw queue");
+    publisher
+        .queue_bind(
+            queue.into(),
+            RAW_EXCHANGE.into(),
+            RAW_SUBJECT.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("binding");
+
+    let consumer_channel = connection.create_channel().await.expect("a channel");
+    consumer_channel
+        .basic_qos(PREFETCH as u16, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let mut consumer = consumer_channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consuming");
+    let tally = Tally::new(events);
+    let reader = tokio::spawn({
+        let tally = tally.clone();
+        async move {
+            while let Some(Ok(delivery)) = consumer.next().await {
+                let decoded = OrderCreated::decode(&delivery.data[..]).expect("decoding");
+                std::hint::black_box((&decoded, delivery.properties.headers()));
+                delivery
+                    .acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .expect("acking");
+                tally.one();
+            }
+        }
+    });
+    let start = Instant::now();
+    publish_all(events, move |_| {
+        let publisher = publisher.clone();
+        async move {
+            let mut properties = lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/protobuf".into());
+            if attributes == Attributes::CloudEvents {
+                let mut headers = FieldTable::default();
+                for (name, value) in cloud_event_attributes() {
+                    let value = AMQPValue::LongString(value.as_bytes().into());
+                    headers.insert(format!("cloudEvents_{name}").into(), value);
+                }
+                properties = properties.with_headers(headers);
+            }
+            let confirm = publisher
+                .basic_publish(
+                    RAW_EXCHANGE.into(),
+                    RAW_SUBJECT.into(),
+                    BasicPublishOptions::default(),
+                    &sample().encode_to_vec(),
+                    properties,
+                )
+                .await
+                .expect("publishing");
+            assert!(
+                confirm.await.expect("the confirm").is_ack(),
+                "the broker refused a message"
+            );
+        }
+    })
+    .await;
+    tally.done.notified().await;
+    let elapsed = start.elapsed();
+    reader.abort();
+    elapsed
+}
+
+fn per_second(events: u64, elapsed: Duration) -> f64 {
+    events as f64 / elapsed.as_secs_f64()
+}
+
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+/// Events per second of each side over the rounds.
+#[derive(Default)]
+struct Rates {
+    typed: Vec<f64>,
+    bare: Vec<f64>,
+    cloud_events: Vec<f64>,
+}
+
+fn report(broker: &str, raw: &str, events: u64, rates: Rates) {
+    let typed = median(rates.typed);
+    let (bare, cloud_events) = (median(rates.bare), median(rates.cloud_events));
+    println!("{broker}: {events} events per round, median of {ROUNDS} rounds");
+    println!("  tidings typed publish + group consume:      {typed:>9.0} events/s");
+    println!("  {raw}, same CloudEvents headers: {cloud_events:>9.0} events/s");
+    println!("  {raw}, bare payload:             {bare:>9.0} events/s");
+    println!(
+        "  ratio {:.2} against the same headers, {:.2} against the bare payload (target >= 0.90)",
+        typed / cloud_events,
+        typed / bare
+    );
+}
+
+async fn nats(run: &str) {
+    let config = NatsConfig::from_env().max_age(Duration::from_secs(3600));
+    let client = async_nats::connect(config.url())
+        .await
+        .expect("connecting to NATS");
+    let js = jetstream::new(client);
+    let broker: Arc<dyn Broker> = Arc::new(
+        NatsBroker::connect(config)
+            .await
+            .expect("connecting to NATS"),
+    );
+    let events = NATS_EVENTS;
+    let mut rates = Rates::default();
+    // The first round warms connections and streams up.
+    for round in 0..=ROUNDS {
+        let group = format!("bench_{run}_{round}");
+        let (bare, headers) = (format!("{group}_bare"), format!("{group}_ce"));
+        let typed_time = typed(broker.clone(), &group, events).await;
+        let bare_time = raw_nats(&js, &bare, events, Attributes::Bare).await;
+        let headers_time = raw_nats(&js, &headers, events, Attributes::CloudEvents).await;
+        let seam_time = seam(broker.clone(), &format!("{group}_seam"), events).await;
+        println!("round {round}: typed {:.0} seam {:.0} ce {:.0} bare {:.0}", per_second(events, typed_time), per_second(events, seam_time), per_second(events, headers_time), per_second(events, bare_time));
+        if round > 0 {
+            rates.typed.push(per_second(events, typed_time));
+            rates.bare.push(per_second(events, bare_time));
+            rates.cloud_events.push(per_second(events, headers_time));
+        }
+        let _ = js
+            .delete_consumer_from_stream(&group, "bench-order-created-v1")
+            .await;
+        for consumer in [bare, headers] {
+            let _ = js
+                .delete_consumer_from_stream(&consumer, RAW_SUBJECT.replace('.', "-"))
+                .await;
+        }
+    }
+    report("nats jetstream", "raw async-nats", events, rates);
+}
+
+async fn rabbitmq(run: &str) {
+    let config = RabbitConfig::from_env();
+    let connection =
+        lapin::Connection::connect(config.url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("connecting to RabbitMQ");
+    let cleanup = connection.create_channel().await.expect("a channel");
+    let broker: Arc<dyn Broker> = Arc::new(
+        RabbitBroker::connect(config)
+            .await
+            .expect("connecting to RabbitMQ"),
+    );
+    let events = RABBITMQ_EVENTS;
+    let mut rates = Rates::default();
+    for round in 0..=ROUNDS {
+        let group = format!("bench_{run}_{round}");
+        let (bare, headers) = (format!("{group}_bare"), format!("{group}_ce"));
+        let typed_time = typed(broker.clone(), &group, events).await;
+        let bare_time = raw_rabbit(&connection, &bare, events, Attributes::Bare).await;
+        let headers_time = raw_rabbit(&connection, &headers, events, Attributes::CloudEvents).await;
+        if round > 0 {
+            rates.typed.push(per_second(events, typed_time));
+            rates.bare.push(per_second(events, bare_time));
+            rates.cloud_events.push(per_second(events, headers_time));
+        }
+        for queue in [format!("{}:{group}", OrderCreated::TOPIC), bare, headers] {
+            let _ = cleanup
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+    }
+    report("rabbitmq", "raw lapin", events, rates);
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let run = tidings::envelope::new_id().replace('-', "");
+    runtime.block_on(async {
+        nats(&run).await;
+        if std::env::var_os("SKIP_RABBIT").is_none() { rabbitmq(&run).await; }
+    });
+}

@@ -1,0 +1,489 @@
+//! JetStream mode: a stream per topic, pull consumers, acknowledgements.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{AckKind, stream};
+use async_nats::{HeaderMap, Subject};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{Shared, binding};
+use crate::broker::{
+    Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Message, Nack, StartFrom,
+    SubscribeRequest,
+};
+use crate::envelope::attr;
+use crate::topic::Topic;
+
+/// How often an idle pull asks the server for a sign of life.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How long one pull request stays open on the server.
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
+/// How long a message whose acker was dropped unsettled waits before it is delivered again. A
+/// consumer that died usually leaves pull requests behind for an instant; a redelivery racing
+/// them is not counted as an attempt by the server (seen on nats-server 2.9).
+const REDELIVER_AFTER_DROP: Duration = Duration::from_millis(50);
+/// How long an ephemeral consumer outlives a subscriber that vanished without closing.
+const INACTIVE_THRESHOLD: Duration = Duration::from_secs(300);
+
+/// The stream a topic is kept in.
+#[derive(Clone, Debug)]
+pub(super) struct StreamName {
+    name: Arc<str>,
+    /// Made by tidings for this topic alone, rather than someone's stream that captures it.
+    own: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn streams(shared: &Shared) -> MutexGuard<'_, HashMap<String, StreamName>> {
+    lock(&shared.streams)
+}
+
+/// The stream of `topic`, created or brought up to date with the settings the first time the
+/// topic is used by this broker.
+async fn stream_for(shared: &Shared, topic: &str) -> Result<StreamName, BrokerError> {
+    if let Some(known) = streams(shared).get(topic) {
+        return Ok(known.clone());
+    }
+    let name = format!("{}{}", shared.config.stream_prefix, topic.replace('.', "-"));
+    let config = stream::Config {
+        name: name.clone(),
+        subjects: vec![topic.to_owned()],
+        max_age: shared.config.max_age,
+        duplicate_window: shared.config.duplicate_window,
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        ..Default::default()
+    };
+    let found = match shared.js.create_or_update_stream(config).await {
+        Ok(_) => StreamName {
+            name: name.into(),
+            own: true,
+        },
+        // Most likely another stream already captures the subject: read from that one.
+        Err(create_error) => match shared.js.stream_by_subject(topic).await {
+            Ok(other) if other != name => StreamName {
+                name: other.into(),
+                own: false,
+            },
+            _ => {
+                return Err(shared.failure(
+                    format_args!("create the stream {name} for {topic}"),
+                    create_error,
+                ));
+            }
+        },
+    };
+    streams(shared).insert(topic.to_owned(), found.clone());
+    Ok(found)
+}
+
+pub(super) async fn publish(
+    shared: &Shared,
+    topic: &Topic,
+    message: Message,
+) -> Result<(), BrokerError> {
+    let headers = binding::headers(&message.envelope, &[]);
+    store(
+        shared,
+        topic.as_str(),
+        headers,
+        message.data,
+        &message.envelope.id,
+    )
+    .await
+}
+
+/// Publishes to the stream of `subject` and waits until the server stored the message.
+async fn store(
+    shared: &Shared,
+    subject: &str,
+    headers: HeaderMap,
+    data: Bytes,
+    id: &str,
+) -> Result<(), BrokerError> {
+    stream_for(shared, subject).await?;
+    let publish = PublishMessage::build()
+        .payload(data)
+        .headers(headers)
+        .message_id(id);
+    let stored = match shared.js.send_publish(subject.to_owned(), publish).await {
+        Ok(ack) => ack.await,
+        Err(e) => Err(e),
+    };
+    stored.map(drop).map_err(|e| {
+        if e.kind() == PublishErrorKind::StreamNotFound {
+            // Deleted behind our back: the next publish makes it again.
+            streams(shared).remove(subject);
+        }
+        shared.failure(format_args!("publish to {subject}"), e)
+    })
+}
+
+pub(super) async fn subscribe(
+    shared: Arc<Shared>,
+    request: SubscribeRequest,
+) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+    let invalid = |c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\');
+    if let Some(group) = &request.group
+        && (group.is_empty() || group.contains(invalid))
+    {
+        return Err(shared.rejected(
+            format_args!("subscribe to {} in group {group:?}", request.topic),
+            "a group name is a consumer name: non-empty, without whitespace, `.`, `*`, `>`, \
+             `/` or `\\`",
+        ));
+    }
+    let prefetch = request.prefetch.max(1);
+    let in_flight = Arc::new(InFlight::default());
+    tokio::spawn(keep_in_progress(
+        shared.clone(),
+        Arc::downgrade(&in_flight),
+        shared.config.ack_wait / 3,
+    ));
+    let mut source = Source {
+        shared,
+        request,
+        prefetch,
+        consumer: None,
+        last_sequence: None,
+    };
+    let messages = source.open().await?;
+    Ok(Box::new(Deliveries {
+        permits: Arc::new(Semaphore::new(prefetch)),
+        in_flight,
+        source,
+        messages: Some(messages),
+        closed: false,
+    }))
+}
+
+/// The reply subjects of a subscription's unsettled deliveries, by a token of each.
+#[derive(Default)]
+struct InFlight {
+    next_token: std::sync::atomic::AtomicU64,
+    replies: Mutex<HashMap<u64, Subject>>,
+}
+
+impl InFlight {
+    fn insert(&self, reply: Subject) -> u64 {
+        let token = self
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.replies).insert(token, reply);
+        token
+    }
+
+    fn remove(&self, token: u64) -> Option<Subject> {
+        lock(&self.replies).remove(&token)
+    }
+}
+
+/// Tells the server, every `every`, that the deliveries still in a handler's hands are being
+/// worked on, so a handler may run longer than the ack wait while a consumer that died gets its
+/// messages delivered again after one ack wait. Ends with the subscription and its deliveries.
+async fn keep_in_progress(shared: Arc<Shared>, in_flight: Weak<InFlight>, every: Duration) {
+    let every = every.max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(in_flight) = in_flight.upgrade() else {
+            return;
+        };
+        let replies: Vec<Subject> = lock(&in_flight.replies).values().cloned().collect();
+        drop(in_flight);
+        for reply in replies {
+            let _ = shared.client.publish(reply, AckKind::Progress.into()).await;
+        }
+    }
+}
+
+/// Where a subscription's messages come from, kept to make the consumer again after it was
+/// lost (a server restart forgets ephemeral consumers).
+struct Source {
+    shared: Arc<Shared>,
+    request: SubscribeRequest,
+    prefetch: usize,
+    /// The stream and name of the consumer in use.
+    consumer: Option<(StreamName, String)>,
+    /// The stream sequence of the last message handed out, where a new ephemeral consumer
+    /// starts again.
+    last_sequence: Option<u64>,
+}
+
+impl Source {
+    fn operation(&self) -> String {
+        match &self.request.group {
+            Some(group) => format!("subscribe to {} in group {group}", self.request.topic),
+            None => format!("subscribe to {}", self.request.topic),
+        }
+    }
+
+    async fn open(&mut self) -> Result<pull::Stream, BrokerError> {
+        if let Some(consumer) = self.existing().await {
+            return self.pull(consumer).await;
+        }
+        let topic = self.request.topic.as_str();
+        let stream = stream_for(&self.shared, topic).await?;
+        let deliver_policy = match (self.last_sequence, self.request.start) {
+            (Some(sequence), _) => DeliverPolicy::ByStartSequence {
+                start_sequence: sequence + 1,
+            },
+            (None, StartFrom::New) => DeliverPolicy::New,
+            (None, StartFrom::Oldest) => DeliverPolicy::All,
+        };
+        let config = &self.shared.config;
+        let mut consumer_config = pull::Config {
+            deliver_policy,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: config.ack_wait,
+            max_deliver: config.max_deliver.map_or(-1, i64::from),
+            filter_subject: topic.to_owned(),
+            ..Default::default()
+        };
+        let handle = self
+            .shared
+            .js
+            .get_stream_no_info(&*stream.name)
+            .await
+            .map_err(|e| self.shared.failure(self.operation(), e))?;
+        let consumer: PullConsumer = match &self.request.group {
+            Some(group) => {
+                // A group keeps its place: an existing consumer is used as it is.
+                consumer_config.deliver_policy = match self.request.start {
+                    StartFrom::New => DeliverPolicy::New,
+                    StartFrom::Oldest => DeliverPolicy::All,
+                };
+                let name = if stream.own {
+                    group.clone()
+                } else {
+                    format!("{group}_{}", topic.replace('.', "-"))
+                };
+                consumer_config.durable_name = Some(name.clone());
+                consumer_config.inactive_threshold = config.group_expiry.unwrap_or_default();
+                handle.get_or_create_consumer(&name, consumer_config).await
+            }
+            None => {
+                consumer_config.max_ack_pending = i64::try_from(self.prefetch).unwrap_or(i64::MAX);
+                consumer_config.inactive_threshold = INACTIVE_THRESHOLD;
+                handle.create_consumer(consumer_config).await
+            }
+        }
+        .map_err(|e| self.shared.failure(self.operation(), e))?;
+        self.consumer = Some((stream, consumer.cached_info().name.clone()));
+        self.pull(consumer).await
+    }
+
+    /// The consumer in use, if the server still has it.
+    async fn existing(&self) -> Option<PullConsumer> {
+        let (stream, name) = self.consumer.as_ref()?;
+        let handle = self
+            .shared
+            .js
+            .get_stream_no_info(&*stream.name)
+            .await
+            .ok()?;
+        handle.get_consumer(name).await.ok()
+    }
+
+    async fn pull(&self, consumer: PullConsumer) -> Result<pull::Stream, BrokerError> {
+        consumer
+            .stream()
+            .max_messages_per_batch(self.prefetch)
+            .heartbeat(HEARTBEAT)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await
+            .map_err(|e| self.shared.failure(self.operation(), e))
+    }
+
+    /// Opens again until it works, waiting for the connection to come back.
+    async fn reopen(&mut self) -> pull::Stream {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            self.shared.connected().await;
+            if let Ok(messages) = self.open().await {
+                return messages;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+struct Deliveries {
+    source: Source,
+    messages: Option<pull::Stream>,
+    /// One permit per delivery handed out and not yet settled, at most `prefetch`.
+    permits: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
+    closed: bool,
+}
+
+#[async_trait]
+impl DeliveryStream for Deliveries {
+    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        if self.closed {
+            return None;
+        }
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        loop {
+            let next = match &mut self.messages {
+                Some(messages) => messages.next().await,
+                None => None,
+            };
+            match next {
+                Some(Ok(message)) => return Some(Ok(self.deliver(message, permit))),
+                // The server went quiet, the consumer is gone or the pull cannot go on: pull
+                // again, from the same consumer when it is still there. (A pull does not always
+                // resume by itself after a server restart.)
+                Some(Err(_)) | None => {
+                    self.messages = None;
+                    self.messages = Some(self.source.reopen().await);
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.messages = None;
+        if let (None, Some((stream, name))) = (&self.source.request.group, &self.source.consumer) {
+            // Whatever it still holds goes with it; nobody else reads it.
+            if let Ok(handle) = self
+                .source
+                .shared
+                .js
+                .get_stream_no_info(&*stream.name)
+                .await
+            {
+                let _ = handle.delete_consumer(name).await;
+            }
+        }
+    }
+}
+
+impl Deliveries {
+    fn deliver(
+        &mut self,
+        message: async_nats::jetstream::Message,
+        permit: OwnedSemaphorePermit,
+    ) -> Delivery {
+        let (attempt, sequence) = message.info().map_or((1, 0), |info| {
+            (
+                u32::try_from(info.delivered).unwrap_or(u32::MAX).max(1),
+                info.stream_sequence,
+            )
+        });
+        self.source.last_sequence = Some(sequence);
+        let mut message = message.message;
+        let headers = message.headers.take();
+        let read = binding::read(headers.as_ref(), message.payload.clone());
+        let token = message.reply.map(|reply| self.in_flight.insert(reply));
+        Delivery {
+            message: read,
+            attempt,
+            acker: Box::new(JetStreamAcker {
+                shared: self.source.shared.clone(),
+                in_flight: self.in_flight.clone(),
+                token,
+                headers,
+                payload: message.payload,
+                sequence,
+                _permit: permit,
+            }),
+        }
+    }
+}
+
+struct JetStreamAcker {
+    shared: Arc<Shared>,
+    in_flight: Arc<InFlight>,
+    /// `Some` until settled; dropped unsettled, the message is nacked for redelivery at once.
+    token: Option<u64>,
+    headers: Option<HeaderMap>,
+    payload: Bytes,
+    sequence: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl JetStreamAcker {
+    async fn settle(&mut self, kind: AckKind) -> Result<(), BrokerError> {
+        let Some(reply) = self
+            .token
+            .take()
+            .and_then(|token| self.in_flight.remove(token))
+        else {
+            return Ok(());
+        };
+        self.shared
+            .client
+            .publish(reply, kind.into())
+            .await
+            .map_err(|e| self.shared.failure("settle a delivery", e))
+    }
+}
+
+#[async_trait]
+impl Acker for JetStreamAcker {
+    async fn ack(mut self: Box<Self>) -> Result<(), BrokerError> {
+        self.settle(AckKind::Ack).await
+    }
+
+    async fn nack(mut self: Box<Self>, nack: Nack) -> Result<(), BrokerError> {
+        let kind = match nack {
+            Nack::Retry(delay) if delay.is_zero() => AckKind::Nak(None),
+            Nack::Retry(delay) => AckKind::Nak(Some(delay)),
+            Nack::Terminate => AckKind::Term,
+        };
+        self.settle(kind).await
+    }
+
+    async fn dead_letter(mut self: Box<Self>, letter: DeadLetter) -> Result<(), BrokerError> {
+        let dead_letters = letter.topic.dead_letter().map_err(|e| {
+            self.shared
+                .rejected(format_args!("dead-letter a message of {}", letter.topic), e)
+        })?;
+        let mut headers = self.headers.take().unwrap_or_default();
+        binding::add_attributes(&mut headers, &letter.attributes());
+        // The event id keeps a retried dead letter from being stored twice; a message without
+        // one is named by its place in the stream.
+        let id = headers
+            .get(format!("ce-{}", attr::ID).as_str())
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_else(|| format!("{}:{}", letter.topic, self.sequence));
+        let payload = self.payload.clone();
+        store(&self.shared, dead_letters.as_str(), headers, payload, &id).await?;
+        self.settle(AckKind::Term).await
+    }
+}
+
+impl Drop for JetStreamAcker {
+    fn drop(&mut self) {
+        if let Some(reply) = self
+            .token
+            .take()
+            .and_then(|token| self.in_flight.remove(token))
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let client = self.shared.client.clone();
+            runtime.spawn(async move {
+                let nak = AckKind::Nak(Some(REDELIVER_AFTER_DROP));
+                let _ = client.publish(reply, nak.into()).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Invalid topics are refused by `Bus::publish` and `Bus::subscribe` before anything reaches a
+//! broker: a broker that records every call must see none.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use crate::broker::{DeliveryStream, Message, SubscribeRequest};
+use crate::topic::VersionError;
+use crate::{
+    Broker, BrokerError, Bus, Capabilities, Event, HandlerError, MemoryBroker, Protobuf,
+    PublishError, Received, SubscribeError, Topic, TopicError,
+};
+
+/// A `MemoryBroker` that counts the calls it gets.
+#[derive(Clone, Default)]
+struct Recording {
+    inner: MemoryBroker,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Recording {
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn record(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Broker for Recording {
+    fn name(&self) -> &'static str {
+        "recording"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+        self.record();
+        self.inner.publish(topic, message).await
+    }
+
+    fn try_publish(
+        &self,
+        topic: &Topic,
+        message: Message,
+    ) -> Result<Result<(), BrokerError>, Message> {
+        self.record();
+        self.inner.try_publish(topic, message)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        self.record();
+        self.inner.subscribe(request).await
+    }
+}
+
+/// A 250-byte topic, one over the limit: `events.` + 240 letters + `.v1`.
+const LONG: &str = {
+    const BYTES: [u8; 250] = {
+        let mut bytes = [b'a'; 250];
+        let (head, tail) = (b"events.", b".v1");
+        let mut i = 0;
+        while i < head.len() {
+            bytes[i] = head[i];
+            i += 1;
+        }
+        let mut i = 0;
+        while i < tail.len() {
+            bytes[250 - tail.len() + i] = tail[i];
+            i += 1;
+        }
+        bytes
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(topic) => topic,
+        Err(_) => panic!("ASCII"),
+    }
+};
+
+/// One event type per topic under test: the topic is a constant of the type.
+macro_rules! events {
+    ($($name:ident = $topic:expr;)*) => {$(
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct $name {
+            #[prost(string, tag = "1")]
+            note: String,
+        }
+
+        impl Event for $name {
+            const TOPIC: &'static str = $topic;
+            const VERSION: u32 = 1;
+            const SCHEMA: &'static str = "tests.v1.Probe";
+            type Codec = Protobuf;
+        }
+    )*};
+}
+
+events! {
+    Upper = "events.Order.created.v1";
+    Star = "events.order.*.v1";
+    Gt = "events.order.>.v1";
+    Hash = "events.order.#.v1";
+    Plus = "events.order.+.v1";
+    Empty = "events..created.v1";
+    NoVersion = "events.order.created";
+    V0 = "events.order.created.v0";
+    UpperV = "events.order.created.V1";
+    Bare = "events.order.created.1";
+    Space = "events.order created.v1";
+    Tab = "events.order.created\t.v1";
+    TooLong = LONG;
+    Valid = "events.order.created.v1";
+}
+
+async fn refused<E: Event + Default>(bus: &Bus) -> TopicError {
+    let published = bus.publish(&E::default()).await;
+    let Err(PublishError::Topic(publish_error)) = published else {
+        panic!(
+            "{:?}: publish was not refused for its topic: {published:?}",
+            E::TOPIC
+        );
+    };
+    let with_options = bus
+        .publish_with(&E::default())
+        .key("k")
+        .correlation_id("c")
+        .await;
+    assert!(matches!(with_options, Err(PublishError::Topic(e)) if e == publish_error));
+    let handler = |_: Received<E>| async { Ok::<(), HandlerError>(()) };
+    let subscribed = bus.subscribe(handler).await;
+    let Err(SubscribeError::Topic(subscribe_error)) = subscribed else {
+        panic!("{:?}: subscribe was not refused for its topic", E::TOPIC);
+    };
+    assert_eq!(subscribe_error, publish_error, "{:?}", E::TOPIC);
+    publish_error
+}
+
+#[tokio::test]
+async fn invalid_topics_never_reach_the_broker() {
+    let broker = Recording::default();
+    let bus = Bus::new(broker.clone());
+    let table = [
+        (
+            "upper case",
+            refused::<Upper>(&bus).await,
+            TopicError::UpperCase { at: 7, ch: 'O' },
+        ),
+        (
+            "wildcard *",
+            refused::<Star>(&bus).await,
+            TopicError::Wildcard { at: 13, ch: '*' },
+        ),
+        (
+            "wildcard >",
+            refused::<Gt>(&bus).await,
+            TopicError::Wildcard { at: 13, ch: '>' },
+        ),
+        (
+            "wildcard #",
+            refused::<Hash>(&bus).await,
+            TopicError::Wildcard { at: 13, ch: '#' },
+        ),
+        (
+            "wildcard +",
+            refused::<Plus>(&bus).await,
+            TopicError::Wildcard { at: 13, ch: '+' },
+        ),
+        (
+            "empty segment",
+            refused::<Empty>(&bus).await,
+            TopicError::EmptySegment { at: 7 },
+        ),
+        (
+            "missing version",
+            refused::<NoVersion>(&bus).await,
+            TopicError::BadVersion {
+                at: 13,
+                reason: VersionError::MissingV,
+            },
+        ),
+        (
+            "version v0",
+            refused::<V0>(&bus).await,
+            TopicError::BadVersion {
+                at: 21,
+                reason: VersionError::ZeroMajor,
+            },
+        ),
+        (
+            "version V1",
+            refused::<UpperV>(&bus).await,
+            TopicError::UpperCase { at: 21, ch: 'V' },
+        ),
+        (
+            "version 1",
+            refused::<Bare>(&bus).await,
+            TopicError::SegmentStart { at: 21 },
+        ),
+        (
+            "space",
+            refused::<Space>(&bus).await,
+            TopicError::Whitespace { at: 12 },
+        ),
+        (
+            "tab",
+            refused::<Tab>(&bus).await,
+            TopicError::Whitespace { at: 20 },
+        ),
+        (
+            "250 bytes",
+            refused::<TooLong>(&bus).await,
+            TopicError::TooLong { len: 250 },
+        ),
+    ];
+    for (case, got, expected) in table {
+        assert_eq!(got, expected, "{case}");
+    }
+    assert_eq!(broker.calls(), 0, "an invalid topic reached the broker");
+
+    // The same bus and broker carry a valid topic, so the count above can move.
+    bus.publish(&Valid::default())
+        .await
+        .expect("a valid topic is published");
+    assert!(broker.calls() > 0);
+}
+
+#[tokio::test]
+async fn a_refusal_says_where_and_what_to_fix() {
+    let bus = Bus::new(Recording::default());
+    let error = bus.publish(&Upper::default()).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot publish: upper-case `O` at byte 7; topics are lowercase (write `o`)"
+    );
+}

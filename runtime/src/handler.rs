@@ -1,0 +1,115 @@
+//! What a subscriber runs for each event.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+
+use crate::envelope::Envelope;
+use crate::event::Event;
+
+/// Handles the events of one subscription.
+///
+/// Returning `Ok` acks the delivery; an error, a panic or a timeout counts as a failed attempt
+/// (retried with backoff, then dead-lettered). Any async closure
+/// `Fn(Received<E>) -> impl Future<Output = Result<(), Err>>` with `Err: Into<HandlerError>` is a
+/// handler; implement the trait on a type of your own to hold state.
+pub trait Handler<E: Event>: Send + Sync + 'static {
+    /// Handles one event.
+    fn handle(&self, event: Received<E>) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+impl<E, F, Fut, Err> Handler<E> for F
+where
+    E: Event,
+    F: Fn(Received<E>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Err>> + Send,
+    Err: Into<HandlerError>,
+{
+    fn handle(&self, event: Received<E>) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let fut = self(event);
+        async move { fut.await.map_err(Into::into) }
+    }
+}
+
+/// An event as a handler receives it: the decoded value, its envelope and the attempt number.
+#[derive(Debug)]
+pub struct Received<E> {
+    event: E,
+    envelope: Envelope,
+    attempt: u32,
+}
+
+impl<E> Received<E> {
+    /// Wraps a decoded event. The runtime makes these; tests of a handler may too.
+    pub fn new(event: E, envelope: Envelope, attempt: u32) -> Self {
+        Received {
+            event,
+            envelope,
+            attempt,
+        }
+    }
+
+    /// The CloudEvents attributes the event arrived with (id, source, time, correlation...).
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// 1 on the first delivery, then counting redeliveries.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The event, dropping the envelope.
+    pub fn into_inner(self) -> E {
+        self.event
+    }
+
+    /// The event and its envelope.
+    pub fn into_parts(self) -> (E, Envelope) {
+        (self.event, self.envelope)
+    }
+}
+
+impl<E> Deref for Received<E> {
+    type Target = E;
+    fn deref(&self) -> &E {
+        &self.event
+    }
+}
+
+/// Why a handler failed: any error type converts into it with `?`.
+///
+/// It does not implement [`Error`] itself, so that every error type can convert into it.
+pub struct HandlerError(Box<dyn Error + Send + Sync>);
+
+impl HandlerError {
+    /// The error the handler returned.
+    pub fn into_inner(self) -> Box<dyn Error + Send + Sync> {
+        self.0
+    }
+}
+
+impl<T: Into<Box<dyn Error + Send + Sync>>> From<T> for HandlerError {
+    fn from(error: T) -> Self {
+        HandlerError(error.into())
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}

@@ -1,0 +1,230 @@
+//! Turning a delivery into a typed event, or into a refusal that says why not.
+//!
+//! A message is decoded as `E` only when its `type` is `E`'s topic (so its major version too),
+//! its `dataschema` names `E`'s schema and its content type is one `E` reads. Anything else is
+//! refused, never decoded as the wrong type.
+
+use crate::broker::Malformed;
+use crate::codec::{Codec, CodecError};
+use crate::envelope::{Envelope, SCHEMA_PREFIX};
+use crate::event::Event;
+use crate::topic::validate_topic;
+
+/// Why a delivery was not decoded as the subscribed event type. The text (its `Display`) is the
+/// dead-letter reason and names what was expected and what arrived.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The `type` attribute is another topic, or the same event at another major version.
+    #[error("{}", wrong_type(expected, actual))]
+    WrongType {
+        /// The subscribed topic.
+        expected: &'static str,
+        /// The `type` the message carries.
+        actual: String,
+    },
+    /// The `dataschema` attribute names another message.
+    #[error("wrong schema: expected dataschema `{SCHEMA_PREFIX}{expected}`, got `{actual}`")]
+    WrongSchema {
+        /// The subscribed schema name.
+        expected: &'static str,
+        /// The `dataschema` the message carries.
+        actual: String,
+    },
+    /// The message carries no `dataschema`, so nothing says which message its data is.
+    #[error("missing schema: expected dataschema `{SCHEMA_PREFIX}{expected}`, got none")]
+    MissingSchema {
+        /// The subscribed schema name.
+        expected: &'static str,
+    },
+    /// The `datacontenttype` is missing or not one tidings reads.
+    #[error(
+        "unknown content type: expected application/protobuf or application/json, got {}",
+        match actual { Some(a) => format!("`{a}`"), None => "none".to_owned() }
+    )]
+    UnknownContentType {
+        /// The `datacontenttype` the message carries.
+        actual: Option<String>,
+    },
+    /// The data does not decode as the schema.
+    #[error("undecodable data: {0}")]
+    Codec(#[from] CodecError),
+    /// The transport message is not a CloudEvents message at all.
+    #[error(
+        "malformed message: expected a CloudEvents 1.0 message of type `{expected}`, got: {reason}"
+    )]
+    Malformed {
+        /// The subscribed topic.
+        expected: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+/// The topic without its version segment.
+fn event_name(topic: &str) -> Option<&str> {
+    topic.rsplit_once('.').map(|(name, _)| name)
+}
+
+fn wrong_type(expected: &str, actual: &str) -> String {
+    match (validate_topic(expected), validate_topic(actual)) {
+        (Ok(e), Ok(a)) if event_name(expected) == event_name(actual) => format!(
+            "wrong major version: expected `{expected}` (major {}), got `{actual}` (major {})",
+            e.major, a.major
+        ),
+        _ => format!("wrong event type: expected `{expected}`, got `{actual}`"),
+    }
+}
+
+/// Decodes a message's `data` as `E`, given its `envelope`, or says why it is not one: the check
+/// a typed subscriber makes on every delivery, usable on its own (reading dead letters, testing an
+/// adapter).
+pub fn decode<E: Event>(envelope: &Envelope, data: &[u8]) -> Result<E, Refusal> {
+    if envelope.event_type != E::TOPIC {
+        return Err(Refusal::WrongType {
+            expected: E::TOPIC,
+            actual: envelope.event_type.clone().into_owned(),
+        });
+    }
+    match envelope.data_schema.as_deref() {
+        None => {
+            return Err(Refusal::MissingSchema {
+                expected: E::SCHEMA,
+            });
+        }
+        Some(schema) if schema.strip_prefix(SCHEMA_PREFIX) != Some(E::SCHEMA) => {
+            return Err(Refusal::WrongSchema {
+                expected: E::SCHEMA,
+                actual: schema.to_owned(),
+            });
+        }
+        Some(_) => {}
+    }
+    let Some(content_type) = envelope.content_type() else {
+        return Err(Refusal::UnknownContentType {
+            actual: envelope.data_content_type.as_deref().map(str::to_owned),
+        });
+    };
+    Ok(E::Codec::decode(content_type, E::SCHEMA, data)?)
+}
+
+/// The refusal for a delivery that could not be read as a CloudEvents message.
+pub(crate) fn malformed<E: Event>(malformed: &Malformed) -> Refusal {
+    Refusal::Malformed {
+        expected: E::TOPIC,
+        reason: malformed.reason.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+
+    use prost::Message as _;
+
+    use super::*;
+    use crate::{ContentType, Protobuf, ProtobufOrJson};
+
+    #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+    struct Shipped {
+        #[prost(string, tag = "1")]
+        #[serde(rename = "orderId")]
+        order_id: String,
+    }
+
+    impl Event for Shipped {
+        const TOPIC: &'static str = "events.order.shipped.v1";
+        const VERSION: u32 = 1;
+        const SCHEMA: &'static str = "events.order.v1.Shipped";
+        type Codec = ProtobufOrJson;
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ShippedBinary {
+        #[prost(string, tag = "1")]
+        order_id: String,
+    }
+
+    impl Event for ShippedBinary {
+        const TOPIC: &'static str = "events.order.shipped.v1";
+        const VERSION: u32 = 1;
+        const SCHEMA: &'static str = "events.order.v1.Shipped";
+        type Codec = Protobuf;
+    }
+
+    fn envelope(content_type: ContentType) -> Envelope {
+        Envelope::new(
+            Arc::from("tests"),
+            Cow::Borrowed("events.order.shipped.v1"),
+            content_type,
+            Some(Cow::Borrowed("proto:events.order.v1.Shipped")),
+        )
+    }
+
+    #[test]
+    fn decodes_by_the_content_type_the_message_carries() {
+        let event = Shipped {
+            order_id: "7".into(),
+        };
+        let binary = event.encode_to_vec();
+        let json = br#"{"orderId":"7"}"#;
+        assert_eq!(
+            decode::<Shipped>(&envelope(ContentType::Protobuf), &binary).unwrap(),
+            event
+        );
+        assert_eq!(
+            decode::<Shipped>(&envelope(ContentType::Json), json).unwrap(),
+            event
+        );
+        let refused = decode::<ShippedBinary>(&envelope(ContentType::Json), json).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "undecodable data: `events.order.v1.Shipped` cannot be read from application/json; \
+             it reads application/protobuf"
+        );
+    }
+
+    #[test]
+    fn refusals_name_expected_and_actual() {
+        let data = Shipped {
+            order_id: "7".into(),
+        }
+        .encode_to_vec();
+        let mut v2 = envelope(ContentType::Protobuf);
+        v2.event_type = Cow::Borrowed("events.order.shipped.v2");
+        assert_eq!(
+            decode::<Shipped>(&v2, &data).unwrap_err().to_string(),
+            "wrong major version: expected `events.order.shipped.v1` (major 1), got \
+             `events.order.shipped.v2` (major 2)"
+        );
+        let mut other = envelope(ContentType::Protobuf);
+        other.event_type = Cow::Borrowed("events.order.created.v1");
+        assert_eq!(
+            decode::<Shipped>(&other, &data).unwrap_err().to_string(),
+            "wrong event type: expected `events.order.shipped.v1`, got `events.order.created.v1`"
+        );
+        let mut foreign = envelope(ContentType::Protobuf);
+        foreign.data_schema = Some(Cow::Borrowed("proto:events.billing.v1.Invoice"));
+        assert_eq!(
+            decode::<Shipped>(&foreign, &data).unwrap_err().to_string(),
+            "wrong schema: expected dataschema `proto:events.order.v1.Shipped`, got \
+             `proto:events.billing.v1.Invoice`"
+        );
+        let mut unknown = envelope(ContentType::Protobuf);
+        unknown.data_content_type = Some(Cow::Borrowed("text/csv"));
+        assert_eq!(
+            decode::<Shipped>(&unknown, &data).unwrap_err().to_string(),
+            "unknown content type: expected application/protobuf or application/json, got \
+             `text/csv`"
+        );
+        let garbage = decode::<Shipped>(&envelope(ContentType::Protobuf), b"\xff\xff");
+        let text = garbage.unwrap_err().to_string();
+        assert!(
+            text.starts_with(
+                "undecodable data: cannot decode application/protobuf payload as \
+                 `events.order.v1.Shipped`: "
+            ),
+            "{text}"
+        );
+    }
+}

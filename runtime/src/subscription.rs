@@ -1,0 +1,457 @@
+//! Subscribing a typed handler, and the consumer loop that runs it.
+//!
+//! The loop takes deliveries while fewer than `concurrency` are in flight, turns each into a
+//! typed event or a refusal (dead-lettered at once), runs the handler under a timeout with its
+//! panics caught, and settles the delivery: ack after success only, otherwise a retry with
+//! backoff until the bound, then a dead letter naming the reason, attempts and topic.
+
+use std::any::Any;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::Either;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::broker::{
+    Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Message, Nack, StartFrom,
+    SubscribeRequest,
+};
+use crate::bus::Bus;
+use crate::dedup::DedupStore;
+use crate::event::Event;
+use crate::handler::{Handler, Received};
+use crate::receive::{self, Refusal};
+use crate::retry::RetryPolicy;
+use crate::topic::{Topic, TopicError};
+
+mod handling;
+
+/// How long a handler may run on one message unless told otherwise.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a subscription consumes: group, start position, concurrency, retries, timeout, dedup.
+#[derive(Clone)]
+pub struct SubscribeOptions {
+    group: Option<String>,
+    start: StartFrom,
+    concurrency: usize,
+    retry: RetryPolicy,
+    handler_timeout: Duration,
+    dedup: Option<Arc<dyn DedupStore>>,
+}
+
+impl Default for SubscribeOptions {
+    /// No group (every plain subscriber gets every event), new events only, one at a time (so
+    /// order is kept), [`RetryPolicy::default`], [`DEFAULT_HANDLER_TIMEOUT`], no dedup.
+    fn default() -> Self {
+        SubscribeOptions {
+            group: None,
+            start: StartFrom::New,
+            concurrency: 1,
+            retry: RetryPolicy::default(),
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
+            dedup: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SubscribeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeOptions")
+            .field("group", &self.group)
+            .field("start", &self.start)
+            .field("concurrency", &self.concurrency)
+            .field("retry", &self.retry)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("dedup", &self.dedup.is_some())
+            .finish()
+    }
+}
+
+impl SubscribeOptions {
+    /// Joins the named group: one member of the group gets each event, and the group keeps its
+    /// place while no member runs (on brokers that keep it).
+    pub fn group(mut self, name: impl Into<String>) -> Self {
+        self.group = Some(name.into());
+        self
+    }
+
+    /// Where a new subscription starts; [`StartFrom::Oldest`] needs a broker that keeps history.
+    pub fn start(mut self, start: StartFrom) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// How many events are handled at once (at least 1); also the broker's prefetch. Above 1,
+    /// events of one key may be handled out of order.
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.max(1);
+        self
+    }
+
+    /// The retry bound and backoff.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// How long the handler may run on one event before the attempt counts as failed.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.handler_timeout = timeout;
+        self
+    }
+
+    /// Skips events whose id `store` saw handled before (acked without calling the handler).
+    pub fn dedup(mut self, store: impl DedupStore) -> Self {
+        self.dedup = Some(Arc::new(store));
+        self
+    }
+}
+
+/// Why a subscription did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The event type's topic breaks the topic rule; nothing was asked of the broker.
+    #[error("cannot subscribe: {0}")]
+    Topic(#[from] TopicError),
+    /// The broker refused or failed.
+    #[error("cannot subscribe: {0}")]
+    Broker(#[from] BrokerError),
+    /// The options ask for something this broker does not do.
+    #[error(
+        "cannot subscribe: {broker} does not support {what}; drop that option or use another broker"
+    )]
+    Unsupported {
+        /// Which broker.
+        broker: &'static str,
+        /// What it does not do.
+        what: &'static str,
+    },
+}
+
+/// A running subscription. Dropping it stops taking new events (those in flight finish in the
+/// background); [`Subscription::shutdown`] also waits for them.
+#[must_use = "dropping a Subscription stops it; keep it while events should be handled"]
+#[derive(Debug)]
+pub struct Subscription {
+    topic: Topic,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Subscription {
+    /// Stops taking new events, waits for those in flight to be handled and settled, then closes
+    /// the broker subscription.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        // The consumer task only ends by returning; a panic inside a handler is caught there.
+        let _ = self.task.await;
+    }
+
+    /// The subscribed topic.
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// Whether the consumer still runs; it stops on shutdown or when the broker ends the
+    /// subscription (a closed connection the adapter could not recover).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+}
+
+/// A subscription being set up; `.await` it to start.
+#[must_use = "a subscription does nothing until awaited"]
+pub struct SubscribeBuilder<E, H> {
+    bus: Bus,
+    handler: H,
+    options: SubscribeOptions,
+    event: PhantomData<fn() -> E>,
+}
+
+impl<E: Event, H: Handler<E>> SubscribeBuilder<E, H> {
+    /// See [`SubscribeOptions::group`].
+    pub fn group(mut self, name: impl Into<String>) -> Self {
+        self.options = self.options.group(name);
+        self
+    }
+
+    /// See [`SubscribeOptions::start`].
+    pub fn start(mut self, start: StartFrom) -> Self {
+        self.options = self.options.start(start);
+        self
+    }
+
+    /// See [`SubscribeOptions::concurrency`].
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.options = self.options.concurrency(limit);
+        self
+    }
+
+    /// See [`SubscribeOptions::retry`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.options = self.options.retry(policy);
+        self
+    }
+
+    /// See [`SubscribeOptions::handler_timeout`].
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.options = self.options.handler_timeout(timeout);
+        self
+    }
+
+    /// See [`SubscribeOptions::dedup`].
+    pub fn dedup(mut self, store: impl DedupStore) -> Self {
+        self.options = self.options.dedup(store);
+        self
+    }
+
+    /// Replaces every option at once.
+    pub fn options(mut self, options: SubscribeOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+impl<E: Event, H: Handler<E>> IntoFuture for SubscribeBuilder<E, H> {
+    type Output = Result<Subscription, SubscribeError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.bus.subscribe_with(self.handler, self.options).await })
+    }
+}
+
+impl Bus {
+    /// Subscribes `handler` to `E`'s topic; set options on the builder, then `.await` it.
+    pub fn subscribe<E: Event, H: Handler<E>>(&self, handler: H) -> SubscribeBuilder<E, H> {
+        SubscribeBuilder {
+            bus: self.clone(),
+            handler,
+            options: SubscribeOptions::default(),
+            event: PhantomData,
+        }
+    }
+
+    /// Subscribes `handler` to `E`'s topic with `options`, and starts consuming.
+    pub async fn subscribe_with<E: Event, H: Handler<E>>(
+        &self,
+        handler: H,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        let topic = Topic::of::<E>()?;
+        let broker = self.broker();
+        let capabilities = broker.capabilities();
+        let unsupported = |what| SubscribeError::Unsupported {
+            broker: broker.name(),
+            what,
+        };
+        if options.group.is_some() && !capabilities.groups {
+            return Err(unsupported("consumer groups"));
+        }
+        if options.start == StartFrom::Oldest && !capabilities.history {
+            return Err(unsupported("starting from the oldest message"));
+        }
+        let stream = broker
+            .subscribe(SubscribeRequest {
+                topic: topic.clone(),
+                group: options.group.clone(),
+                start: options.start,
+                prefetch: options.concurrency,
+            })
+            .await?;
+        let scope = match &options.group {
+            Some(group) => format!("{topic}#{group}"),
+            None => topic.to_string(),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let consumer = Consumer {
+            handler,
+            topic: topic.clone(),
+            scope,
+            retry: options.retry,
+            handler_timeout: options.handler_timeout,
+            dedup: options.dedup,
+            nack_delay: capabilities.nack_delay,
+            stopped,
+            event: PhantomData,
+        };
+        let task = tokio::spawn(consumer.run(stream, options.concurrency));
+        Ok(Subscription { topic, stop, task })
+    }
+}
+
+struct Consumer<E, H> {
+    handler: H,
+    topic: Topic,
+    scope: String,
+    retry: RetryPolicy,
+    handler_timeout: Duration,
+    dedup: Option<Arc<dyn DedupStore>>,
+    nack_delay: bool,
+    stopped: watch::Receiver<bool>,
+    event: PhantomData<fn() -> E>,
+}
+
+/// Resolves once shutdown is asked for, or the [`Subscription`] is dropped.
+async fn stop_signal(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+impl<E: Event, H: Handler<E>> Consumer<E, H> {
+    async fn run(self, mut stream: Box<dyn DeliveryStream>, concurrency: usize) {
+        let stop = stop_signal(self.stopped.clone());
+        tokio::pin!(stop);
+        if concurrency == 1 {
+            // One at a time: no set of futures to keep, and order is kept.
+            loop {
+                // The value only ever turns to "stop", and an error means the handle is gone.
+                if !matches!(self.stopped.has_changed(), Ok(false)) {
+                    break;
+                }
+                // What is queued already is taken without making a future for it.
+                let ready = stream.try_next();
+                let delivery = match ready {
+                    Some(ready) => Some(ready),
+                    None => tokio::select! {
+                        biased;
+                        _ = &mut stop => break,
+                        next = stream.next() => next,
+                    },
+                };
+                match delivery {
+                    Some(Ok(delivery)) => self.process(delivery).await,
+                    Some(Err(_)) | None => break,
+                }
+                // Taking ready messages never waits, so count them against the task's budget
+                // like any tokio resource, or a busy topic would keep other tasks from running.
+                tokio::task::consume_budget().await;
+            }
+        } else {
+            let mut in_flight = FuturesUnordered::new();
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    next = stream.next(), if in_flight.len() < concurrency => match next {
+                        Some(Ok(delivery)) => in_flight.push(self.process(delivery)),
+                        Some(Err(_)) | None => break,
+                    },
+                }
+                tokio::task::consume_budget().await;
+            }
+            while in_flight.next().await.is_some() {}
+        }
+        stream.close().await;
+    }
+
+    /// Handles one delivery. The synchronous part (decoding) runs here, so the future made per
+    /// message stays small.
+    fn process(&self, delivery: Delivery) -> impl Future<Output = ()> + Send + '_ {
+        let Delivery {
+            message,
+            attempt,
+            acker,
+        } = delivery;
+        let attempt = attempt.max(1);
+        let decoded = match message {
+            Ok(Message { envelope, data }) => {
+                receive::decode::<E>(&envelope, &data).map(|event| (event, envelope))
+            }
+            Err(malformed) => Err(receive::malformed::<E>(&malformed)),
+        };
+        let received = match decoded {
+            Ok((event, envelope)) => Received::new(event, envelope, attempt),
+            // Rare paths are boxed, so their state does not weigh on every message.
+            Err(refusal) => {
+                let refuse: Pin<Box<dyn Future<Output = ()> + Send + '_>> =
+                    Box::pin(self.refuse(acker, refusal, attempt));
+                return Either::Right(refuse);
+            }
+        };
+        match &self.dedup {
+            None => Either::Left(self.handling(received, acker, None)),
+            Some(store) => Either::Right(Box::pin(self.handle_once(store, received, acker))),
+        }
+    }
+
+    /// Handles `received` unless `store` saw its id handled before.
+    async fn handle_once(
+        &self,
+        store: &Arc<dyn DedupStore>,
+        received: Received<E>,
+        acker: Box<dyn Acker>,
+    ) {
+        let attempt = received.attempt();
+        match store.seen(&self.scope, &received.envelope().id).await {
+            Ok(false) => {
+                let id = received.envelope().id.clone();
+                self.handling(received, acker, Some(id)).await;
+            }
+            Ok(true) => {
+                let _ = acker.ack().await;
+            }
+            Err(e) => self.fail(acker, e.to_string(), attempt).await,
+        }
+    }
+
+    /// Records a handled id, then acks.
+    async fn record_and_ack(&self, id: String, acker: Box<dyn Acker>) {
+        if let Some(store) = &self.dedup {
+            // Handled already: a store failure here only risks a later duplicate.
+            let _ = store.record(&self.scope, &id).await;
+        }
+        // A failed ack is redelivered by the broker; nothing better to do here.
+        let _ = acker.ack().await;
+    }
+
+    /// A message that is not an `E`: no retry can fix it, so it goes to the dead letters now.
+    async fn refuse(&self, acker: Box<dyn Acker>, refusal: Refusal, attempt: u32) {
+        self.dead_letter(acker, refusal.to_string(), attempt).await;
+    }
+
+    /// A failed attempt: retried after a backoff, or dead-lettered once the bound is reached.
+    async fn fail(&self, acker: Box<dyn Acker>, reason: String, attempt: u32) {
+        if self.retry.exhausted(attempt) {
+            return self.dead_letter(acker, reason, attempt).await;
+        }
+        let delay = self.retry.delay_after(attempt);
+        if self.nack_delay {
+            let _ = acker.nack(Nack::Retry(delay)).await;
+        } else {
+            // The broker redelivers at once, so the wait happens here; a shutdown cuts it short
+            // and the message goes back without waiting.
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop_signal(self.stopped.clone()) => {}
+            }
+            let _ = acker.nack(Nack::Retry(Duration::ZERO)).await;
+        }
+    }
+
+    async fn dead_letter(&self, acker: Box<dyn Acker>, reason: String, attempts: u32) {
+        let letter = DeadLetter {
+            reason,
+            attempts,
+            topic: self.topic.clone(),
+        };
+        // `dead_letter` consumes the acker; when it fails the broker still holds the message
+        // unsettled and redelivers it once the acker is gone.
+        let _ = acker.dead_letter(letter).await;
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string panic payload")
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Serves the Kafka protocol on loopback with tansu (an Apache Kafka-compatible broker written in
+# Rust, installed from crates.io), for the Kafka adapter's tests.
+#
+#   tests/kafka/tansu.sh install                 build tansu once into cargo's bin folder
+#   tests/kafka/tansu.sh start [PORT] [STORAGE]  start it in the background, wait for the port
+#   tests/kafka/tansu.sh stop [PORT]             stop the one started on PORT
+#
+# PORT defaults to 9092. STORAGE defaults to memory://tansu/ (nothing kept across a restart);
+# sqlite://FILE keeps the log in a SQLite file, FILE relative to the run folder. The run folder,
+# for pid, log and such files, is $TANSU_RUN_DIR, default /tmp/tidings-tansu. `start` installs
+# tansu first if it is missing.
+set -euo pipefail
+
+# dynostore gives the in-memory storage, libsql the SQLite storage (which creates its own schema).
+FEATURES=dynostore,libsql
+VERSION=0.6.0
+RUN_DIR=${TANSU_RUN_DIR:-/tmp/tidings-tansu}
+BIN_DIR=${CARGO_HOME:-$HOME/.cargo}/bin
+TANSU=$BIN_DIR/tansu
+
+# Whether a tansu of this version and these features is installed (cargo records both).
+installed() {
+  [[ -x $TANSU ]] || return 1
+  local record=${CARGO_HOME:-$HOME/.cargo}/.crates2.json
+  [[ -f $record ]] || return 1
+  python3 - "$record" "$VERSION" "$FEATURES" <<'EOF'
+import json, sys
+record, version, features = sys.argv[1], sys.argv[2], set(sys.argv[3].split(","))
+installs = json.load(open(record)).get("installs", {})
+ok = any(key.startswith(f"tansu {version} ") and features <= set(info.get("features", []))
+         for key, info in installs.items())
+sys.exit(0 if ok else 1)
+EOF
+}
+
+install() {
+  if installed; then
+    echo "tansu $VERSION ($FEATURES) is installed: $TANSU"
+    return
+  fi
+  echo "installing tansu $VERSION with features $FEATURES (about 15 minutes on 2 cores, once)"
+  cargo install tansu --version "$VERSION" --locked --features "$FEATURES"
+}
+
+# Waits until 127.0.0.1:$1 accepts connections, up to $2 seconds.
+wait_port() {
+  local port=$1 limit=$2 waited=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if (( waited >= limit * 10 )); then return 1; fi
+    sleep 0.1; waited=$((waited + 1))
+  done
+}
+
+start() {
+  local port=${1:-9092} storage=${2:-memory://tansu/}
+  install >&2
+  mkdir -p "$RUN_DIR"
+  if wait_port "$port" 0; then
+    echo "error: 127.0.0.1:$port is taken already" >&2
+    return 1
+  fi
+  local log=$RUN_DIR/tansu-$port.log
+  # Loopback only; the advertised address is what clients are told to connect to. tansu finds
+  # a SQLite file relative to its working folder.
+  cd "$RUN_DIR"
+  nohup "$TANSU" broker \
+    --cluster-id tidings \
+    --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine "$storage" >"$log" 2>&1 &
+  echo $! >"$RUN_DIR/tansu-$port.pid"
+  if ! wait_port "$port" 60; then
+    echo "error: tansu did not listen on 127.0.0.1:$port; its log:" >&2
+    tail -n 20 "$log" >&2
+    stop "$port"
+    return 1
+  fi
+  echo "tansu is serving Kafka on 127.0.0.1:$port ($storage), log $log"
+}
+
+stop() {
+  local port=${1:-9092} pidfile=$RUN_DIR/tansu-${1:-9092}.pid
+  [[ -f $pidfile ]] || { echo "no tansu started on port $port"; return 0; }
+  local pid
+  pid=$(cat "$pidfile")
+  rm -f "$pidfile"
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  echo "tansu on port $port stopped"
+}
+
+case ${1:-} in
+  install) install ;;
+  start) shift; start "$@" ;;
+  stop) shift; stop "$@" ;;
+  *) echo "usage: $0 install | start [PORT] [STORAGE] | stop [PORT]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,428 @@
+//! Cases on what a consumer does when handling fails or a message is not what it subscribed to:
+//! retries with a bound, dead letters carrying reason, attempts and topic, panics and timeouts
+//! counted as failures, foreign and malformed messages refused without stopping.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tidings::broker::Message;
+use tidings::envelope::attr;
+use tidings::{Event, Handler, HandlerError, Received, RetryPolicy, StartFrom, Topic};
+use tokio::sync::mpsc;
+
+use super::probe::{
+    DeadLetterBound, HandlerPanic, HandlerTimeout, Probe, Refusals, RefusalsV2, RetryThenSuccess,
+    decode_probe, probe_message, run_id,
+};
+use super::support::{
+    bus, collector, connect, must, next_of_run, publish_range, subscribe_raw, take,
+};
+use super::{BrokerFactory, Outcome};
+
+/// Quick retries, so cases on failure stay short.
+fn quick_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(attempts)
+        .initial_backoff(Duration::from_millis(20))
+        .max_backoff(Duration::from_millis(100))
+}
+
+fn dead_letter_topic<E: Event>() -> Topic {
+    must(
+        Topic::new(E::TOPIC).and_then(|t| t.dead_letter()),
+        "the dead-letter topic",
+    )
+}
+
+/// What a handler saw of one attempt: the probe number, the attempt and the event id.
+type Attempt = (u64, u32, String);
+
+/// A handler that records each attempt on its run's probes, then fails, panics, hangs or
+/// succeeds as `behave(seq, attempt)` says; other runs' events succeed.
+struct Recording<B> {
+    run: String,
+    behave: B,
+    attempts: mpsc::UnboundedSender<Attempt>,
+}
+
+impl<E: Probe, B> Handler<E> for Recording<B>
+where
+    B: Fn(u64, u32) -> Behaviour + Send + Sync + 'static,
+{
+    async fn handle(&self, event: Received<E>) -> Result<(), HandlerError> {
+        if event.run() != self.run {
+            return Ok(());
+        }
+        let seq = event.seq();
+        let _ = self
+            .attempts
+            .send((seq, event.attempt(), event.envelope().id.clone()));
+        match (self.behave)(seq, event.attempt()) {
+            Behaviour::Succeed => Ok(()),
+            Behaviour::Fail => Err(format!("refusing probe {seq} on purpose").into()),
+            Behaviour::Panic => panic!("panicking on probe {seq} on purpose"),
+            Behaviour::Hang => std::future::pending().await,
+        }
+    }
+}
+
+fn recording<B>(run: &str, behave: B) -> (Recording<B>, mpsc::UnboundedReceiver<Attempt>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        Recording {
+            run: run.to_owned(),
+            behave,
+            attempts: tx,
+        },
+        rx,
+    )
+}
+
+/// What a recording handler does with an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    Succeed,
+    Fail,
+    Panic,
+    Hang,
+}
+
+/// A handler that always fails: retried up to the bound, then dead-lettered with the reason, the
+/// attempt count and the original topic.
+pub async fn dead_letter_after_bound(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let run = run_id();
+    let broker = connect(factory).await;
+    let mut dead = subscribe_raw(
+        &broker,
+        &dead_letter_topic::<DeadLetterBound>(),
+        None,
+        StartFrom::New,
+    )
+    .await;
+    let bus = bus(broker);
+    let (handler, mut attempts) = recording(&run, |_, _| Behaviour::Fail);
+    let sub = must(
+        bus.subscribe::<DeadLetterBound, _>(handler)
+            .retry(quick_retries(3))
+            .await,
+        "subscribing",
+    );
+    publish_range::<DeadLetterBound>(&bus, &run, [7]).await;
+
+    let (letter, _) = next_of_run(&mut dead, &run, patience, "dead_letter_after_bound").await;
+    let seen = take(
+        &mut attempts,
+        3,
+        patience,
+        "dead_letter_after_bound: attempts",
+    )
+    .await;
+    assert_eq!(
+        seen.iter().map(|a| (a.0, a.1)).collect::<Vec<_>>(),
+        [(7, 1), (7, 2), (7, 3)]
+    );
+    assert!(
+        attempts.try_recv().is_err(),
+        "the handler ran after the bound"
+    );
+    let envelope = &letter.envelope;
+    assert_eq!(
+        envelope.id, seen[0].2,
+        "the dead letter is the message itself"
+    );
+    assert_eq!(envelope.event_type, DeadLetterBound::TOPIC);
+    assert_eq!(
+        decode_probe(&letter.data),
+        Some((run.clone(), 7)),
+        "the data is kept"
+    );
+    let reason = envelope
+        .extension(attr::DEAD_LETTER_REASON)
+        .unwrap_or_default();
+    assert!(
+        reason.contains("refusing probe 7 on purpose"),
+        "reason: {reason}"
+    );
+    assert_eq!(envelope.extension(attr::DEAD_LETTER_ATTEMPTS), Some("3"));
+    assert_eq!(
+        envelope.extension(attr::DEAD_LETTER_TOPIC),
+        Some(DeadLetterBound::TOPIC)
+    );
+    sub.shutdown().await;
+    Outcome::Passed
+}
+
+/// Messages that are not the subscribed event (another major, another schema, bytes that do not
+/// decode, missing or unknown content type, no schema) are each dead-lettered at once with a
+/// reason naming what was expected and what arrived, and the consumer goes on.
+pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let run = run_id();
+    let broker = connect(factory).await;
+    let mut dead = subscribe_raw(
+        &broker,
+        &dead_letter_topic::<Refusals>(),
+        None,
+        StartFrom::New,
+    )
+    .await;
+    let bus = bus(broker.clone());
+    let (handler, mut inbox) = collector::<Refusals>(&run);
+    let sub = must(bus.subscribe(handler).await, "subscribing");
+
+    let with = |seq, change: fn(&mut Message)| {
+        let mut message = probe_message::<Refusals>(&run, seq);
+        change(&mut message);
+        message
+    };
+    let refused: Vec<(Message, &[&str])> = vec![
+        (
+            probe_message::<RefusalsV2>(&run, 1),
+            &[
+                "wrong major version",
+                "`conformance.refusals.probe.v1` (major 1)",
+                "`conformance.refusals.probe.v2` (major 2)",
+            ],
+        ),
+        (
+            with(2, |m| {
+                m.envelope.data_schema = Some(Cow::Borrowed("proto:shop.billing.v1.Invoice"))
+            }),
+            &[
+                "wrong schema",
+                "proto:tidings.conformance.v1.Probe",
+                "proto:shop.billing.v1.Invoice",
+            ],
+        ),
+        (
+            with(3, |m| {
+                m.data = Bytes::from_static(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
+            }),
+            &[
+                "undecodable",
+                "application/protobuf",
+                "tidings.conformance.v1.Probe",
+            ],
+        ),
+        (
+            with(4, |m| m.envelope.data_schema = None),
+            &[
+                "missing schema",
+                "proto:tidings.conformance.v1.Probe",
+                "got none",
+            ],
+        ),
+        (
+            with(5, |m| m.envelope.data_content_type = None),
+            &["unknown content type", "application/protobuf", "got none"],
+        ),
+        (
+            with(6, |m| {
+                m.envelope.data_content_type = Some(Cow::Borrowed("text/plain"))
+            }),
+            &[
+                "unknown content type",
+                "application/protobuf",
+                "`text/plain`",
+            ],
+        ),
+        (
+            with(7, |m| {
+                m.envelope.data_content_type = Some(Cow::Borrowed("application/json"))
+            }),
+            &[
+                "application/json",
+                "tidings.conformance.v1.Probe",
+                "reads application/protobuf",
+            ],
+        ),
+    ];
+    let topic = must(Topic::of::<Refusals>(), "the topic");
+    for (message, _) in &refused {
+        must(
+            broker.publish(&topic, message.clone()).await,
+            "publishing a refused message",
+        );
+    }
+    publish_range::<Refusals>(&bus, &run, [8]).await;
+
+    let handled = take(
+        &mut inbox,
+        1,
+        patience,
+        "refusals: the valid event after them",
+    )
+    .await;
+    assert_eq!(
+        handled[0].seq, 8,
+        "only the valid event reaches the handler"
+    );
+    let mut letters = Vec::new();
+    for _ in &refused {
+        letters.push(
+            next_of_run(&mut dead, &run, patience, "refusals: dead letters")
+                .await
+                .0,
+        );
+    }
+    for (message, needles) in &refused {
+        let letter = letters
+            .iter()
+            .find(|l| l.envelope.id == message.envelope.id)
+            .unwrap_or_else(|| panic!("no dead letter for {:?}", message.envelope));
+        let reason = letter
+            .envelope
+            .extension(attr::DEAD_LETTER_REASON)
+            .unwrap_or_default();
+        for needle in *needles {
+            assert!(
+                reason.contains(needle),
+                "reason {reason:?} should name {needle:?}"
+            );
+        }
+        assert_eq!(
+            letter.envelope.extension(attr::DEAD_LETTER_ATTEMPTS),
+            Some("1")
+        );
+        assert_eq!(
+            letter.envelope.extension(attr::DEAD_LETTER_TOPIC),
+            Some(Refusals::TOPIC)
+        );
+        assert_eq!(
+            letter.data, message.data,
+            "a dead letter keeps the data as it arrived"
+        );
+    }
+    assert!(
+        inbox.try_recv().is_err(),
+        "a refused message reached the handler"
+    );
+    assert!(sub.is_running(), "the consumer stopped");
+    sub.shutdown().await;
+    Outcome::Passed
+}
+
+/// A handler that fails twice then succeeds is retried with backoff and never dead-lettered.
+pub async fn retry_then_success(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let run = run_id();
+    let broker = connect(factory).await;
+    let dead_topic = dead_letter_topic::<RetryThenSuccess>();
+    let mut dead = subscribe_raw(&broker, &dead_topic, None, StartFrom::New).await;
+    let bus = bus(broker.clone());
+    let behave = |_, attempt| {
+        if attempt < 3 {
+            Behaviour::Fail
+        } else {
+            Behaviour::Succeed
+        }
+    };
+    let (handler, mut attempts) = recording(&run, behave);
+    let sub = must(
+        bus.subscribe::<RetryThenSuccess, _>(handler)
+            .retry(quick_retries(5))
+            .await,
+        "subscribing",
+    );
+    publish_range::<RetryThenSuccess>(&bus, &run, [1]).await;
+    let seen = take(&mut attempts, 3, patience, "retry_then_success").await;
+    assert_eq!(
+        seen.iter().map(|a| (a.0, a.1)).collect::<Vec<_>>(),
+        [(1, 1), (1, 2), (1, 3)]
+    );
+    assert!(
+        seen.iter().all(|a| a.2 == seen[0].2),
+        "every attempt is the same message"
+    );
+
+    // Nothing of this run may sit on the dead-letter topic ahead of a marker put there now.
+    let marker = probe_message::<RetryThenSuccess>(&run, 99);
+    must(
+        broker.publish(&dead_topic, marker.clone()).await,
+        "publishing a marker",
+    );
+    let (first, _) = next_of_run(&mut dead, &run, patience, "retry_then_success: marker").await;
+    assert_eq!(
+        first.envelope.id, marker.envelope.id,
+        "a retried message was dead-lettered"
+    );
+    sub.shutdown().await;
+    Outcome::Passed
+}
+
+/// A handler panic is caught, counted as a failed attempt and retried; the consumer goes on.
+pub async fn handler_panic_is_isolated(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let run = run_id();
+    let bus = bus(connect(factory).await);
+    let behave = |seq, attempt| {
+        if seq == 1 && attempt == 1 {
+            Behaviour::Panic
+        } else {
+            Behaviour::Succeed
+        }
+    };
+    let (handler, mut attempts) = recording(&run, behave);
+    let sub = must(
+        bus.subscribe::<HandlerPanic, _>(handler)
+            .retry(quick_retries(3))
+            .await,
+        "subscribing",
+    );
+    publish_range::<HandlerPanic>(&bus, &run, [1, 2]).await;
+    let mut seen: Vec<_> = take(&mut attempts, 3, patience, "handler_panic_is_isolated")
+        .await
+        .into_iter()
+        .map(|a| (a.0, a.1))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [(1, 1), (1, 2), (2, 1)]);
+    assert!(sub.is_running(), "a handler panic stopped the consumer");
+    publish_range::<HandlerPanic>(&bus, &run, [3]).await;
+    let after = take(
+        &mut attempts,
+        1,
+        patience,
+        "handler_panic_is_isolated: after",
+    )
+    .await;
+    assert_eq!((after[0].0, after[0].1), (3, 1));
+    sub.shutdown().await;
+    Outcome::Passed
+}
+
+/// A handler that hangs is cut off by the per-message timeout and retried.
+pub async fn handler_timeout(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let run = run_id();
+    let bus = bus(connect(factory).await);
+    let behave = |seq, attempt| {
+        if seq == 1 && attempt == 1 {
+            Behaviour::Hang
+        } else {
+            Behaviour::Succeed
+        }
+    };
+    let (handler, mut attempts) = recording(&run, behave);
+    let subscribe = bus
+        .subscribe::<HandlerTimeout, _>(handler)
+        .retry(quick_retries(3))
+        .handler_timeout(Duration::from_millis(300));
+    let sub = must(subscribe.await, "subscribing");
+    publish_range::<HandlerTimeout>(&bus, &run, [1, 2]).await;
+    let mut seen: Vec<_> = take(&mut attempts, 3, patience, "handler_timeout")
+        .await
+        .into_iter()
+        .map(|a| (a.0, a.1))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [(1, 1), (1, 2), (2, 1)],
+        "the hung attempt is retried"
+    );
+    sub.shutdown().await;
+    Outcome::Passed
+}

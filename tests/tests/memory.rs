@@ -1,0 +1,67 @@
+//! The conformance suite on the in-process broker, as it is and as a broker that cannot delay a
+//! redelivery (so the typed layer waits out each backoff itself before it nacks).
+
+use std::sync::Arc;
+
+use tidings::{Broker, BrokerError, MemoryBroker};
+use tidings_tests::conformance::BrokerFactory;
+
+/// Connections to one in-process broker: every `connect` shares its state, like clients of one
+/// server.
+struct Memory(MemoryBroker);
+
+impl BrokerFactory for Memory {
+    async fn connect(&self) -> Result<Arc<dyn Broker>, BrokerError> {
+        Ok(Arc::new(self.0.clone()))
+    }
+}
+
+tidings_tests::conformance_tests!(Memory(MemoryBroker::new()));
+
+mod without_nack_delay {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use tidings::broker::{DeliveryStream, Message, SubscribeRequest};
+    use tidings::{Broker, BrokerError, Capabilities, MemoryBroker, Topic};
+    use tidings_tests::conformance::BrokerFactory;
+
+    /// The in-process broker, declaring that a nack cannot ask for a delay.
+    #[derive(Clone, Default)]
+    struct NoNackDelay(MemoryBroker);
+
+    #[async_trait]
+    impl Broker for NoNackDelay {
+        fn name(&self) -> &'static str {
+            "memory-without-nack-delay"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                nack_delay: false,
+                ..self.0.capabilities()
+            }
+        }
+
+        async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+            self.0.publish(topic, message).await
+        }
+
+        async fn subscribe(
+            &self,
+            request: SubscribeRequest,
+        ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+            self.0.subscribe(request).await
+        }
+    }
+
+    struct Factory(NoNackDelay);
+
+    impl BrokerFactory for Factory {
+        async fn connect(&self) -> Result<Arc<dyn Broker>, BrokerError> {
+            Ok(Arc::new(self.0.clone()))
+        }
+    }
+
+    tidings_tests::conformance_tests!(Factory(NoNackDelay::default()));
+}
