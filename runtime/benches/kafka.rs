@@ -127,9 +127,19 @@ async fn typed(bus: &Bus, round: &str) -> Duration {
         async move { bus.publish(&sample(n)).await.expect("publishing") }
     })
     .await;
+    let watch = tally.clone();
+    let dbg = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            eprintln!("DBG handled {}", watch.handled.load(Ordering::Relaxed));
+        }
+    });
     tally.done.notified().await;
+    eprintln!("DBG done");
     let elapsed = start.elapsed();
     sub.shutdown().await;
+    eprintln!("DBG shut");
+    dbg.abort();
     elapsed
 }
 

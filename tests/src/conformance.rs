@@ -3,7 +3,8 @@
 //! Each case is an async function taking the factory and returning an [`Outcome`]; a case
 //! fails by panicking with what went wrong. A case is skipped only when the broker's
 //! [`Capabilities`](tidings::Capabilities) say it does not promise what the case checks, and the
-//! skip is reported on the terminal (see [`report`]), never counted silently.
+//! skip is shown as an ignored test with its reason (see [`conformance_tests!`]), never counted as
+//! a pass.
 //!
 //! The cases share a real broker with other runs and keep no state of their own on it: topics on
 //! the broker seam are unique per run, groups are named per run, and typed events (whose topic is
@@ -12,12 +13,11 @@
 //!
 //! An adapter's test file is one line:
 //!
-//! ```ignore
+//! ```text
 //! tidings_tests::conformance_tests!(NatsFactory::new());
 //! ```
 
 use std::future::Future;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,7 +66,7 @@ pub trait BrokerFactory: Send + Sync {
 }
 
 /// How a case ended, when it did not fail.
-#[must_use = "report the outcome, so a skipped case is seen"]
+#[must_use = "check the outcome, so a skipped case is never counted as a pass"]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Everything the case checks held.
@@ -87,54 +87,94 @@ impl Outcome {
     }
 }
 
-/// Reports a case's outcome: a skip is written straight to the terminal's standard error, past
-/// the test harness's output capture, so it shows up in every run.
-pub fn report(case: &str, outcome: &Outcome) {
+/// Fails the test unless the case passed: a case the file does not list as not promised must
+/// run whole, so a skip is never counted as a pass.
+pub fn expect_passed(case: &str, outcome: Outcome) {
     if let Outcome::Skipped { reason } = outcome {
-        let line = format!("conformance case `{case}` SKIPPED: {reason}\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        panic!(
+            "conformance case `{case}` did not run ({reason}); list it under `not_promised` if the \
+             broker's capabilities really exclude it"
+        );
+    }
+}
+
+/// Fails the test unless the case was skipped: a case listed as not promised must be excluded by
+/// the broker's declared capabilities, not merely left out.
+pub fn expect_not_promised(case: &str, outcome: Outcome) {
+    if outcome == Outcome::Passed {
+        panic!(
+            "conformance case `{case}` is listed as not promised, but the broker's capabilities \
+             promise it: remove it from `not_promised`"
+        );
     }
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each calling the case with a factory
-/// made by `$factory` (evaluated once per test) and reporting its outcome. Attributes after the
-/// factory go on every test, e.g.
+/// made by `$factory` (evaluated once per test) and requiring it to pass.
+///
+/// Cases the broker does not promise, by its [`Capabilities`](tidings::Capabilities), are listed
+/// after `not_promised`: their tests are marked ignored with that reason, so a run shows them as
+/// ignored rather than passed, and one more test checks that the capabilities exclude each of
+/// them. Attributes after that go on every test that needs the broker, e.g.
 /// `#[cfg_attr(not(tidings_broker = "nats"), ignore = "not asked to run: set TIDINGS_BROKERS=nats")]`.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($factory:expr $(, #[$attr:meta])* $(,)?) => {
-        $crate::conformance_tests!(@cases [$(#[$attr])*] $factory;
-            publish_subscribe,
-            many_publishers_and_subscribers,
-            topic_isolation,
-            fan_out,
-            groups,
-            order_per_key,
-            start_from_oldest,
-            redelivery_after_nack,
-            redelivery_after_consumer_dies,
-            close_and_resubscribe,
-            broker_restart,
-            dead_letter_after_bound,
-            refusals_are_dead_lettered,
-            retry_then_success,
-            handler_panic_is_isolated,
-            handler_timeout,
-            concurrency_limit,
-            graceful_shutdown,
-            dedup_by_event_id,
-        );
+    ($factory:expr $(, not_promised [$($skip:ident),+ $(,)?])? $(, #[$attr:meta])* $(,)?) => {
+        $crate::conformance_tests!(@define ($) [$(#[$attr])*] ($factory) [$($($skip)+)?]);
     };
-    (@cases $attrs:tt $factory:expr; $($case:ident,)*) => {$(
-        $crate::conformance_tests!(@case $attrs $factory; $case);
-    )*};
-    (@case [$(#[$attr:meta])*] $factory:expr; $case:ident) => {
-        $(#[$attr])*
+    (@define ($d:tt) [$($attr:tt)*] ($factory:expr) [$($skip:ident)*]) => {
+        macro_rules! conformance_case {
+            $(($skip) => {
+                #[ignore = "not promised by this broker: its capabilities exclude it"]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $skip() {
+                    let factory = $factory;
+                    let outcome = $crate::conformance::$skip(&factory).await;
+                    $crate::conformance::expect_not_promised(stringify!($skip), outcome);
+                }
+            };)*
+            ($d case:ident) => {
+                $($attr)*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $d case() {
+                    let factory = $factory;
+                    let outcome = $crate::conformance::$d case(&factory).await;
+                    $crate::conformance::expect_passed(stringify!($d case), outcome);
+                }
+            };
+        }
+        conformance_case!(publish_subscribe);
+        conformance_case!(many_publishers_and_subscribers);
+        conformance_case!(topic_isolation);
+        conformance_case!(fan_out);
+        conformance_case!(groups);
+        conformance_case!(order_per_key);
+        conformance_case!(start_from_oldest);
+        conformance_case!(redelivery_after_nack);
+        conformance_case!(redelivery_after_consumer_dies);
+        conformance_case!(close_and_resubscribe);
+        conformance_case!(broker_restart);
+        conformance_case!(dead_letter_after_bound);
+        conformance_case!(refusals_are_dead_lettered);
+        conformance_case!(retry_then_success);
+        conformance_case!(handler_panic_is_isolated);
+        conformance_case!(handler_timeout);
+        conformance_case!(concurrency_limit);
+        conformance_case!(graceful_shutdown);
+        conformance_case!(dedup_by_event_id);
+        $crate::conformance_tests!(@declared [$($attr)*] ($factory) [$($skip)*]);
+    };
+    (@declared [$($attr:tt)*] ($factory:expr) []) => {};
+    (@declared [$($attr:tt)*] ($factory:expr) [$($skip:ident)+]) => {
+        /// The cases listed as not promised are the ones the broker's capabilities exclude.
+        $($attr)*
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $case() {
+        async fn not_promised_cases_are_excluded_by_capabilities() {
             let factory = $factory;
-            let outcome = $crate::conformance::$case(&factory).await;
-            $crate::conformance::report(concat!(module_path!(), "::", stringify!($case)), &outcome);
+            $(
+                let outcome = $crate::conformance::$skip(&factory).await;
+                $crate::conformance::expect_not_promised(stringify!($skip), outcome);
+            )+
         }
     };
 }

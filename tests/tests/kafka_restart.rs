@@ -112,7 +112,6 @@ async fn restart_mid_stream_loses_nothing() {
         .expect("starting tansu");
 
     let outcome = conformance::broker_restart(&tansu).await;
-    conformance::report("broker_restart", &outcome);
     assert_eq!(outcome, Outcome::Passed);
 
     let report = events_survive_restart(&tansu, 10_000, tansu.patience()).await;

@@ -16,7 +16,7 @@ impl BrokerFactory for Memory {
     }
 }
 
-tidings_tests::conformance_tests!(Memory(MemoryBroker::new()));
+tidings_tests::conformance_tests!(Memory(MemoryBroker::new()), not_promised[broker_restart]);
 
 mod without_nack_delay {
     use std::sync::Arc;
@@ -63,5 +63,8 @@ mod without_nack_delay {
         }
     }
 
-    tidings_tests::conformance_tests!(Factory(NoNackDelay::default()));
+    tidings_tests::conformance_tests!(
+        Factory(NoNackDelay::default()),
+        not_promised[broker_restart]
+    );
 }

@@ -26,6 +26,13 @@ impl BrokerFactory for Mqtt {
 
 tidings_tests::conformance_tests!(
     Mqtt,
+    not_promised [
+        groups,
+        start_from_oldest,
+        redelivery_after_consumer_dies,
+        close_and_resubscribe,
+        broker_restart,
+    ],
     #[cfg_attr(
         not(tidings_broker = "mqtt"),
         ignore = "not asked to run: set TIDINGS_BROKERS=mqtt"

@@ -38,6 +38,8 @@ mod jetstream {
 
     tidings_tests::conformance_tests!(
         Nats::new(NatsMode::JetStream),
+        // Restarting the server runs alone, in nats_restart.rs.
+        not_promised [broker_restart],
         #[cfg_attr(
             not(tidings_broker = "nats"),
             ignore = "not asked to run: set TIDINGS_BROKERS=nats"
@@ -50,6 +52,13 @@ mod core {
 
     tidings_tests::conformance_tests!(
         Nats::new(NatsMode::Core),
+        not_promised [
+            groups,
+            start_from_oldest,
+            redelivery_after_consumer_dies,
+            close_and_resubscribe,
+            broker_restart,
+        ],
         #[cfg_attr(
             not(tidings_broker = "nats"),
             ignore = "not asked to run: set TIDINGS_BROKERS=nats"

@@ -72,7 +72,6 @@ async fn restart_mid_stream_loses_nothing() {
     );
 
     let outcome = conformance::broker_restart(&factory).await;
-    conformance::report("broker_restart", &outcome);
     assert_eq!(outcome, Outcome::Passed);
 
     let report = events_survive_restart(&factory, 10_000, factory.patience()).await;

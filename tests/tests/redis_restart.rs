@@ -133,7 +133,6 @@ async fn conformance_broker_restart_with_append_only_file() {
         "appendonly yes must be declared durable"
     );
     let outcome = conformance::broker_restart(&redis).await;
-    conformance::report("broker_restart", &outcome);
     assert_eq!(outcome, Outcome::Passed);
 }
 

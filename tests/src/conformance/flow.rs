@@ -8,7 +8,7 @@ use tidings::{HandlerError, MemoryDedup, Received, Topic};
 use tokio::sync::{mpsc, watch};
 
 use super::probe::{Concurrency, Dedup, Probe, Shutdown, probe_message, run_id};
-use super::support::{bus, collector, connect, must, publish_range, seqs, take};
+use super::support::{bus, collector, connect, must, publish_range, seqs, take, within};
 use super::{BrokerFactory, Outcome};
 
 /// A handler that reports entering, then waits for `gate` to open before it finishes and reports
@@ -142,7 +142,7 @@ pub async fn graceful_shutdown(factory: &impl BrokerFactory) -> Outcome {
     }
     publish_range::<Shutdown>(&bus, &run, [2]).await;
     must(gate.open.send(true), "opening the gate");
-    within_patience(patience, shutdown).await;
+    within(patience, "graceful_shutdown: shutdown", shutdown).await;
     let done = take(
         &mut gate.done,
         1,
@@ -175,10 +175,6 @@ pub async fn graceful_shutdown(factory: &impl BrokerFactory) -> Outcome {
         next.shutdown().await;
     }
     Outcome::Passed
-}
-
-async fn within_patience(patience: Duration, shutdown: impl Future<Output = ()>) {
-    super::support::within(patience, "graceful_shutdown: shutdown", shutdown).await;
 }
 
 /// With a dedup store, a message published twice with one event id reaches the handler once.

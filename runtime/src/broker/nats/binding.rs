@@ -19,10 +19,16 @@ const STRUCTURED: &str = "application/cloudevents+json";
 pub(super) fn headers(envelope: &Envelope, extra: &[(&str, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in envelope.attributes() {
-        if name == attr::DATA_CONTENT_TYPE {
-            headers.insert(CONTENT_TYPE, header_value(&value));
-        } else {
-            headers.insert(format!("{PREFIX}{name}"), header_value(&value));
+        let value = header_value(&value);
+        match name {
+            attr::DATA_CONTENT_TYPE => headers.insert(CONTENT_TYPE, value),
+            attr::SPEC_VERSION => headers.insert("ce-specversion", value),
+            attr::ID => headers.insert("ce-id", value),
+            attr::SOURCE => headers.insert("ce-source", value),
+            attr::TYPE => headers.insert("ce-type", value),
+            attr::TIME => headers.insert("ce-time", value),
+            attr::DATA_SCHEMA => headers.insert("ce-dataschema", value),
+            _ => headers.insert(format!("{PREFIX}{name}"), value),
         }
     }
     add_attributes(&mut headers, extra);
@@ -49,7 +55,8 @@ fn header_value(value: &str) -> String {
 
 /// Reads a received message, or keeps what arrived when it is not a CloudEvent.
 pub(super) fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Message, Malformed> {
-    let mut pairs = Vec::new();
+    // Names are borrowed: reading the envelope compares them without regard to case.
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(10);
     let mut content_type = None;
     for (name, values) in headers.into_iter().flat_map(HeaderMap::iter) {
         let Some(value) = values.first() else {
@@ -57,12 +64,9 @@ pub(super) fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Messag
         };
         let name: &str = name.as_ref();
         if name.len() > PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
-            pairs.push((
-                name[PREFIX.len()..].to_ascii_lowercase(),
-                value.as_str().to_owned(),
-            ));
+            pairs.push((&name[PREFIX.len()..], value.as_str()));
         } else if name.eq_ignore_ascii_case(CONTENT_TYPE) {
-            content_type = Some(value.as_str().to_owned());
+            content_type = Some(value.as_str());
         }
     }
     // Only a message that cannot be read keeps its headers, for the dead-letter topic.
@@ -79,18 +83,14 @@ pub(super) fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Messag
             .collect(),
         data,
     };
-    if pairs.is_empty()
-        && content_type
-            .as_deref()
-            .is_some_and(|ct| ct.starts_with(STRUCTURED))
-    {
+    if pairs.is_empty() && content_type.is_some_and(|ct| ct.starts_with(STRUCTURED)) {
         return match Envelope::from_structured(&payload) {
             Ok((envelope, data)) => Ok(Message { envelope, data }),
             Err(e) => Err(malformed(e.to_string(), payload)),
         };
     }
     if let Some(content_type) = content_type {
-        pairs.push((attr::DATA_CONTENT_TYPE.to_owned(), content_type));
+        pairs.push((attr::DATA_CONTENT_TYPE, content_type));
     }
     match Envelope::from_attributes(pairs) {
         Ok(envelope) => Ok(Message {
