@@ -125,7 +125,7 @@ macro_rules! conformance_tests {
     (@define ($d:tt) [$($attr:tt)*] ($factory:expr) [$($skip:ident)*]) => {
         macro_rules! conformance_case {
             $(($skip) => {
-                #[ignore = "not promised by this broker: its capabilities exclude it"]
+                #[ignore = "not run in this suite: the broker's capabilities exclude it, or it needs a server restart (see the broker's restart test)"]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $skip() {
                     let factory = $factory;

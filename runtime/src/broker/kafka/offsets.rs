@@ -80,9 +80,6 @@ impl Partition {
         }
     }
 
-    pub(super) fn dbg_next(&self) -> Option<i64> {
-        self.next
-    }
     /// A record at `offset` is handed out: its attempt number.
     pub(super) fn hand_out(&mut self, offset: i64) -> u32 {
         let attempt = if self.start == Some(offset) && self.inherited.handed > offset {

@@ -25,8 +25,6 @@ use crate::broker::{
 };
 use crate::envelope::new_id;
 
-pub static DBG_HANDED: AtomicUsize = AtomicUsize::new(0);
-pub static DBG_SETTLED: AtomicUsize = AtomicUsize::new(0);
 /// How long one poll waits for a record; it also bounds how late a close or a commit is.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -172,7 +170,6 @@ impl Shared {
             (tracked.hand_out(offset), epoch)
         };
         let record = Record::copy(message.key(), message.headers(), message.payload());
-        DBG_HANDED.fetch_add(1, Ordering::Relaxed);
         self.send(record, partition, offset, epoch, attempt);
     }
 
@@ -482,12 +479,6 @@ fn flow(consumer: &BaseConsumer<Context>, shared: &Shared) {
         return;
     }
     state.paused = !state.paused;
-    eprintln!(
-        "DBG paused {} queued {queued} handed {} settled {}",
-        state.paused,
-        DBG_HANDED.load(Ordering::Relaxed),
-        DBG_SETTLED.load(Ordering::Relaxed)
-    );
     let paused = state.paused;
     drop(state);
     if let Ok(assignment) = consumer.assignment() {
@@ -561,7 +552,6 @@ struct KafkaAcker {
 
 impl KafkaAcker {
     fn settle(&mut self) {
-        DBG_SETTLED.fetch_add(1, Ordering::Relaxed);
         self.record = None;
         self.shared
             .on_partition(self.partition, self.epoch, |p| p.settle(self.offset));
