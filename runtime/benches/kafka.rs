@@ -62,8 +62,8 @@ fn sample(n: u64) -> OrderCreated {
     }
 }
 
-const EVENTS: u64 = 20_000;
-const IN_FLIGHT: u64 = 64;
+const EVENTS: u64 = 2_000;
+const IN_FLIGHT: u64 = 16;
 const ROUNDS: usize = 3;
 const PARTITIONS: i32 = 4;
 
@@ -127,19 +127,9 @@ async fn typed(bus: &Bus, round: &str) -> Duration {
         async move { bus.publish(&sample(n)).await.expect("publishing") }
     })
     .await;
-    let watch = tally.clone();
-    let dbg = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            eprintln!("DBG handled {}", watch.handled.load(Ordering::Relaxed));
-        }
-    });
     tally.done.notified().await;
-    eprintln!("DBG done");
     let elapsed = start.elapsed();
     sub.shutdown().await;
-    eprintln!("DBG shut");
-    dbg.abort();
     elapsed
 }
 
@@ -257,8 +247,9 @@ fn main() {
     let run = tidings::envelope::new_id().replace('-', "");
     let (mut typed_rates, mut raw_rates) = (Vec::new(), Vec::new());
     runtime.block_on(async {
-        let bus =
-            Bus::new(KafkaBroker::connect(config).await.expect("connecting")).with_source("bench");
+        let bus = Bus::new(KafkaBroker::connect(config).await.expect("connecting"))
+            .with_source("bench")
+            .with_publish_timeout(Duration::from_secs(30));
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .create()
@@ -267,6 +258,7 @@ fn main() {
         bus.publish(&sample(0)).await.expect("publishing");
         for round in 0..ROUNDS {
             typed_rates.push(per_second(typed(&bus, &format!("{run}{round}")).await));
+            eprintln!("round {round}: typed {:.0} events/s", typed_rates[round]);
             raw_rates.push(per_second(
                 raw(&brokers, &admin, &format!("{run}{round}")).await,
             ));

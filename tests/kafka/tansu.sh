@@ -5,14 +5,17 @@
 #   tests/kafka/tansu.sh install                 build tansu once into cargo's bin folder
 #   tests/kafka/tansu.sh start [PORT] [STORAGE]  start it in the background, wait for the port
 #   tests/kafka/tansu.sh stop [PORT]             stop the one started on PORT
+#   tests/kafka/tansu.sh clean [PORT]            delete the log kept for PORT (when stopped)
 #
-# PORT defaults to 9092. STORAGE defaults to memory://tansu/ (nothing kept across a restart);
-# sqlite://FILE keeps the log in a SQLite file, FILE relative to the run folder. The run folder,
-# for pid, log and such files, is $TANSU_RUN_DIR, default /tmp/tidings-tansu. `start` installs
-# tansu first if it is missing.
+# PORT defaults to 9092. STORAGE defaults to sqlite://tansu-PORT.db: the log in a SQLite file of
+# the run folder, kept across a restart. (tansu's in-memory engine, memory://tansu/, is faster but
+# skips the rest of a batch when a fetch starts inside it, which loses records for a consumer
+# that resumes from a committed offset; its SQL engines read record by record.) The run folder,
+# for pid, log and database files, is $TANSU_RUN_DIR, default /tmp/tidings-tansu. `start`
+# installs tansu first if it is missing.
 set -euo pipefail
 
-# dynostore gives the in-memory storage, libsql the SQLite storage (which creates its own schema).
+# libsql gives the SQLite storage (which creates its own schema), dynostore the in-memory one.
 FEATURES=dynostore,libsql
 VERSION=0.6.0
 RUN_DIR=${TANSU_RUN_DIR:-/tmp/tidings-tansu}
@@ -53,7 +56,8 @@ wait_port() {
 }
 
 start() {
-  local port=${1:-9092} storage=${2:-memory://tansu/}
+  local port=${1:-9092}
+  local storage=${2:-sqlite://tansu-$port.db}
   install >&2
   mkdir -p "$RUN_DIR"
   if wait_port "$port" 0; then
@@ -95,9 +99,20 @@ stop() {
   echo "tansu on port $port stopped"
 }
 
+clean() {
+  local port=${1:-9092}
+  if [[ -f $RUN_DIR/tansu-$port.pid ]]; then
+    echo "error: tansu on port $port is running; stop it first" >&2
+    return 1
+  fi
+  rm -f "$RUN_DIR/tansu-$port.db" "$RUN_DIR/tansu-$port.db-"*
+  echo "tansu's log for port $port deleted"
+}
+
 case ${1:-} in
   install) install ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 install | start [PORT] [STORAGE] | stop [PORT]" >&2; exit 2 ;;
+  clean) shift; clean "$@" ;;
+  *) echo "usage: $0 install | start [PORT] [STORAGE] | stop [PORT] | clean [PORT]" >&2; exit 2 ;;
 esac

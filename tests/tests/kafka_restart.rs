@@ -64,7 +64,10 @@ impl Tansu {
     }
 
     fn config(&self) -> KafkaConfig {
-        KafkaConfig::new(format!("127.0.0.1:{}", self.port)).session_timeout(Duration::from_secs(6))
+        // tansu 0.6 on SQLite fails every idempotent publish after a restart.
+        KafkaConfig::new(format!("127.0.0.1:{}", self.port))
+            .idempotent(false)
+            .session_timeout(Duration::from_secs(6))
     }
 }
 
@@ -101,7 +104,10 @@ impl BrokerFactory for Tansu {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: after tansu restarts, publishing through the adapter does not recover"]
+#[cfg_attr(
+    not(tidings_broker = "kafka"),
+    ignore = "not asked to run: set TIDINGS_BROKERS=kafka"
+)]
 async fn restart_mid_stream_loses_nothing() {
     let tansu = tokio::task::spawn_blocking(Tansu::start)
         .await

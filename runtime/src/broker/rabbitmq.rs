@@ -216,6 +216,11 @@ impl Shared {
         }
     }
 
+    /// The server did not answer `operation` within `limit`: treated as a lost connection.
+    fn unanswered(&self, operation: impl fmt::Display, limit: std::time::Duration) -> BrokerError {
+        self.unreachable(format!("{operation}: no answer within {limit:?}"))
+    }
+
     fn rejected(&self, operation: impl fmt::Display, reason: impl fmt::Display) -> BrokerError {
         BrokerError::Rejected {
             broker: NAME,

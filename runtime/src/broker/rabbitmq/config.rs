@@ -20,6 +20,7 @@ pub struct RabbitConfig {
     pub(super) delivery_limit: Option<u32>,
     pub(super) group_expiry: Option<Duration>,
     pub(super) connect_timeout: Duration,
+    pub(super) operation_timeout: Duration,
 }
 
 impl Default for RabbitConfig {
@@ -37,6 +38,7 @@ impl RabbitConfig {
             delivery_limit: None,
             group_expiry: None,
             connect_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(10),
         }
     }
 
@@ -84,6 +86,15 @@ impl RabbitConfig {
         self.connect_timeout = timeout;
         self
     }
+
+    /// How long a subscription's channel operation (opening the channel, declaring its queue,
+    /// starting the consumer, settling a delivery) may take before the subscription gives up
+    /// on that channel and consumes again on a new one (default 10 s). A server that is
+    /// restarting can accept a connection and then leave such a request unanswered.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
 }
 
 impl fmt::Debug for RabbitConfig {
@@ -94,6 +105,7 @@ impl fmt::Debug for RabbitConfig {
             .field("delivery_limit", &self.delivery_limit)
             .field("group_expiry", &self.group_expiry)
             .field("connect_timeout", &self.connect_timeout)
+            .field("operation_timeout", &self.operation_timeout)
             .finish()
     }
 }

@@ -60,11 +60,35 @@ impl Source {
         }
     }
 
+    /// Opens a channel and starts consuming on it, within the operation timeout: a server that
+    /// is still starting can take the connection and then leave a request unanswered, which
+    /// would otherwise stall the subscription for good.
     async fn open(&self) -> Result<Open, BrokerError> {
         let shared = &self.shared;
         let failure = |e| shared.failure(self.operation(), e);
         let live = shared.live().await?;
-        let channel = live.connection.create_channel().await.map_err(failure)?;
+        let limit = shared.config.operation_timeout;
+        let channel = tokio::time::timeout(limit, live.connection.create_channel())
+            .await
+            .map_err(|_| shared.unanswered(self.operation(), limit))?
+            .map_err(failure)?;
+        match tokio::time::timeout(limit, self.consume(&channel)).await {
+            Ok(Ok(open)) => Ok(open),
+            Ok(Err(e)) => {
+                abandon(channel);
+                Err(e)
+            }
+            Err(_) => {
+                abandon(channel);
+                Err(shared.unanswered(self.operation(), limit))
+            }
+        }
+    }
+
+    /// Sets the prefetch, declares the queue and starts a consumer on `channel`.
+    async fn consume(&self, channel: &Channel) -> Result<Open, BrokerError> {
+        let shared = &self.shared;
+        let failure = |e| shared.failure(self.operation(), e);
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
             .await
@@ -72,8 +96,8 @@ impl Source {
         let config = &shared.config;
         let topic = &self.request.topic;
         let queue = match &self.request.group {
-            Some(group) => topology::declare_group(&channel, config, topic, group).await,
-            None => topology::declare_fan_out(&channel, config, topic).await,
+            Some(group) => topology::declare_group(channel, config, topic, group).await,
+            None => topology::declare_fan_out(channel, config, topic).await,
         }
         .map_err(failure)?;
         let consumer = channel
@@ -86,7 +110,7 @@ impl Source {
             .await
             .map_err(failure)?;
         Ok(Open {
-            channel,
+            channel: channel.clone(),
             consumer,
             queue: queue.into(),
         })
@@ -119,7 +143,7 @@ impl DeliveryStream for RabbitDeliveries {
                 return None;
             }
             if let Some(open) = &mut self.open
-                && let Some(Ok(delivery)) = open.consumer.next().await
+                && let Some(Ok(delivery)) = watch(open).await
             {
                 return Some(Ok(deliver(&self.source.shared, open, delivery)));
             }
@@ -153,6 +177,29 @@ impl DeliveryStream for RabbitDeliveries {
             let _ = delivery.acker.nack(requeue).await;
         }
     }
+}
+
+/// How often an idle consumer checks that its channel is still open.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The consumer's next delivery, or `None` once its channel is no longer open: a consumer is
+/// not always woken when the connection under it is lost, and would then wait for good.
+async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery>> {
+    loop {
+        match tokio::time::timeout(WATCH_INTERVAL, open.consumer.next()).await {
+            Ok(next) => return next,
+            Err(_) if open.channel.status().connected() => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Closes a channel this subscription gave up on, without waiting: messages the server may
+/// already have handed to it go back to the queue.
+fn abandon(channel: Channel) {
+    tokio::spawn(async move {
+        let _ = channel.close(200, "abandoned".into()).await;
+    });
 }
 
 fn deliver(shared: &Arc<Shared>, open: &Open, delivery: lapin::message::Delivery) -> Delivery {
@@ -273,10 +320,38 @@ enum Route<'a> {
 #[async_trait]
 impl Acker for RabbitAcker {
     async fn ack(mut self: Box<Self>) -> Result<(), BrokerError> {
-        RabbitAcker::ack(&mut self).await
+        let shared = self.shared.clone();
+        bounded(&shared, "ack a delivery", RabbitAcker::ack(&mut self)).await
     }
 
-    async fn nack(mut self: Box<Self>, nack: Nack) -> Result<(), BrokerError> {
+    async fn nack(self: Box<Self>, nack: Nack) -> Result<(), BrokerError> {
+        let shared = self.shared.clone();
+        bounded(&shared, "nack a delivery", self.settle_nack(nack)).await
+    }
+
+    async fn dead_letter(self: Box<Self>, letter: DeadLetter) -> Result<(), BrokerError> {
+        let shared = self.shared.clone();
+        let settle = self.settle_dead_letter(letter);
+        bounded(&shared, "dead-letter a delivery", settle).await
+    }
+}
+
+/// Runs `settle` within the operation timeout.
+async fn bounded(
+    shared: &Shared,
+    operation: &str,
+    settle: impl Future<Output = Result<(), BrokerError>>,
+) -> Result<(), BrokerError> {
+    let limit = shared.config.operation_timeout;
+    tokio::time::timeout(limit, settle)
+        .await
+        .unwrap_or_else(|_| Err(shared.unanswered(operation, limit)))
+}
+
+/// Settling, each bounded by the operation timeout in [`Acker`]: a delivery whose settling goes
+/// unanswered stays unsettled, and the server hands it out again once the channel is gone.
+impl RabbitAcker {
+    async fn settle_nack(mut self: Box<Self>, nack: Nack) -> Result<(), BrokerError> {
         match nack {
             // Dropped without a dead letter: acked, so the queue's dead-letter route is not
             // taken either.
@@ -312,7 +387,10 @@ impl Acker for RabbitAcker {
         }
     }
 
-    async fn dead_letter(mut self: Box<Self>, letter: DeadLetter) -> Result<(), BrokerError> {
+    async fn settle_dead_letter(
+        mut self: Box<Self>,
+        letter: DeadLetter,
+    ) -> Result<(), BrokerError> {
         let dead_letters = dead_letter_topic(&self.shared, &letter.topic)?;
         let properties = binding::add_attributes(self.properties.clone(), &letter.attributes());
         self.republish(Route::DeadLetters(&dead_letters), properties)
