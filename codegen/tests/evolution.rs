@@ -133,6 +133,19 @@ const CASES: &[Case] = &[
         ),
     },
     Case {
+        // Into a oneof: setting another member of it now clears the field.
+        rule: "FIELD_SAME_ONEOF",
+        breaking: (
+            "    string iban = 6;\n  }\n  string note = 7;\n",
+            "    string iban = 6;\n    string note = 7;\n  }\n",
+        ),
+        at: "string note = 7;",
+        compatible: (
+            "    string iban = 6;\n  }\n",
+            "    string iban = 6;\n    string voucher = 8;\n  }\n",
+        ),
+    },
+    Case {
         rule: "ENUM_VALUE_NO_DELETE_UNLESS_RESERVED",
         breaking: ("  TIER_SILVER = 2;\n", ""),
         at: "Tier {",
@@ -452,6 +465,15 @@ fn against_a_git_revision_compares_with_the_schemas_committed_there() {
         Path::new(found[0].location().unwrap().file()),
         schemas.join(FILE)
     );
+    // The same through the CLI's flag, run from inside the repository.
+    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["check", "proto", "--against", "HEAD"])
+        .current_dir(repo.path())
+        .output()
+        .expect("the CLI runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[FIELD_SAME_LABEL]"), "{stderr}");
 
     // A folder that did not exist at the revision has nothing to break.
     let other = repo.path().join("later");

@@ -42,8 +42,9 @@ async fn collect<E: Event>(bus: &Bus) -> (Subscription, mpsc::UnboundedReceiver<
 }
 
 async fn next<E>(rx: &mut mpsc::UnboundedReceiver<Received<E>>) -> (E, Envelope) {
-    rx.recv()
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
         .await
+        .expect("an event within 10 s")
         .expect("the subscription delivers")
         .into_parts()
 }

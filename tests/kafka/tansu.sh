@@ -10,7 +10,9 @@
 # PORT defaults to 9092. STORAGE defaults to sqlite://tansu-PORT.db: the log in a SQLite file of
 # the run folder, kept across a restart. (tansu's in-memory engine, memory://tansu/, is faster but
 # skips the rest of a batch when a fetch starts inside it, which loses records for a consumer
-# that resumes from a committed offset; its SQL engines read record by record.) The run folder,
+# that resumes from a committed offset; its SQL engines read record by record. Its PostgreSQL
+# engine needs a database schema that the published crate does not carry, where the SQLite engine
+# creates its own.) The run folder,
 # for pid, log and database files, is $TANSU_RUN_DIR, default /tmp/tidings-tansu. `start`
 # installs tansu first if it is missing.
 set -euo pipefail
