@@ -12,9 +12,9 @@
 # skips the rest of a batch when a fetch starts inside it, which loses records for a consumer
 # that resumes from a committed offset; its SQL engines read record by record. Its PostgreSQL
 # engine needs a database schema that the published crate does not carry, where the SQLite engine
-# creates its own.) The run folder,
-# for pid, log and database files, is $TANSU_RUN_DIR, default /tmp/tidings-tansu. `start`
-# installs tansu first if it is missing.
+# creates its own.) The run folder, for pid, log and database files, is $TANSU_RUN_DIR, default
+# /tmp/tidings-tansu. `start` installs tansu first if it is missing, and keeps it running (see
+# `supervise`).
 set -euo pipefail
 
 # libsql gives the SQLite storage (which creates its own schema), dynostore the in-memory one.
@@ -57,6 +57,40 @@ wait_port() {
   done
 }
 
+# Runs tansu on $1 with storage $2, logging to $3, and runs it again whenever it exits or its
+# storage stops serving. tansu 0.6 ends its storage task for good on the first request it cannot
+# answer (a client that went away before its answer came, say), and then fails every request
+# while still listening; its log shows `UnableToSend`. The SQLite log survives the restart, so
+# nothing written is lost: the clients reconnect, as they would after a crash of a real server.
+supervise() {
+  local port=$1 storage=$2 log=$3 server=$RUN_DIR/tansu-$1.server
+  trap 'kill "$(cat "$server" 2>/dev/null)" 2>/dev/null; exit 0' TERM
+  while :; do
+    local from
+    from=$(( $(stat -c %s "$log") + 1 ))
+    # Loopback only; the advertised address is what clients are told to connect to.
+    "$TANSU" broker \
+      --cluster-id tidings \
+      --listener-url "tcp://127.0.0.1:$port" \
+      --advertised-listener-url "tcp://127.0.0.1:$port" \
+      --storage-engine "$storage" >>"$log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$server"
+    echo "tansu.sh: tansu runs as process $pid, watched by process $BASHPID"
+    while kill -0 "$pid" 2>/dev/null; do
+      if grep -q UnableToSend <(tail -c +"$from" "$log"); then
+        echo "tansu.sh: tansu's storage stopped serving; starting tansu again" >>"$log"
+        kill -9 "$pid" 2>/dev/null
+        break
+      fi
+      sleep 0.5
+    done
+    wait "$pid" 2>/dev/null || true
+    # The port must be free before tansu binds it again.
+    while wait_port "$port" 0; do sleep 0.1; done
+  done
+}
+
 start() {
   local port=${1:-9092}
   local storage=${2:-sqlite://tansu-$port.db}
@@ -67,14 +101,11 @@ start() {
     return 1
   fi
   local log=$RUN_DIR/tansu-$port.log
-  # Loopback only; the advertised address is what clients are told to connect to. tansu finds
-  # a SQLite file relative to its working folder.
+  : >"$log"
+  # tansu finds a SQLite file relative to its working folder. The supervisor holds none of this
+  # script's output open, so a caller reading it to the end is not kept waiting.
   cd "$RUN_DIR"
-  nohup "$TANSU" broker \
-    --cluster-id tidings \
-    --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "$storage" >"$log" 2>&1 &
+  supervise "$port" "$storage" "$log" </dev/null >>"$log" 2>&1 &
   echo $! >"$RUN_DIR/tansu-$port.pid"
   if ! wait_port "$port" 60; then
     echo "error: tansu did not listen on 127.0.0.1:$port; its log:" >&2
@@ -85,19 +116,30 @@ start() {
   echo "tansu is serving Kafka on 127.0.0.1:$port ($storage), log $log"
 }
 
+# Waits up to 10 s for process $1 to end, then kills it.
+end_process() {
+  local pid=$1
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 stop() {
   local port=${1:-9092} pidfile=$RUN_DIR/tansu-${1:-9092}.pid
+  local server=$RUN_DIR/tansu-${1:-9092}.server
   [[ -f $pidfile ]] || { echo "no tansu started on port $port"; return 0; }
-  local pid
-  pid=$(cat "$pidfile")
+  local supervisor pid
+  supervisor=$(cat "$pidfile")
+  pid=$(cat "$server" 2>/dev/null || true)
   rm -f "$pidfile"
-  if kill "$pid" 2>/dev/null; then
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
+  # The supervisor stops tansu on its way out; whatever is left after 10 s is killed.
+  kill "$supervisor" 2>/dev/null && end_process "$supervisor"
+  if [[ -n $pid ]]; then
+    kill "$pid" 2>/dev/null && end_process "$pid"
   fi
+  rm -f "$server"
   echo "tansu on port $port stopped"
 }
 
