@@ -104,9 +104,10 @@ impl BrokerFactory for Tansu {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: in about one run of four, the group's consumer takes no more records \
-            after tansu restarts, although the server answers and every event was published; \
-            run it with `--ignored` and TIDINGS_BROKERS=kafka"]
+#[cfg_attr(
+    not(tidings_broker = "kafka"),
+    ignore = "not asked to run: set TIDINGS_BROKERS=kafka"
+)]
 async fn restart_mid_stream_loses_nothing() {
     let tansu = tokio::task::spawn_blocking(Tansu::start)
         .await

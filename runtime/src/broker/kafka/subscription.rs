@@ -367,9 +367,13 @@ impl Context {
             let _ = consumer.commit(&fresh, CommitMode::Sync);
         }
         let _ = consumer.assign(tpl);
-        if paused {
-            let _ = consumer.pause(tpl);
-        }
+        // Said either way: librdkafka keeps a partition's pause across a rebalance, and fetching
+        // may have resumed while the partition was not assigned.
+        let _ = if paused {
+            consumer.pause(tpl)
+        } else {
+            consumer.resume(tpl)
+        };
         if let Some(ready) = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = ready.send(Ok(()));
         }
@@ -478,17 +482,19 @@ fn flow(consumer: &BaseConsumer<Context>, shared: &Shared) {
     if !change {
         return;
     }
+    let Ok(assignment) = consumer.assignment() else {
+        // Tried again on the next poll.
+        return;
+    };
     state.paused = !state.paused;
     let paused = state.paused;
     drop(state);
-    if let Ok(assignment) = consumer.assignment() {
-        // Paused partitions restart from the last record handed out: nothing is skipped.
-        let _ = if paused {
-            consumer.pause(&assignment)
-        } else {
-            consumer.resume(&assignment)
-        };
-    }
+    // Paused partitions restart from the last record handed out: nothing is skipped.
+    let _ = if paused {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
 }
 
 /// The deliveries of one subscription.
