@@ -465,12 +465,8 @@ fn against_a_git_revision_compares_with_the_schemas_committed_there() {
         Path::new(found[0].location().unwrap().file()),
         schemas.join(FILE)
     );
-    // The same through the CLI's flag, run from inside the repository.
-    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["check", "proto", "--against", "HEAD"])
-        .current_dir(repo.path())
-        .output()
-        .expect("the CLI runs");
+    // The same through the CLI's flag.
+    let out = tidings(&["check", schemas.to_str().unwrap(), "--against", "HEAD"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[FIELD_SAME_LABEL]"), "{stderr}");

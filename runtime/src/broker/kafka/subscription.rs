@@ -473,22 +473,23 @@ fn plan(
 /// Pauses fetching while too many deliveries wait unread, and resumes once half are taken.
 fn flow(consumer: &BaseConsumer<Context>, shared: &Shared) {
     let queued = shared.queued.load(Ordering::Relaxed);
-    let mut state = shared.state();
-    let change = if !state.paused && queued >= shared.high {
-        true
+    let paused = shared.state().paused;
+    let change = if paused {
+        queued <= shared.high / 2
     } else {
-        state.paused && queued <= shared.high / 2
+        queued >= shared.high
     };
     if !change {
         return;
     }
+    // Asked without the state locked: librdkafka answers from its own thread. Only this thread
+    // changes `paused`, so it is still what was read above.
     let Ok(assignment) = consumer.assignment() else {
         // Tried again on the next poll.
         return;
     };
-    state.paused = !state.paused;
-    let paused = state.paused;
-    drop(state);
+    let paused = !paused;
+    shared.state().paused = paused;
     // Paused partitions restart from the last record handed out: nothing is skipped.
     let _ = if paused {
         consumer.pause(&assignment)

@@ -67,22 +67,16 @@ impl Source {
         let shared = &self.shared;
         let failure = |e| shared.failure(self.operation(), e);
         let live = shared.live().await?;
-        let limit = shared.config.operation_timeout;
-        let channel = tokio::time::timeout(limit, live.connection.create_channel())
-            .await
-            .map_err(|_| shared.unanswered(self.operation(), limit))?
-            .map_err(failure)?;
-        match tokio::time::timeout(limit, self.consume(&channel)).await {
-            Ok(Ok(open)) => Ok(open),
-            Ok(Err(e)) => {
-                abandon(channel);
-                Err(e)
-            }
-            Err(_) => {
-                abandon(channel);
-                Err(shared.unanswered(self.operation(), limit))
-            }
+        let operation = self.operation();
+        let channel = bounded(shared, &operation, async {
+            live.connection.create_channel().await.map_err(failure)
+        })
+        .await?;
+        let consumed = bounded(shared, &operation, self.consume(&channel)).await;
+        if consumed.is_err() {
+            abandon(channel);
         }
+        consumed
     }
 
     /// Sets the prefetch, declares the queue and starts a consumer on `channel`.
@@ -336,14 +330,14 @@ impl Acker for RabbitAcker {
     }
 }
 
-/// Runs `settle` within the operation timeout.
-async fn bounded(
+/// Runs `work` within the operation timeout; running out of it is an unanswered `operation`.
+async fn bounded<T>(
     shared: &Shared,
     operation: &str,
-    settle: impl Future<Output = Result<(), BrokerError>>,
-) -> Result<(), BrokerError> {
+    work: impl Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
     let limit = shared.config.operation_timeout;
-    tokio::time::timeout(limit, settle)
+    tokio::time::timeout(limit, work)
         .await
         .unwrap_or_else(|_| Err(shared.unanswered(operation, limit)))
 }
