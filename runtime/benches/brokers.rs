@@ -220,7 +220,7 @@ async fn seam(broker: Arc<dyn Broker>, group: &str, events: u64) -> Duration {
             );
             let data = Bytes::from(sample().encode_to_vec());
             broker
-                .publish(&topic, BrokerMessage { envelope, data })
+                .publish(&topic, BrokerMessage::new(envelope, data))
                 .await
                 .expect("publishing");
         }

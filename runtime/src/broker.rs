@@ -6,6 +6,7 @@
 //! the typed layer above; an adapter only speaks its broker's protocol.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,12 +28,31 @@ pub mod rabbitmq;
 pub mod redis;
 
 /// One message as a broker carries it.
+///
+/// Cloning is two reference counts: the envelope is shared, not copied, because a message is
+/// handed from stage to stage (and to every subscriber of a fan-out) far more often than its
+/// attributes change.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     /// The CloudEvents attributes.
-    pub envelope: Envelope,
+    pub envelope: Arc<Envelope>,
     /// The encoded event.
     pub data: Bytes,
+}
+
+impl Message {
+    /// A message of `envelope` and `data`.
+    pub fn new(envelope: Envelope, data: Bytes) -> Message {
+        Message {
+            envelope: Arc::new(envelope),
+            data,
+        }
+    }
+
+    /// The attributes, to change: copied first if another clone of the message shares them.
+    pub fn envelope_mut(&mut self) -> &mut Envelope {
+        Arc::make_mut(&mut self.envelope)
+    }
 }
 
 /// A message that arrived but could not be read as a CloudEvents message (missing attributes,

@@ -156,22 +156,18 @@ impl Bus {
     ) -> Result<Message, PublishError> {
         let mut data = Vec::new();
         E::Codec::encode(event, E::SCHEMA, &mut data)?;
-        // Built in place: the envelope is large, and every copy of it shows in the hot path.
-        let mut message = Message {
-            envelope: Envelope::new(
-                self.source.clone(),
-                Cow::Borrowed(E::TOPIC),
-                E::Codec::CONTENT_TYPE,
-                Some(data_schema::<E>()),
-            ),
-            data: Bytes::from(data),
-        };
-        let envelope = &mut message.envelope;
+        let mut envelope = Envelope::new(
+            self.source.clone(),
+            Cow::Borrowed(E::TOPIC),
+            E::Codec::CONTENT_TYPE,
+            Some(data_schema::<E>()),
+        );
         envelope.partition_key = options.key.or_else(|| event.key());
         envelope.subject = options.subject;
         envelope.correlation_id = options.correlation_id;
         envelope.causation_id = options.causation_id;
         envelope.traceparent = options.traceparent;
+        let message = Message::new(envelope, Bytes::from(data));
         Ok(message)
     }
 }

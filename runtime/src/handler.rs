@@ -4,6 +4,7 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::envelope::Envelope;
 use crate::event::Event;
@@ -36,16 +37,17 @@ where
 #[derive(Debug)]
 pub struct Received<E> {
     event: E,
-    envelope: Envelope,
+    envelope: Arc<Envelope>,
     attempt: u32,
 }
 
 impl<E> Received<E> {
-    /// Wraps a decoded event. The runtime makes these; tests of a handler may too.
-    pub fn new(event: E, envelope: Envelope, attempt: u32) -> Self {
+    /// Wraps a decoded event. The runtime makes these (with the envelope the message shares);
+    /// tests of a handler may too.
+    pub fn new(event: E, envelope: impl Into<Arc<Envelope>>, attempt: u32) -> Self {
         Received {
             event,
-            envelope,
+            envelope: envelope.into(),
             attempt,
         }
     }
@@ -67,7 +69,7 @@ impl<E> Received<E> {
 
     /// The event and its envelope.
     pub fn into_parts(self) -> (E, Envelope) {
-        (self.event, self.envelope)
+        (self.event, Arc::unwrap_or_clone(self.envelope))
     }
 }
 

@@ -18,7 +18,7 @@
 set -euo pipefail
 
 # libsql gives the SQLite storage (which creates its own schema), dynostore the in-memory one.
-FEATURES=dynostore,libsql
+FEATURES=dynostore,libsql,postgres
 VERSION=0.6.0
 RUN_DIR=${TANSU_RUN_DIR:-/tmp/tidings-tansu}
 BIN_DIR=${CARGO_HOME:-$HOME/.cargo}/bin

@@ -450,7 +450,7 @@ async fn publishing_and_subscriptions_come_back_after_the_broker_does() {
         for seq in 3.. {
             let message = probe_message::<PublishSubscribe>(&run, seq);
             if broker.publish(&topic, message.clone()).await.is_ok() {
-                published.push(message.envelope.id);
+                published.push(message.envelope.id.clone());
             }
             if let Ok(Some(next)) =
                 tokio::time::timeout(Duration::from_millis(200), stream.next()).await

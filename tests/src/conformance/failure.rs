@@ -188,7 +188,7 @@ pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome
         ),
         (
             with(2, |m| {
-                m.envelope.data_schema = Some(Cow::Borrowed("proto:shop.billing.v1.Invoice"))
+                m.envelope_mut().data_schema = Some(Cow::Borrowed("proto:shop.billing.v1.Invoice"))
             }),
             &[
                 "wrong schema",
@@ -207,7 +207,7 @@ pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome
             ],
         ),
         (
-            with(4, |m| m.envelope.data_schema = None),
+            with(4, |m| m.envelope_mut().data_schema = None),
             &[
                 "missing schema",
                 "proto:tidings.conformance.v1.Probe",
@@ -215,12 +215,12 @@ pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome
             ],
         ),
         (
-            with(5, |m| m.envelope.data_content_type = None),
+            with(5, |m| m.envelope_mut().data_content_type = None),
             &["unknown content type", "application/protobuf", "got none"],
         ),
         (
             with(6, |m| {
-                m.envelope.data_content_type = Some(Cow::Borrowed("text/plain"))
+                m.envelope_mut().data_content_type = Some(Cow::Borrowed("text/plain"))
             }),
             &[
                 "unknown content type",
@@ -230,7 +230,7 @@ pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome
         ),
         (
             with(7, |m| {
-                m.envelope.data_content_type = Some(Cow::Borrowed("application/json"))
+                m.envelope_mut().data_content_type = Some(Cow::Borrowed("application/json"))
             }),
             &[
                 "application/json",

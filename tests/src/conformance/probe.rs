@@ -145,10 +145,7 @@ pub fn probe_message<E: Probe>(run: &str, seq: u64) -> Message {
         Some(Cow::Owned(format!("{SCHEMA_PREFIX}{}", E::SCHEMA))),
     );
     envelope.correlation_id = Some(run.to_owned());
-    Message {
-        envelope,
-        data: Bytes::from(data),
-    }
+    Message::new(envelope, Bytes::from(data))
 }
 
 /// Reads a probe's run and number back from raw data.

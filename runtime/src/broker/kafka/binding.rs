@@ -79,7 +79,7 @@ impl Record {
                 .is_some_and(|ct| ct.starts_with(STRUCTURED));
         if structured {
             return match Envelope::from_structured(&self.value) {
-                Ok((envelope, data)) => Ok(Message { envelope, data }),
+                Ok((envelope, data)) => Ok(Message::new(envelope, data)),
                 Err(e) => Err(self.malformed(e.to_string())),
             };
         }
@@ -94,10 +94,7 @@ impl Record {
             pairs.push((attr::PARTITION_KEY, key.to_owned()));
         }
         match Envelope::from_attributes(pairs) {
-            Ok(envelope) => Ok(Message {
-                envelope,
-                data: self.value.clone(),
-            }),
+            Ok(envelope) => Ok(Message::new(envelope, self.value.clone())),
             Err(e) => Err(self.malformed(e.to_string())),
         }
     }
@@ -187,10 +184,7 @@ mod tests {
         envelope.partition_key = Some("order-7".into());
         envelope.traceparent =
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
-        Message {
-            envelope,
-            data: Bytes::from_static(b"\x08\x07\xff"),
-        }
+        Message::new(envelope, Bytes::from_static(b"\x08\x07\xff"))
     }
 
     /// The record a producer would write for `message`.

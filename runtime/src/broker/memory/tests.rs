@@ -24,10 +24,7 @@ fn message(n: u8) -> Message {
         ContentType::Protobuf,
         None,
     );
-    Message {
-        envelope,
-        data: Bytes::from(vec![n]),
-    }
+    Message::new(envelope, Bytes::from(vec![n]))
 }
 
 async fn subscribe(

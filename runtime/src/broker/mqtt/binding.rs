@@ -35,7 +35,7 @@ pub(super) fn decode(publish: &Publish) -> Result<Message, Malformed> {
     let content_type = properties.and_then(|p| p.content_type.as_deref());
     let read = if content_type.is_some_and(|ct| ct.starts_with(STRUCTURED)) {
         Envelope::from_structured(&publish.payload)
-            .map(|(envelope, data)| Message { envelope, data })
+            .map(|(envelope, data)| Message::new(envelope, data))
     } else {
         let user = properties
             .map(|p| p.user_properties.as_slice())
@@ -44,10 +44,8 @@ pub(super) fn decode(publish: &Publish) -> Result<Message, Malformed> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .chain(content_type.map(|ct| (attr::DATA_CONTENT_TYPE, ct.to_owned())));
-        Envelope::from_attributes(attributes).map(|envelope| Message {
-            envelope,
-            data: publish.payload.clone(),
-        })
+        Envelope::from_attributes(attributes)
+            .map(|envelope| Message::new(envelope, publish.payload.clone()))
     };
     read.map_err(|e| Malformed {
         reason: e.to_string(),
@@ -118,10 +116,7 @@ mod tests {
             Some(Cow::Borrowed("proto:events.order.v1.Created")),
         );
         envelope.set_extension("tenant", "acme");
-        Message {
-            envelope,
-            data: Bytes::from_static(br#"{"orderId":"7"}"#),
-        }
+        Message::new(envelope, Bytes::from_static(br#"{"orderId":"7"}"#))
     }
 
     #[test]

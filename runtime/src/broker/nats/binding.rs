@@ -85,7 +85,7 @@ pub(super) fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Messag
     };
     if pairs.is_empty() && content_type.is_some_and(|ct| ct.starts_with(STRUCTURED)) {
         return match Envelope::from_structured(&payload) {
-            Ok((envelope, data)) => Ok(Message { envelope, data }),
+            Ok((envelope, data)) => Ok(Message::new(envelope, data)),
             Err(e) => Err(malformed(e.to_string(), payload)),
         };
     }
@@ -93,10 +93,7 @@ pub(super) fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Messag
         pairs.push((attr::DATA_CONTENT_TYPE, content_type));
     }
     match Envelope::from_attributes(pairs) {
-        Ok(envelope) => Ok(Message {
-            envelope,
-            data: payload,
-        }),
+        Ok(envelope) => Ok(Message::new(envelope, payload)),
         Err(e) => Err(malformed(e.to_string(), payload)),
     }
 }
@@ -145,7 +142,7 @@ mod tests {
         assert_eq!(headers.get("ce-tenant").map(|v| v.as_str()), Some("acme"));
 
         let back = read(Some(&headers), Bytes::from_static(b"\x08\x01")).unwrap();
-        assert_eq!(back.envelope, e);
+        assert_eq!(*back.envelope, e);
         assert_eq!(&back.data[..], b"\x08\x01");
     }
 
@@ -171,7 +168,7 @@ mod tests {
         );
         let doc = e.to_structured(b"\x01\x02");
         let back = read(Some(&headers), Bytes::from(doc)).unwrap();
-        assert_eq!(back.envelope, e);
+        assert_eq!(*back.envelope, e);
         assert_eq!(&back.data[..], b"\x01\x02");
     }
 

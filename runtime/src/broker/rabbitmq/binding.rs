@@ -122,7 +122,7 @@ pub(super) fn read(properties: &BasicProperties, data: Bytes) -> Result<Message,
             .is_some_and(|ct| ct.starts_with(STRUCTURED))
     {
         return match Envelope::from_structured(&data) {
-            Ok((envelope, data)) => Ok(Message { envelope, data }),
+            Ok((envelope, data)) => Ok(Message::new(envelope, data)),
             Err(e) => Err(malformed(e.to_string(), all, data)),
         };
     }
@@ -130,7 +130,7 @@ pub(super) fn read(properties: &BasicProperties, data: Bytes) -> Result<Message,
         pairs.push((attr::DATA_CONTENT_TYPE.to_owned(), content_type));
     }
     match Envelope::from_attributes(pairs) {
-        Ok(envelope) => Ok(Message { envelope, data }),
+        Ok(envelope) => Ok(Message::new(envelope, data)),
         Err(e) => Err(malformed(e.to_string(), all, data)),
     }
 }
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(properties.delivery_mode(), &Some(PERSISTENT));
 
         let back = read(&properties, Bytes::from_static(b"{}")).unwrap();
-        assert_eq!(back.envelope, e);
+        assert_eq!(*back.envelope, e);
     }
 
     #[test]

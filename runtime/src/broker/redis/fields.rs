@@ -63,7 +63,7 @@ pub(super) fn decode(fields: &Fields) -> Result<Message, Malformed> {
         }
     }
     match Envelope::from_attributes(attributes) {
-        Ok(envelope) => Ok(Message { envelope, data }),
+        Ok(envelope) => Ok(Message::new(envelope, data)),
         Err(e) => Err(malformed(e.to_string(), fields)),
     }
 }
@@ -124,10 +124,7 @@ mod tests {
             Some(Cow::Borrowed("proto:events.order.v1.Created")),
         );
         envelope.partition_key = Some("order-7".into());
-        Message {
-            envelope,
-            data: Bytes::from_static(b"\x08\x07\xff"),
-        }
+        Message::new(envelope, Bytes::from_static(b"\x08\x07\xff"))
     }
 
     fn field<'a>(fields: &'a Fields, name: &str) -> Option<&'a [u8]> {
