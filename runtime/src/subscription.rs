@@ -299,6 +299,23 @@ struct Consumer<E, H> {
     event: PhantomData<fn() -> E>,
 }
 
+/// The stream's next delivery, or `None` once shutdown is asked for, with the stream itself so
+/// that it can be used again or closed.
+async fn next_delivery(
+    mut stream: Box<dyn DeliveryStream>,
+    stopped: watch::Receiver<bool>,
+) -> (
+    Box<dyn DeliveryStream>,
+    Option<Option<Result<Delivery, BrokerError>>>,
+) {
+    let next = tokio::select! {
+        biased;
+        _ = stop_signal(stopped) => None,
+        next = stream.next() => Some(next),
+    };
+    (stream, next)
+}
+
 /// Resolves once shutdown is asked for, or the [`Subscription`] is dropped.
 async fn stop_signal(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
@@ -334,22 +351,65 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 tokio::task::consume_budget().await;
             }
         } else {
-            let mut in_flight = FuturesUnordered::new();
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = &mut stop => break,
-                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-                    next = stream.next(), if in_flight.len() < concurrency => match next {
-                        Some(Ok(delivery)) => in_flight.push(self.process(delivery)),
-                        Some(Err(_)) | None => break,
-                    },
-                }
-                tokio::task::consume_budget().await;
-            }
-            while in_flight.next().await.is_some() {}
+            stream = self.run_concurrently(stream, concurrency, stop).await;
         }
         stream.close().await;
+    }
+
+    /// Up to `concurrency` deliveries at once, until `stop`; gives the stream back to be closed.
+    async fn run_concurrently(
+        &self,
+        stream: Box<dyn DeliveryStream>,
+        concurrency: usize,
+        mut stop: Pin<&mut impl Future<Output = ()>>,
+    ) -> Box<dyn DeliveryStream> {
+        let mut in_flight = FuturesUnordered::new();
+        // The stream is either here, idle, or inside the wait for its next delivery. The wait is
+        // kept across turns of the loop rather than made again each time a handler finishes
+        // first, which would cost an allocation and a turn through the adapter's flow control.
+        let mut idle = Some(stream);
+        let mut wait = None;
+        loop {
+            if let Some(stream) = idle.as_mut()
+                && in_flight.len() < concurrency
+            {
+                match stream.try_next() {
+                    Some(Ok(delivery)) => {
+                        in_flight.push(self.process(delivery));
+                        tokio::task::consume_budget().await;
+                        continue;
+                    }
+                    Some(Err(_)) => break,
+                    None => {
+                        let stream = idle.take().expect("an idle stream");
+                        wait = Some(Box::pin(next_delivery(stream, self.stopped.clone())));
+                    }
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                (stream, next) = async { wait.as_mut().expect("a wait").await }, if wait.is_some() => {
+                    wait = None;
+                    idle = Some(stream);
+                    match next {
+                        Some(Some(Ok(delivery))) => in_flight.push(self.process(delivery)),
+                        Some(Some(Err(_)) | None) | None => break,
+                    }
+                }
+            }
+            tokio::task::consume_budget().await;
+        }
+        let stream = match (idle, wait) {
+            (Some(stream), _) => stream,
+            // The wait ends on the same stop signal; a delivery it took at that moment goes
+            // back to the broker as its acker is dropped.
+            (None, Some(wait)) => wait.await.0,
+            (None, None) => unreachable!("the stream is idle or waited on"),
+        };
+        while in_flight.next().await.is_some() {}
+        stream
     }
 
     /// Handles one delivery. The synchronous part (decoding) runs here, so the future made per
