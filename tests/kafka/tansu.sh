@@ -7,20 +7,26 @@
 #   tests/kafka/tansu.sh stop [PORT]             stop the one started on PORT
 #   tests/kafka/tansu.sh clean [PORT]            delete the log kept for PORT (when stopped)
 #
-# PORT defaults to 9092. STORAGE defaults to sqlite://tansu-PORT.db: the log in a SQLite file of
-# the run folder, kept across a restart. (tansu's in-memory engine, memory://tansu/, is faster but
-# skips the rest of a batch when a fetch starts inside it, which loses records for a consumer
-# that resumes from a committed offset; its SQL engines read record by record. Its PostgreSQL
-# engine needs a database schema that the published crate does not carry, where the SQLite engine
-# creates its own.) The run folder, for pid, log and database files, is $TANSU_RUN_DIR, default
-# /tmp/tidings-tansu. `start` installs tansu first if it is missing, and keeps it running (see
-# `supervise`).
+# PORT defaults to 9092. STORAGE is where tansu keeps its log, which survives a restart:
+#   sqlite (the default)  a SQLite file of the run folder, tansu-PORT.db;
+#   postgres              the database tansu_PORT on the PostgreSQL server of $TANSU_POSTGRES
+#                         (default postgres://postgres@127.0.0.1:5432), made with the schema
+#                         tansu's engine expects the first time (see tansu_pg_schema.py);
+#   any tansu storage URL, as given.
+# (tansu's in-memory engine, memory://tansu/, is faster but skips the rest of a batch when a
+# fetch starts inside it, which loses records for a consumer that resumes from a committed
+# offset; its SQL engines read record by record.) The run folder, for pid, log and database
+# files, is $TANSU_RUN_DIR, default /tmp/tidings-tansu. `start` installs tansu first if it is
+# missing, and keeps it running (see `supervise`).
 set -euo pipefail
 
-# libsql gives the SQLite storage (which creates its own schema), dynostore the in-memory one.
+# libsql gives the SQLite storage (which creates its own schema), postgres the PostgreSQL one,
+# dynostore the in-memory one.
 FEATURES=dynostore,libsql,postgres
 VERSION=0.6.0
 RUN_DIR=${TANSU_RUN_DIR:-/tmp/tidings-tansu}
+POSTGRES=${TANSU_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN_DIR=${CARGO_HOME:-$HOME/.cargo}/bin
 TANSU=$BIN_DIR/tansu
 
@@ -91,10 +97,48 @@ supervise() {
   done
 }
 
+# The folder of DDL files in the source of the tansu-storage crate cargo downloaded to install
+# tansu (unpacked, or still packed in cargo's download cache).
+ddl_dir() {
+  local registry=${CARGO_HOME:-$HOME/.cargo}/registry crate=tansu-storage-$VERSION
+  local found
+  found=$(ls -d "$registry"/src/*/"$crate"/src/ddl 2>/dev/null | head -n 1)
+  if [[ -z $found ]]; then
+    local packed
+    packed=$(ls "$registry"/cache/*/"$crate.crate" 2>/dev/null | head -n 1)
+    if [[ -z $packed ]]; then
+      echo "error: no source of $crate in $registry; run $0 install" >&2
+      return 1
+    fi
+    mkdir -p "$RUN_DIR/crate"
+    tar -xzf "$packed" -C "$RUN_DIR/crate" "$crate/src/ddl"
+    found=$RUN_DIR/crate/$crate/src/ddl
+  fi
+  echo "$found"
+}
+
+# The URL of the database for port $1, made with tansu's schema if it does not exist yet.
+postgres_storage() {
+  local database=tansu_$1
+  if [[ -z $(psql "$POSTGRES/postgres" -tAc "select 1 from pg_database where datname = '$database'") ]]; then
+    local ddl
+    ddl=$(ddl_dir)
+    psql "$POSTGRES/postgres" -q -c "create database $database" >&2
+    python3 "$HERE/tansu_pg_schema.py" "$ddl" |
+      psql "$POSTGRES/$database" -q -v ON_ERROR_STOP=1 -f - >&2
+  fi
+  # tansu's client would try TLS, and the local server's certificate names no IP address.
+  echo "$POSTGRES/$database?sslmode=disable"
+}
+
 start() {
   local port=${1:-9092}
-  local storage=${2:-sqlite://tansu-$port.db}
+  local storage=${2:-sqlite}
   install >&2
+  case $storage in
+    sqlite) storage=sqlite://tansu-$port.db ;;
+    postgres) storage=$(postgres_storage "$port") ;;
+  esac
   mkdir -p "$RUN_DIR"
   if wait_port "$port" 0; then
     echo "error: 127.0.0.1:$port is taken already" >&2
@@ -150,6 +194,9 @@ clean() {
     return 1
   fi
   rm -f "$RUN_DIR/tansu-$port.db" "$RUN_DIR/tansu-$port.db-"*
+  if command -v psql >/dev/null 2>&1; then
+    psql "$POSTGRES/postgres" -q -c "drop database if exists tansu_$port" 2>/dev/null || true
+  fi
   echo "tansu's log for port $port deleted"
 }
 
