@@ -428,32 +428,86 @@ async fn raw_rabbit(
     elapsed
 }
 
-fn per_second(events: u64, elapsed: Duration) -> f64 {
-    events as f64 / elapsed.as_secs_f64()
+/// The CPU time this process used so far, user and system, from `/proc/self/stat` (in clock
+/// ticks of 10 ms; a round lasts long enough for that to be fine).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("reading /proc/self/stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("a stat line") + 2..]
+        .split(' ')
+        .collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count");
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+/// One side's round: wall time and this process's CPU time.
+#[derive(Clone, Copy)]
+struct Sample {
+    elapsed: Duration,
+    cpu: Duration,
 }
 
-/// Events per second of each side over the rounds.
+async fn measured(side: impl Future<Output = Duration>) -> Sample {
+    let cpu = cpu_time();
+    let elapsed = side.await;
+    Sample {
+        elapsed,
+        cpu: cpu_time().saturating_sub(cpu),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Median events per second, and median client CPU microseconds per event, over the rounds.
+fn summary(events: u64, samples: &[Sample]) -> (f64, f64) {
+    let rate = median(
+        samples
+            .iter()
+            .map(|s| events as f64 / s.elapsed.as_secs_f64())
+            .collect(),
+    );
+    let cpu = median(
+        samples
+            .iter()
+            .map(|s| s.cpu.as_secs_f64() * 1e6 / events as f64)
+            .collect(),
+    );
+    (rate, cpu)
+}
+
+/// The rounds of each side.
 #[derive(Default)]
 struct Rates {
-    typed: Vec<f64>,
-    seam: Vec<f64>,
-    bare: Vec<f64>,
-    cloud_events: Vec<f64>,
+    typed: Vec<Sample>,
+    seam: Vec<Sample>,
+    bare: Vec<Sample>,
+    cloud_events: Vec<Sample>,
 }
 
 fn report(broker: &str, raw: &str, events: u64, rates: Rates) {
-    let (typed, seam) = (median(rates.typed), median(rates.seam));
-    let (bare, cloud_events) = (median(rates.bare), median(rates.cloud_events));
-    println!("{broker}: {events} events per round, median of {ROUNDS} rounds");
-    println!("  tidings typed publish + group consume:      {typed:>9.0} events/s");
-    println!("  tidings broker seam alone (no typed layer): {seam:>9.0} events/s");
-    println!("  {raw}, same CloudEvents headers: {cloud_events:>9.0} events/s");
-    println!("  {raw}, bare payload:             {bare:>9.0} events/s");
+    let (typed, typed_cpu) = summary(events, &rates.typed);
+    let (seam, seam_cpu) = summary(events, &rates.seam);
+    let (bare, bare_cpu) = summary(events, &rates.bare);
+    let (cloud_events, cloud_events_cpu) = summary(events, &rates.cloud_events);
+    println!(
+        "{broker}: {events} events per round, median of {ROUNDS} rounds (events/s; this \
+         process's CPU per event, the server's not counted)"
+    );
+    println!(
+        "  tidings typed publish + group consume:      {typed:>9.0} events/s {typed_cpu:>6.1} µs"
+    );
+    println!(
+        "  tidings broker seam alone (no typed layer): {seam:>9.0} events/s {seam_cpu:>6.1} µs"
+    );
+    println!(
+        "  {raw}, same CloudEvents headers: {cloud_events:>9.0} events/s \
+         {cloud_events_cpu:>6.1} µs"
+    );
+    println!("  {raw}, bare payload:             {bare:>9.0} events/s {bare_cpu:>6.1} µs");
     println!(
         "  ratio {:.2} against the same headers, {:.2} against the bare payload (target >= 0.90)",
         typed / cloud_events,
@@ -484,22 +538,22 @@ async fn nats(run: &str) {
         let (bare, headers) = (format!("{group}_bare"), format!("{group}_ce"));
         // Alternate who goes first, so a drift in the machine's load favours neither.
         let typed_first = round % 2 == 0;
-        let mut typed_time = Duration::ZERO;
+        let mut typed_time = None;
         if typed_first {
-            typed_time = typed(broker.clone(), &group, events).await;
+            typed_time = Some(measured(typed(broker.clone(), &group, events)).await);
         }
-        let bare_time = raw_nats(&js, &bare, events, Attributes::Bare).await;
-        let headers_time = raw_nats(&js, &headers, events, Attributes::CloudEvents).await;
+        let bare_time = measured(raw_nats(&js, &bare, events, Attributes::Bare)).await;
+        let headers_time = measured(raw_nats(&js, &headers, events, Attributes::CloudEvents)).await;
         let seam_group = format!("{group}_seam");
-        let seam_time = seam(broker.clone(), &seam_group, events).await;
+        let seam_time = measured(seam(broker.clone(), &seam_group, events)).await;
         if !typed_first {
-            typed_time = typed(broker.clone(), &group, events).await;
+            typed_time = Some(measured(typed(broker.clone(), &group, events)).await);
         }
         if round > 0 {
-            rates.typed.push(per_second(events, typed_time));
-            rates.seam.push(per_second(events, seam_time));
-            rates.bare.push(per_second(events, bare_time));
-            rates.cloud_events.push(per_second(events, headers_time));
+            rates.typed.push(typed_time.expect("the typed side ran"));
+            rates.seam.push(seam_time);
+            rates.bare.push(bare_time);
+            rates.cloud_events.push(headers_time);
         }
         let _ = js
             .delete_consumer_from_stream(&group, "bench-order-created-v1")
@@ -531,22 +585,28 @@ async fn rabbitmq(run: &str) {
         let group = format!("bench_{run}_{round}");
         let (bare, headers) = (format!("{group}_bare"), format!("{group}_ce"));
         let typed_first = round % 2 == 0;
-        let mut typed_time = Duration::ZERO;
+        let mut typed_time = None;
         if typed_first {
-            typed_time = typed(broker.clone(), &group, events).await;
+            typed_time = Some(measured(typed(broker.clone(), &group, events)).await);
         }
-        let bare_time = raw_rabbit(&connection, &bare, events, Attributes::Bare).await;
-        let headers_time = raw_rabbit(&connection, &headers, events, Attributes::CloudEvents).await;
+        let bare_time = measured(raw_rabbit(&connection, &bare, events, Attributes::Bare)).await;
+        let headers_time = measured(raw_rabbit(
+            &connection,
+            &headers,
+            events,
+            Attributes::CloudEvents,
+        ))
+        .await;
         let seam_group = format!("{group}_seam");
-        let seam_time = seam(broker.clone(), &seam_group, events).await;
+        let seam_time = measured(seam(broker.clone(), &seam_group, events)).await;
         if !typed_first {
-            typed_time = typed(broker.clone(), &group, events).await;
+            typed_time = Some(measured(typed(broker.clone(), &group, events)).await);
         }
         if round > 0 {
-            rates.typed.push(per_second(events, typed_time));
-            rates.seam.push(per_second(events, seam_time));
-            rates.bare.push(per_second(events, bare_time));
-            rates.cloud_events.push(per_second(events, headers_time));
+            rates.typed.push(typed_time.expect("the typed side ran"));
+            rates.seam.push(seam_time);
+            rates.bare.push(bare_time);
+            rates.cloud_events.push(headers_time);
         }
         let typed_queues = [&group, &seam_group].map(|g| format!("{}:{g}", OrderCreated::TOPIC));
         for queue in typed_queues.into_iter().chain([bare, headers]) {

@@ -26,7 +26,7 @@ mod jetstream;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use async_nats::connection::State;
 use async_trait::async_trait;
@@ -51,7 +51,8 @@ struct Shared {
     client: async_nats::Client,
     js: async_nats::jetstream::Context,
     /// The stream each topic used so far is kept in.
-    streams: Mutex<HashMap<String, jetstream::StreamName>>,
+    /// Read on every publish by every publishing task, written once per topic.
+    streams: RwLock<HashMap<String, jetstream::StreamName>>,
 }
 
 impl NatsBroker {
@@ -80,7 +81,7 @@ impl NatsBroker {
             address,
             client,
             js,
-            streams: Mutex::default(),
+            streams: RwLock::default(),
         };
         if shared.config.mode == NatsMode::JetStream {
             // Account info answers only where JetStream runs; its shape varies by server version,
