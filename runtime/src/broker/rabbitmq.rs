@@ -101,20 +101,29 @@ impl Shared {
     /// The connection, made again when it was lost.
     async fn live(&self) -> Result<Live, BrokerError> {
         let mut live = self.live.lock().await;
-        if let Some(current) = live.as_ref() {
-            if current.publisher.status().connected() {
-                return Ok(current.clone());
-            }
-            if current.connection.status().connected() {
-                // The channel was closed by an error of its own; the connection is fine.
-                let publisher = self.publisher(&current.connection).await?;
-                let current = Live {
-                    connection: current.connection.clone(),
-                    publisher,
-                };
-                *live = Some(current.clone());
-                return Ok(current);
-            }
+        if let Some(current) = live.as_ref()
+            && current.publisher.status().connected()
+        {
+            return Ok(current.clone());
+        }
+        // Boxed: opening a connection and a channel takes futures of kilobytes, which every
+        // publish's future would otherwise carry (and allocate) for a path taken rarely.
+        Box::pin(self.reconnect(&mut live)).await
+    }
+
+    /// Opens a publishing channel again, and the connection under it if that is gone too.
+    async fn reconnect(&self, live: &mut Option<Live>) -> Result<Live, BrokerError> {
+        if let Some(current) = live.as_ref()
+            && current.connection.status().connected()
+        {
+            // The channel was closed by an error of its own; the connection is fine.
+            let publisher = self.publisher(&current.connection).await?;
+            let current = Live {
+                connection: current.connection.clone(),
+                publisher,
+            };
+            *live = Some(current.clone());
+            return Ok(current);
         }
         let properties = ConnectionProperties::default().with_connection_name("tidings".into());
         let connection = tokio::time::timeout(
@@ -155,14 +164,15 @@ impl Shared {
     }
 
     /// Publishes and waits for the broker's confirmation. `Ok(false)`: the message was
-    /// mandatory and no queue took it.
+    /// mandatory and no queue took it. The properties are made once the channel is ready, so
+    /// that they go straight into the client's future rather than weigh on this one.
     async fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
         mandatory: bool,
         data: &[u8],
-        properties: BasicProperties,
+        properties: impl FnOnce() -> BasicProperties,
     ) -> Result<bool, BrokerError> {
         let operation = || format!("publish to {routing_key}");
         let live = self.live().await?;
@@ -170,17 +180,17 @@ impl Shared {
             mandatory,
             ..BasicPublishOptions::default()
         };
-        let confirm = live
-            .publisher
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                options,
-                data,
-                properties,
-            )
-            .await
-            .map_err(|e| self.failure(operation(), e))?;
+        // The client's publish future is over a kilobyte. Boxed on its own, it keeps the future
+        // of every publish under the size where glibc's allocator sweeps its free lists on each
+        // allocation.
+        let send = Box::pin(live.publisher.basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            options,
+            data,
+            properties(),
+        ));
+        let confirm = send.await.map_err(|e| self.failure(operation(), e))?;
         match confirm.await.map_err(|e| self.failure(operation(), e))? {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(true),
             Confirmation::Ack(Some(_)) => Ok(false),
@@ -266,14 +276,13 @@ impl Broker for RabbitBroker {
     }
 
     async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
-        let properties = binding::properties(&message.envelope);
         self.shared
             .publish(
                 &self.shared.config.exchange,
                 topic.as_str(),
                 false,
                 &message.data,
-                properties,
+                || binding::properties(&message.envelope),
             )
             .await
             .map(drop)

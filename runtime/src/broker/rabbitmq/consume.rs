@@ -144,7 +144,8 @@ impl DeliveryStream for RabbitDeliveries {
             // The channel or connection went away: consume again once it is back. What this
             // consumer held unsettled goes back to the queue.
             self.open = None;
-            self.open = Some(self.source.reopen().await);
+            // Boxed, so the rare path's futures do not weigh on every delivery's.
+            self.open = Some(Box::pin(self.source.reopen()).await);
         }
     }
 
@@ -283,13 +284,9 @@ impl RabbitAcker {
             }
             let routed = self
                 .shared
-                .publish(
-                    &exchange,
-                    &routing_key,
-                    true,
-                    &self.data,
-                    properties.clone(),
-                )
+                .publish(&exchange, &routing_key, true, &self.data, || {
+                    properties.clone()
+                })
                 .await?;
             if routed {
                 return Ok(());
