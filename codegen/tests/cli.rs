@@ -163,3 +163,72 @@ fn list_prints_the_catalog_as_a_table_or_json() {
         })
     );
 }
+
+#[test]
+fn topic_option_and_includes_reach_the_library_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (schemas, includes) = (dir.path().join("schemas"), dir.path().join("includes"));
+    std::fs::create_dir_all(includes.join("acme")).unwrap();
+    std::fs::create_dir_all(&schemas).unwrap();
+    std::fs::write(
+        includes.join("acme/options.proto"),
+        r#"syntax = "proto3";
+package acme;
+import "google/protobuf/descriptor.proto";
+extend google.protobuf.MessageOptions { string topic = 50001; }
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        schemas.join("orders.proto"),
+        r#"syntax = "proto3";
+package acme.orders.v1;
+import "acme/options.proto";
+message OrderPlaced { option (acme.topic) = "acme.orders.placed.v1"; string id = 1; }
+message Address { string city = 1; }
+"#,
+    )
+    .unwrap();
+    let (schemas, includes) = (schemas.to_str().unwrap(), includes.to_str().unwrap());
+
+    let listed = tidings(&[
+        "list",
+        schemas,
+        "-I",
+        includes,
+        "--topic-option",
+        "acme.topic",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let topics: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(topics, ["acme.orders.placed.v1"]);
+
+    // Without the flag the option is not read, and outside `events.` nothing is an event.
+    let plain = tidings(&["list", schemas, "-I", includes, "--format", "json"]);
+    assert_eq!(plain.status.code(), Some(0), "{}", text(&plain.stderr));
+    assert_eq!(text(&plain.stdout).trim(), "[]");
+
+    // An option no schema defines is a usage error, named.
+    let unknown = tidings(&[
+        "check",
+        schemas,
+        "-I",
+        includes,
+        "--topic-option",
+        "acme.nothing",
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        text(&unknown.stderr).contains("acme.nothing"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}

@@ -401,12 +401,11 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             }
             tokio::task::consume_budget().await;
         }
-        let stream = match (idle, wait) {
-            (Some(stream), _) => stream,
+        let stream = match wait {
             // The wait ends on the same stop signal; a delivery it took at that moment goes
             // back to the broker as its acker is dropped.
-            (None, Some(wait)) => wait.await.0,
-            (None, None) => unreachable!("the stream is idle or waited on"),
+            Some(wait) => wait.await.0,
+            None => idle.expect("the stream is idle when no wait holds it"),
         };
         while in_flight.next().await.is_some() {}
         stream
