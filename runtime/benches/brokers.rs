@@ -5,7 +5,8 @@
 //! (JetStream publish ack with a message id; RabbitMQ publisher confirm, persistent message),
 //! and consumes from one durable consumer (JetStream pull consumer; RabbitMQ quorum queue) with
 //! a prefetch of 64, acking each message after decoding it. A round ends when every event was
-//! handled. Rounds interleave the sides; the medians are compared.
+//! handled. Every round runs every side, the one that goes first alternating; the ratio is the
+//! median of the rounds' own ratios.
 //!
 //! The raw client runs twice: with the bare payload, and with the same CloudEvents attributes
 //! tidings puts on the wire (binary mode headers: id, source, type, time, schema, content
