@@ -171,8 +171,7 @@ impl KafkaConfig {
     /// a batch the producer sends again, and batches of a partition land in order. Turned off,
     /// the producer sends one request at a time per connection instead, so a retried batch
     /// cannot land after a later one and order per key still holds, at some cost in
-    /// throughput. Turn it off for a server whose idempotence fails it (tansu 0.6 on SQLite
-    /// fails every publish after a restart).
+    /// throughput. Turn it off for a server that does not implement idempotent producers.
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self
