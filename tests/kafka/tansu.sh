@@ -66,8 +66,9 @@ wait_port() {
 # Runs tansu on $1 with storage $2, logging to $3, and runs it again whenever it exits or its
 # storage stops serving. tansu 0.6 ends its storage task for good on the first request it cannot
 # answer (a client that went away before its answer came, say), and then fails every request
-# while still listening; its log shows `UnableToSend`. The SQLite log survives the restart, so
-# nothing written is lost: the clients reconnect, as they would after a crash of a real server.
+# while still listening; its log shows `UnableToSend`. The log in SQLite or PostgreSQL survives
+# the restart, so nothing written is lost: the clients reconnect, as they would after a crash of
+# a real server.
 supervise() {
   local port=$1 storage=$2 log=$3 server=$RUN_DIR/tansu-$1.server
   trap 'kill "$(cat "$server" 2>/dev/null)" 2>/dev/null; exit 0' TERM

@@ -78,7 +78,6 @@ pub struct KafkaConfig {
     session_timeout: Duration,
     commit_interval: Duration,
     linger: Duration,
-    idempotent: bool,
     settings: Vec<(String, String)>,
 }
 
@@ -94,7 +93,6 @@ impl std::fmt::Debug for KafkaConfig {
             .field("session_timeout", &self.session_timeout)
             .field("commit_interval", &self.commit_interval)
             .field("linger", &self.linger)
-            .field("idempotent", &self.idempotent)
             .field(
                 "settings",
                 &self.settings.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -114,7 +112,6 @@ impl KafkaConfig {
             session_timeout: Duration::from_secs(10),
             commit_interval: Duration::from_millis(100),
             linger: Duration::from_millis(1),
-            idempotent: true,
             settings: Vec::new(),
         }
     }
@@ -164,16 +161,6 @@ impl KafkaConfig {
     /// default). Longer batches more under load, at the cost of publish latency.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
-        self
-    }
-
-    /// Whether the producer is idempotent (`enable.idempotence`, the default): the broker drops
-    /// a batch the producer sends again, and batches of a partition land in order. Turned off,
-    /// the producer sends one request at a time per connection instead, so a retried batch
-    /// cannot land after a later one and order per key still holds, at some cost in
-    /// throughput. Turn it off for a server that does not implement idempotent producers.
-    pub fn idempotent(mut self, idempotent: bool) -> Self {
-        self.idempotent = idempotent;
         self
     }
 
@@ -248,15 +235,12 @@ impl KafkaBroker {
         let mut producer = config.client();
         producer
             .set("acks", "all")
-            .set("enable.idempotence", config.idempotent.to_string())
+            .set("enable.idempotence", "true")
             .set("linger.ms", millis(config.linger))
             .set(
                 "message.timeout.ms",
                 millis(config.timeout.max(Duration::from_millis(1))),
             );
-        if !config.idempotent {
-            producer.set("max.in.flight.requests.per.connection", "1");
-        }
         for (key, value) in &config.settings {
             producer.set(key, value);
         }

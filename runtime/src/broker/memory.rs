@@ -123,6 +123,16 @@ struct QueueState {
     waiting_publishers: usize,
 }
 
+impl QueueState {
+    /// Queues a message for its first delivery.
+    fn push_new(&mut self, message: &Message) {
+        self.items.push_back(Pending {
+            message: message.clone(),
+            attempt: 1,
+        });
+    }
+}
+
 /// A poisoned lock only means a panic elsewhere mid-update of plain collections; the data is
 /// still consistent enough to go on.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -130,14 +140,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Queue {
-    fn with(items: impl IntoIterator<Item = Message>) -> Arc<Queue> {
+    fn with<'a>(items: impl IntoIterator<Item = &'a Message>) -> Arc<Queue> {
         let queue = Queue::default();
-        lock(&queue.state)
-            .items
-            .extend(items.into_iter().map(|message| Pending {
-                message,
-                attempt: 1,
-            }));
+        let mut state = lock(&queue.state);
+        for message in items {
+            state.push_new(message);
+        }
+        drop(state);
         Arc::new(queue)
     }
 
@@ -211,15 +220,12 @@ impl Inner {
         if let [queue] = &state.subscribers[..]
             && state.groups.is_empty()
         {
-            let mut items = lock(&queue.state);
-            if items.items.len() >= capacity {
+            let mut queued = lock(&queue.state);
+            if queued.items.len() >= capacity {
                 return Err(queue.clone());
             }
-            items.items.push_back(Pending {
-                message: message.clone(),
-                attempt: 1,
-            });
-            drop(items);
+            queued.push_new(message);
+            drop(queued);
             queue.ready.notify_one();
         } else {
             let queues = || state.subscribers.iter().chain(state.groups.values());
@@ -227,10 +233,7 @@ impl Inner {
                 return Err(full.clone());
             }
             for queue in queues() {
-                lock(&queue.state).items.push_back(Pending {
-                    message: message.clone(),
-                    attempt: 1,
-                });
+                lock(&queue.state).push_new(message);
                 queue.ready.notify_one();
             }
         }
@@ -294,7 +297,7 @@ impl Inner {
             StartFrom::New => None,
             StartFrom::Oldest => Some(&state.history),
         };
-        let start = || Queue::with(history.into_iter().flatten().cloned());
+        let start = || Queue::with(history.into_iter().flatten());
         match &request.group {
             None => {
                 let queue = start();
