@@ -156,18 +156,23 @@ impl Bus {
     ) -> Result<Message, PublishError> {
         let mut data = Vec::new();
         E::Codec::encode(event, E::SCHEMA, &mut data)?;
-        let mut envelope = Envelope::new(
-            self.source.clone(),
-            Cow::Borrowed(E::TOPIC),
-            E::Codec::CONTENT_TYPE,
-            Some(data_schema::<E>()),
-        );
-        envelope.partition_key = options.key.or_else(|| event.key());
-        envelope.subject = options.subject;
-        envelope.correlation_id = options.correlation_id;
-        envelope.causation_id = options.causation_id;
-        envelope.traceparent = options.traceparent;
-        let message = Message::new(envelope, Bytes::from(data));
+        let envelope = Envelope {
+            partition_key: options.key.or_else(|| event.key()),
+            subject: options.subject,
+            correlation_id: options.correlation_id,
+            causation_id: options.causation_id,
+            traceparent: options.traceparent,
+            ..Envelope::new(
+                self.source.clone(),
+                Cow::Borrowed(E::TOPIC),
+                E::Codec::CONTENT_TYPE,
+                Some(data_schema::<E>()),
+            )
+        };
+        let message = Message {
+            envelope: Arc::new(envelope),
+            data: Bytes::from(data),
+        };
         Ok(message)
     }
 }
