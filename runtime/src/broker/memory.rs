@@ -125,9 +125,9 @@ struct QueueState {
 
 impl QueueState {
     /// Queues a message for its first delivery.
-    fn push_new(&mut self, message: &Message) {
+    fn push_new(&mut self, message: Message) {
         self.items.push_back(Pending {
-            message: message.clone(),
+            message,
             attempt: 1,
         });
     }
@@ -144,7 +144,7 @@ impl Queue {
         let queue = Queue::default();
         let mut state = lock(&queue.state);
         for message in items {
-            state.push_new(message);
+            state.push_new(message.clone());
         }
         drop(state);
         Arc::new(queue)
@@ -208,40 +208,47 @@ impl fmt::Debug for MemoryBroker {
 
 impl Inner {
     /// Queues `message` for every subscriber and group of `topic` if all have room; otherwise
-    /// returns a full queue to wait on and queues nothing, so a retry cannot duplicate.
-    fn try_publish(&self, topic: &str, message: &Message) -> Result<(), Arc<Queue>> {
+    /// hands it back with a full queue to wait on and queues nothing, so a retry cannot
+    /// duplicate.
+    fn try_publish(&self, topic: &str, message: Message) -> Result<(), (Arc<Queue>, Message)> {
         let mut topics = lock(&self.topics);
         let state = match topics.get_mut(topic) {
             Some(state) => state,
             None => topics.entry(topic.to_owned()).or_default(),
         };
         let capacity = self.limits.queue_capacity;
-        // The common case, one queue, takes its lock once.
-        if let [queue] = &state.subscribers[..]
+        let keep = self.limits.history > 0;
+        // One place takes the message itself and the others a clone: each clone is two atomic
+        // reference counts now and two more when it is dropped.
+        let kept = if let [queue] = &state.subscribers[..]
             && state.groups.is_empty()
         {
+            // The common case, one queue, takes its lock once.
             let mut queued = lock(&queue.state);
             if queued.items.len() >= capacity {
-                return Err(queue.clone());
+                return Err((queue.clone(), message));
             }
+            let kept = keep.then(|| message.clone());
             queued.push_new(message);
             drop(queued);
             queue.ready.notify_one();
+            kept
         } else {
             let queues = || state.subscribers.iter().chain(state.groups.values());
             if let Some(full) = queues().find(|q| q.len() >= capacity) {
-                return Err(full.clone());
+                return Err((full.clone(), message));
             }
             for queue in queues() {
-                lock(&queue.state).push_new(message);
+                lock(&queue.state).push_new(message.clone());
                 queue.ready.notify_one();
             }
-        }
-        if self.limits.history > 0 {
+            keep.then_some(message)
+        };
+        if let Some(kept) = kept {
             if state.history.len() >= self.limits.history {
                 state.history.pop_front();
             }
-            state.history.push_back(message.clone());
+            state.history.push_back(kept);
         }
         Ok(())
     }
@@ -250,7 +257,7 @@ impl Inner {
     async fn publish_when_room(
         &self,
         topic: &Topic,
-        message: Message,
+        mut message: Message,
         mut full: Arc<Queue>,
     ) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.limits.publish_wait;
@@ -282,9 +289,9 @@ impl Inner {
                     });
                 }
             }
-            match self.try_publish(topic.as_str(), &message) {
+            match self.try_publish(topic.as_str(), message) {
                 Ok(()) => return Ok(()),
-                Err(other) => full = other,
+                Err((other, back)) => (full, message) = (other, back),
             }
         }
     }
@@ -348,17 +355,19 @@ impl Broker for MemoryBroker {
         topic: &Topic,
         message: Message,
     ) -> Result<Result<(), BrokerError>, Message> {
-        match self.inner.try_publish(topic.as_str(), &message) {
+        match self.inner.try_publish(topic.as_str(), message) {
             Ok(()) => Ok(Ok(())),
-            Err(_) => Err(message),
+            Err((_, message)) => Err(message),
         }
     }
 
     async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
-        match self.inner.try_publish(topic.as_str(), &message) {
+        match self.inner.try_publish(topic.as_str(), message) {
             Ok(()) => Ok(()),
             // Boxed: waiting is the rare case, and its state would weigh on every publish.
-            Err(full) => Box::pin(self.inner.publish_when_room(topic, message, full)).await,
+            Err((full, message)) => {
+                Box::pin(self.inner.publish_when_room(topic, message, full)).await
+            }
         }
     }
 
