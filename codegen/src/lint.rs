@@ -12,6 +12,9 @@ use crate::names;
 /// Types generated into every package that has events.
 const STUB_TYPES: &[&str] = &["Publisher", "Handler"];
 
+/// Methods the generated `Publisher` has besides one per event: its constructor.
+const PUBLISHER_METHODS: &[&str] = &["new"];
+
 pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnostics) {
     let sources = loaded.sources.borrow();
     let mut packages: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
@@ -99,6 +102,19 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
     for (package, events) in &packages {
         let mut methods: BTreeMap<&str, &Event> = BTreeMap::new();
         for event in events {
+            if PUBLISHER_METHODS.contains(&event.method.as_str()) {
+                let proto = event.message.parent_file_descriptor_proto();
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!(
+                            "event `{}` makes the method `{}`, which the `Publisher` generated for package `{package}` already has",
+                            event.info.schema, event.method
+                        ),
+                        locate::declaration(&sources, proto, &[event.message.path(), &[1]].concat()),
+                    )
+                    .with_help("rename the message; publisher and handler methods are the snake_case message names"),
+                );
+            }
             if let Some(first) = methods.insert(event.method.as_str(), event) {
                 let proto = event.message.parent_file_descriptor_proto();
                 let first_proto = first.message.parent_file_descriptor_proto();

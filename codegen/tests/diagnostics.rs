@@ -39,9 +39,11 @@ fn each_mistake_is_found_where_it_is() {
         (Severity::Error, "wildcard.proto", 8, 51),
         // A topic with another version than its package, at the version.
         (Severity::Error, "wrong_version.proto", 8, 59),
-        // A message named like a generated item, a reserved word, an event with no fields.
+        // A message named like a generated item, a reserved word, a message whose publisher
+        // method would be the publisher's constructor, an event with no fields.
         (Severity::Error, "reserved.proto", 6, 9),
         (Severity::Warning, "reserved.proto", 13, 10),
+        (Severity::Error, "reserved.proto", 20, 9),
         (Severity::Warning, "reserved.proto", 17, 9),
     ];
     let expected: Vec<(Severity, String, usize, usize)> = expected
@@ -49,7 +51,7 @@ fn each_mistake_is_found_where_it_is() {
         .map(|&(s, f, l, c)| (s, f.to_owned(), l, c))
         .collect();
     assert_eq!(found, expected);
-    assert_eq!(report.diagnostics.error_count(), 8);
+    assert_eq!(report.diagnostics.error_count(), 9);
     assert_eq!(report.diagnostics.warning_count(), 2);
 }
 
@@ -57,7 +59,7 @@ fn each_mistake_is_found_where_it_is() {
 fn generation_refuses_schemas_with_errors_and_says_why() {
     match configure().generate(BAD) {
         Err(Error::Schema(diagnostics)) => {
-            assert_eq!(diagnostics.error_count(), 8);
+            assert_eq!(diagnostics.error_count(), 9);
             let text = format!("{:?}", Error::Schema(diagnostics));
             assert!(text.contains("tests/bad/wildcard.proto:8:51"), "{text}");
         }
@@ -76,6 +78,7 @@ fn the_good_files_of_a_bad_folder_still_map_to_events() {
             "events.support.handler.v1",
             "events.support.ticket_opened.v1",
             "events.support.pinged.v1",
+            "events.support.new.v1",
         ]
     );
 }

@@ -16,7 +16,8 @@ use async_trait::async_trait;
 #[error("dedup store failed: {0}; check that the store is reachable")]
 pub struct DedupError(#[from] pub Box<dyn Error + Send + Sync>);
 
-/// Remembers which event ids were handled, per scope (a topic, or a topic and group).
+/// Remembers which event ids were handled, per scope: one consumer of a topic (a group, or one
+/// subscription without a group).
 ///
 /// A store keeps ids for as long as its own policy says (a capacity, a TTL...); an id it forgot
 /// is handled again if it comes back.

@@ -31,6 +31,8 @@ use crate::retry::RetryPolicy;
 use crate::topic::{Topic, TopicError};
 
 mod handling;
+#[cfg(test)]
+mod tests;
 
 /// How long a handler may run on one message unless told otherwise.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,8 +49,9 @@ pub struct SubscribeOptions {
 }
 
 impl Default for SubscribeOptions {
-    /// No group (every plain subscriber gets every event), new events only, one at a time (so
-    /// order is kept), [`RetryPolicy::default`], [`DEFAULT_HANDLER_TIMEOUT`], no dedup.
+    /// No group (every plain subscriber gets every event), new events only, one at a time (in
+    /// delivery order; see [`SubscribeOptions::concurrency`] for retries),
+    /// [`RetryPolicy::default`], [`DEFAULT_HANDLER_TIMEOUT`], no dedup.
     fn default() -> Self {
         SubscribeOptions {
             group: None,
@@ -88,8 +91,10 @@ impl SubscribeOptions {
         self
     }
 
-    /// How many events are handled at once (at least 1); also the broker's prefetch. Above 1,
-    /// events of one key may be handled out of order.
+    /// How many events are handled at once (at least 1); also the broker's prefetch. At 1, events
+    /// are handled in the order the broker delivers them, except that a failed event waits out
+    /// its backoff with the broker where the broker can delay a redelivery, and comes back after
+    /// the events behind it. Above 1, events of one key may also be handled out of order.
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
         self
@@ -108,6 +113,10 @@ impl SubscribeOptions {
     }
 
     /// Skips events whose id `store` saw handled before (acked without calling the handler).
+    ///
+    /// Ids are remembered per consumer: a group shares them among its members and across their
+    /// restarts; a subscription without a group has ids of its own, so other subscribers of the
+    /// topic sharing the store still get every event.
     pub fn dedup(mut self, store: impl DedupStore) -> Self {
         self.dedup = Some(Arc::new(store));
         self
@@ -123,6 +132,13 @@ pub enum SubscribeError {
     /// The broker refused or failed.
     #[error("cannot subscribe: {0}")]
     Broker(#[from] BrokerError),
+    /// The topic is too long to have a dead-letter topic (`dlq.` and the topic), so a message
+    /// that cannot be handled would have nowhere to go; nothing was asked of the broker.
+    #[error(
+        "cannot subscribe: its dead-letter topic breaks the topic rule: {0}; shorten the topic \
+         by at least 4 bytes to leave room for the `dlq.` prefix"
+    )]
+    DeadLetterTopic(TopicError),
     /// The options ask for something this broker does not do.
     #[error(
         "cannot subscribe: {broker} does not support {what}; drop that option or use another broker"
@@ -246,6 +262,9 @@ impl Bus {
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeError> {
         let topic = Topic::of::<E>()?;
+        topic
+            .dead_letter()
+            .map_err(SubscribeError::DeadLetterTopic)?;
         let broker = self.broker();
         let capabilities = broker.capabilities();
         let unsupported = |what| SubscribeError::Unsupported {
@@ -266,9 +285,14 @@ impl Bus {
                 prefetch: options.concurrency,
             })
             .await?;
+        // Dedup is per consumer: a group is one, wherever and whenever its members run; a plain
+        // subscription is one of its own, as every plain subscriber gets every event.
         let scope = match &options.group {
             Some(group) => format!("{topic}#{group}"),
-            None => topic.to_string(),
+            None => format!(
+                "{topic}~{}",
+                crate::id::new_v7_at(std::time::SystemTime::now())
+            ),
         };
         let (stop, stopped) = watch::channel(false);
         let consumer = Consumer {
@@ -278,7 +302,7 @@ impl Bus {
             retry: options.retry,
             handler_timeout: options.handler_timeout,
             dedup: options.dedup,
-            nack_delay: capabilities.nack_delay,
+            broker_delays: capabilities.nack_delay,
             stopped,
             event: PhantomData,
         };
@@ -294,7 +318,8 @@ struct Consumer<E, H> {
     retry: RetryPolicy,
     handler_timeout: Duration,
     dedup: Option<Arc<dyn DedupStore>>,
-    nack_delay: bool,
+    /// A retry is a nack with the backoff as its delay; otherwise the backoff is waited here.
+    broker_delays: bool,
     stopped: watch::Receiver<bool>,
     event: PhantomData<fn() -> E>,
 }
@@ -435,6 +460,15 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 return Either::Right(refuse);
             }
         };
+        if attempt > self.retry.max_attempts {
+            // Back after its last attempt: its consumer stopped before settling it, or its dead
+            // letter did not go through. The handler had its attempts.
+            let reason = format!(
+                "attempt {attempt} is past the bound of {} attempts",
+                self.retry.max_attempts
+            );
+            return Either::Right(Box::pin(self.dead_letter(acker, reason, attempt)));
+        }
         match &self.dedup {
             None => Either::Left(self.handling(received, acker, None)),
             Some(store) => Either::Right(Box::pin(self.handle_once(store, received, acker))),
@@ -482,7 +516,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             return self.dead_letter(acker, reason, attempt).await;
         }
         let delay = self.retry.delay_after(attempt);
-        if self.nack_delay {
+        if self.broker_delays {
             let _ = acker.nack(Nack::Retry(delay)).await;
         } else {
             // The broker redelivers at once, so the wait happens here; a shutdown cuts it short
@@ -502,8 +536,15 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             topic: self.topic.clone(),
         };
         // `dead_letter` consumes the acker; when it fails the broker still holds the message
-        // unsettled and redelivers it once the acker is gone.
-        let _ = acker.dead_letter(letter).await;
+        // unsettled and redelivers it once the acker is gone, past the bound, which sends it
+        // straight back here. Waiting first keeps a dead-letter topic that refuses messages (full,
+        // unreachable) from turning that into a busy loop.
+        if acker.dead_letter(letter).await.is_err() {
+            tokio::select! {
+                _ = tokio::time::sleep(self.retry.delay_after(attempts)) => {}
+                _ = stop_signal(self.stopped.clone()) => {}
+            }
+        }
     }
 }
 

@@ -106,6 +106,8 @@ impl Hasher for TopicHasher {
 struct Pending {
     message: Message,
     attempt: u32,
+    /// Its place in the queue's publish order, which a redelivery goes back to.
+    seq: u64,
 }
 
 #[derive(Default)]
@@ -119,17 +121,32 @@ struct Queue {
 
 #[derive(Default)]
 struct QueueState {
+    /// In publish order (`seq` increasing).
     items: VecDeque<Pending>,
+    next_seq: u64,
     waiting_publishers: usize,
 }
 
 impl QueueState {
     /// Queues a message for its first delivery.
     fn push_new(&mut self, message: Message) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.items.push_back(Pending {
             message,
             attempt: 1,
+            seq,
         });
+    }
+}
+
+/// A publisher counted as waiting for room in a queue, for as long as it waits: dropping the
+/// publish mid-wait (a shorter timeout, a `select!`) takes it off the count too.
+struct Waiting<'a>(&'a Queue);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.state).waiting_publishers -= 1;
     }
 }
 
@@ -165,9 +182,13 @@ impl Queue {
         Some(pending)
     }
 
-    /// Puts a message back at the front, where it keeps its place ahead of later ones.
+    /// Puts a message back where it was in publish order, ahead of later ones, so that
+    /// messages coming back together (a consumer died holding several) keep their order.
     fn requeue(&self, pending: Pending) {
-        lock(&self.state).items.push_front(pending);
+        let mut state = lock(&self.state);
+        let at = state.items.partition_point(|p| p.seq < pending.seq);
+        state.items.insert(at, pending);
+        drop(state);
         self.ready.notify_one();
     }
 }
@@ -266,26 +287,28 @@ impl Inner {
             let room = queue.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let has_room = {
+            let waiting = {
                 let mut state = lock(&queue.state);
-                let has_room = state.items.len() < self.limits.queue_capacity;
-                if !has_room {
+                (state.items.len() >= self.limits.queue_capacity).then(|| {
                     state.waiting_publishers += 1;
-                }
-                has_room
+                    Waiting(&queue)
+                })
             };
-            if !has_room {
+            if let Some(waiting) = waiting {
                 let waited = tokio::time::timeout_at(deadline, room).await;
-                lock(&queue.state).waiting_publishers -= 1;
+                drop(waiting);
                 if waited.is_err() {
-                    return Err(BrokerError::Full {
-                        broker: NAME,
-                        reason: format!(
-                            "a queue of {topic} holds {} messages nobody takes (a slow or \
-                             absent subscriber or group) and had no room within {:?}; consume \
-                             faster, or raise MemoryLimits::queue_capacity",
-                            self.limits.queue_capacity, self.limits.publish_wait
-                        ),
+                    // One last try, as room may have come just as the time ran out.
+                    return self.try_publish(topic.as_str(), message).map_err(|_| {
+                        BrokerError::Full {
+                            broker: NAME,
+                            reason: format!(
+                                "a queue of {topic} holds {} messages nobody takes (a slow or \
+                                 absent subscriber or group) and had no room within {:?}; \
+                                 consume faster, or raise MemoryLimits::queue_capacity",
+                                self.limits.queue_capacity, self.limits.publish_wait
+                            ),
+                        }
                     });
                 }
             }
@@ -329,6 +352,8 @@ impl Inner {
             state.subscribers.retain(|q| !Arc::ptr_eq(q, queue));
         }
         lock(&queue.state).items.clear();
+        // A publish waiting for room in this queue can go ahead without it.
+        queue.room.notify_waiters();
     }
 }
 

@@ -63,28 +63,34 @@ impl Broker for Recording {
     }
 }
 
-/// A 250-byte topic, one over the limit: `events.` + 240 letters + `.v1`.
-const LONG: &str = {
-    const BYTES: [u8; 250] = {
-        let mut bytes = [b'a'; 250];
-        let (head, tail) = (b"events.", b".v1");
-        let mut i = 0;
-        while i < head.len() {
-            bytes[i] = head[i];
-            i += 1;
-        }
-        let mut i = 0;
-        while i < tail.len() {
-            bytes[250 - tail.len() + i] = tail[i];
-            i += 1;
-        }
-        bytes
-    };
-    match std::str::from_utf8(&BYTES) {
-        Ok(topic) => topic,
+/// A topic of `N` bytes: `events.`, letters, `.v1`.
+const fn long_topic<const N: usize>() -> [u8; N] {
+    let mut bytes = [b'a'; N];
+    let (head, tail) = (b"events.", b".v1");
+    let mut i = 0;
+    while i < head.len() {
+        bytes[i] = head[i];
+        i += 1;
+    }
+    let mut i = 0;
+    while i < tail.len() {
+        bytes[N - tail.len() + i] = tail[i];
+        i += 1;
+    }
+    bytes
+}
+
+const fn ascii(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
         Err(_) => panic!("ASCII"),
     }
-};
+}
+
+/// 250 bytes, one over the limit.
+const LONG: &str = ascii(&const { long_topic::<250>() });
+/// 246 bytes: valid, but `dlq.` and it make 250.
+const NO_ROOM: &str = ascii(&const { long_topic::<246>() });
 
 /// One event type per topic under test: the topic is a constant of the type.
 macro_rules! events {
@@ -118,6 +124,7 @@ events! {
     Space = "events.order created.v1";
     Tab = "events.order.created\t.v1";
     TooLong = LONG;
+    NoRoomForDeadLetters = NO_ROOM;
     Valid = "events.order.created.v1";
 }
 
@@ -241,4 +248,28 @@ async fn a_refusal_says_where_and_what_to_fix() {
         error.to_string(),
         "cannot publish: upper-case `O` at byte 7; topics are lowercase (write `o`)"
     );
+}
+
+#[tokio::test]
+async fn a_topic_without_room_for_its_dead_letter_topic_is_refused_at_subscribe() {
+    let broker = Recording::default();
+    let bus = Bus::new(broker.clone());
+    let handler = |_: Received<NoRoomForDeadLetters>| async { Ok::<(), HandlerError>(()) };
+    let refused = bus.subscribe(handler).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            SubscribeError::DeadLetterTopic(TopicError::TooLong { len: 250 })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "cannot subscribe: its dead-letter topic breaks the topic rule: the topic is 250 bytes \
+         long; at most 249 bytes are allowed (Kafka's limit); shorten the topic by at least 4 \
+         bytes to leave room for the `dlq.` prefix"
+    );
+    assert_eq!(broker.calls(), 0, "nothing was asked of the broker");
+    // Publishing it is fine: nothing is dead-lettered on that side.
+    bus.publish(&NoRoomForDeadLetters::default()).await.unwrap();
 }

@@ -181,15 +181,21 @@ pub async fn graceful_shutdown(factory: &impl BrokerFactory) -> Outcome {
     Outcome::Passed
 }
 
-/// With a dedup store, a message published twice with one event id reaches the handler once.
+/// With a dedup store, a message published twice with one event id reaches the handler once,
+/// and a second subscriber sharing the store still gets every event: ids are remembered per
+/// consumer, not per topic.
 pub async fn dedup_by_event_id(factory: &impl BrokerFactory) -> Outcome {
     let patience = factory.patience();
     let run = run_id();
     let broker = connect(factory).await;
     let bus = bus(broker.clone());
+    let store = Arc::new(MemoryDedup::new(1000));
     let (handler, mut inbox) = collector::<Dedup>(&run);
-    let sub = bus.subscribe(handler).dedup(MemoryDedup::new(1000));
+    let sub = bus.subscribe(handler).dedup(store.clone());
     let sub = must(sub.await, "subscribing");
+    let (other_handler, mut other_inbox) = collector::<Dedup>(&run);
+    let other = bus.subscribe(other_handler).dedup(store);
+    let other = must(other.await, "subscribing a second subscriber");
     let topic = must(Topic::of::<Dedup>(), "the topic");
     let twice = probe_message::<Dedup>(&run, 1);
     for message in [twice.clone(), twice, probe_message::<Dedup>(&run, 2)] {
@@ -197,12 +203,19 @@ pub async fn dedup_by_event_id(factory: &impl BrokerFactory) -> Outcome {
     }
     // A last event behind them, so a late duplicate has had its chance.
     publish_range::<Dedup>(&bus, &run, [3]).await;
-    let got = take(&mut inbox, 3, patience, "dedup_by_event_id").await;
-    assert_eq!(
-        seqs(&got, "dedup_by_event_id"),
-        [1, 2, 3].into_iter().collect()
-    );
-    assert!(inbox.try_recv().is_err(), "a duplicate reached the handler");
+    for (inbox, who) in [(&mut inbox, "the first"), (&mut other_inbox, "the second")] {
+        let got = take(inbox, 3, patience, "dedup_by_event_id").await;
+        assert_eq!(
+            seqs(&got, "dedup_by_event_id"),
+            [1, 2, 3].into_iter().collect(),
+            "{who} subscriber"
+        );
+        assert!(
+            inbox.try_recv().is_err(),
+            "a duplicate reached {who} subscriber's handler"
+        );
+    }
     sub.shutdown().await;
+    other.shutdown().await;
     Outcome::Passed
 }

@@ -229,3 +229,70 @@ async fn a_failed_dead_letter_leaves_the_message_to_come_back() {
     let again = stream.try_next().expect("the message came back").unwrap();
     assert_eq!((payload(&again), again.attempt), (3, 2));
 }
+
+#[tokio::test]
+async fn messages_a_consumer_gives_back_together_keep_their_order() {
+    let broker = MemoryBroker::new();
+    let mut dying = subscribe(&broker, Some("workers"), StartFrom::New, 8).await;
+    for n in 1..=4 {
+        broker.publish(&topic(), message(n)).await.unwrap();
+    }
+    // Three handed out, then the consumer dies holding them; the fourth still waits.
+    let held: Vec<Delivery> = (0..3).map(|_| dying.try_next().unwrap().unwrap()).collect();
+    assert_eq!(held.iter().map(payload).collect::<Vec<_>>(), [1, 2, 3]);
+    drop(held);
+    drop(dying);
+    let mut survivor = subscribe(&broker, Some("workers"), StartFrom::New, 8).await;
+    assert_eq!(drain(&mut survivor), [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_waiting_publish_goes_through_when_the_full_subscriber_leaves() {
+    let broker = MemoryBroker::with_limits(MemoryLimits {
+        publish_wait: Duration::from_secs(30),
+        ..limits(1, 0)
+    });
+    let stream = subscribe(&broker, None, StartFrom::New, 8).await;
+    broker.publish(&topic(), message(1)).await.unwrap();
+    let waiting = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.publish(&topic(), message(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiting.is_finished(), "the publish waits for room");
+    drop(stream);
+    let done = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+    done.expect("the publish stopped waiting once the queue was gone")
+        .unwrap()
+        .expect("and went through");
+}
+
+#[tokio::test]
+async fn a_publish_given_up_while_waiting_is_no_longer_counted() {
+    let broker = MemoryBroker::with_limits(MemoryLimits {
+        publish_wait: Duration::from_secs(30),
+        ..limits(1, 0)
+    });
+    let mut stream = subscribe(&broker, None, StartFrom::New, 8).await;
+    broker.publish(&topic(), message(1)).await.unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(20),
+        broker.publish(&topic(), message(2)),
+    )
+    .await;
+    assert!(waited.is_err(), "the publish was waiting when given up");
+    let waiting = {
+        let topics = super::lock(&broker.inner.topics);
+        let queue = &topics[topic().as_str()].subscribers[0];
+        super::lock(&queue.state).waiting_publishers
+    };
+    assert_eq!(
+        waiting, 0,
+        "a publish that no longer waits is still counted"
+    );
+    assert_eq!(
+        drain(&mut stream),
+        [1],
+        "the given-up message was never queued"
+    );
+}
