@@ -232,3 +232,35 @@ message Address { string city = 1; }
         text(&unknown.stderr)
     );
 }
+
+#[test]
+fn lock_offers_force_only_when_breaking_changes_are_all_that_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events/order/v1/order.proto");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let schema = "syntax = \"proto3\";\npackage events.order.v1;\nmessage Placed {\n  string order_id = 1;\n}\n";
+    std::fs::write(&file, schema).unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let first = tidings(&["lock", folder]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+
+    // A field's type changed within the major: breaking, and `--force` records it.
+    std::fs::write(&file, schema.replace("string order_id", "int64 order_id")).unwrap();
+    let breaking = tidings(&["lock", folder]);
+    assert_eq!(breaking.status.code(), Some(1));
+    assert!(
+        text(&breaking.stderr).contains("run `tidings lock --force"),
+        "{}",
+        text(&breaking.stderr)
+    );
+    let forced = tidings(&["lock", "--force", folder]);
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced.stderr));
+
+    // A schema that does not parse: `--force` cannot help, so it is not offered.
+    std::fs::write(&file, schema.replace("message Placed {", "message Placed")).unwrap();
+    let broken = tidings(&["lock", folder]);
+    assert_eq!(broken.status.code(), Some(1));
+    let stderr = text(&broken.stderr);
+    assert!(!stderr.contains("--force"), "{stderr}");
+    assert!(stderr.contains("fix the errors above first"), "{stderr}");
+}

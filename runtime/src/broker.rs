@@ -200,7 +200,10 @@ pub struct Capabilities {
     pub redelivery: bool,
     /// A new subscription can start from the oldest kept message.
     pub history: bool,
-    /// Messages with the same partition key arrive in publish order.
+    /// Messages with the same partition key are delivered in publish order to a consumer that
+    /// takes one at a time. Members of a group share a key's messages in publish order only
+    /// where the broker gives each key to one member (Kafka's partitions); a retry with a delay
+    /// comes back after the messages behind it.
     pub ordered_per_key: bool,
     /// The broker drops a republished message with the same event id.
     pub publish_dedup: bool,
@@ -222,7 +225,10 @@ pub enum BrokerError {
         reason: String,
     },
     /// The broker did not confirm within the time allowed.
-    #[error("{broker} did not confirm within {timeout:?}")]
+    #[error(
+        "{broker} did not confirm within {timeout:?}; check that the server is up and keeping \
+         up, or allow more time"
+    )]
     Timeout {
         /// Which broker.
         broker: &'static str,
@@ -240,7 +246,7 @@ pub enum BrokerError {
         reason: String,
     },
     /// The connection or subscription is closed.
-    #[error("{broker} connection is closed")]
+    #[error("{broker} connection is closed; connect again to go on")]
     Closed {
         /// Which broker.
         broker: &'static str,
@@ -293,6 +299,21 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         request: SubscribeRequest,
     ) -> Result<Box<dyn DeliveryStream>, BrokerError>;
+}
+
+/// The address in the environment variable `name`, or `default` when it is unset or blank.
+#[cfg(any(
+    feature = "nats",
+    feature = "rabbitmq",
+    feature = "redis",
+    feature = "mqtt",
+    feature = "kafka"
+))]
+pub(crate) fn address_from_env(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// Replaces the password of a `scheme://user:password@host` address with `***`.

@@ -287,13 +287,19 @@ impl Envelope {
                 "the document is not an object".into(),
             ));
         };
+        // A JSON `data` member is the data itself when the content type is JSON (as it is when
+        // none is given); only for another type is a string member its text.
+        let json = doc
+            .get(attr::DATA_CONTENT_TYPE)
+            .and_then(Value::as_str)
+            .is_none_or(is_json_media_type);
         let data = match (doc.remove("data"), doc.remove("data_base64")) {
             (_, Some(Value::String(b64))) => {
                 Bytes::from(base64_decode(&b64).ok_or_else(|| {
                     EnvelopeError::Structured("`data_base64` is not base64".into())
                 })?)
             }
-            (Some(Value::String(text)), None) => Bytes::from(text.into_bytes()),
+            (Some(Value::String(text)), None) if !json => Bytes::from(text.into_bytes()),
             (Some(value), None) => Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
             (None, None) => Bytes::new(),
             (_, Some(_)) => {
@@ -313,6 +319,14 @@ impl Envelope {
         }
         Ok((Envelope::from_attributes(pairs)?, data))
     }
+}
+
+/// Whether a media type is JSON: `application/json`, `text/json` or a `+json` type, with any
+/// parameters.
+fn is_json_media_type(media_type: &str) -> bool {
+    let essence = media_type.split(';').next().unwrap_or("").trim();
+    ContentType::parse(essence) == Some(ContentType::Json)
+        || essence.to_ascii_lowercase().ends_with("+json")
 }
 
 /// A new event id: a UUID v7, time-ordered.
@@ -448,6 +462,22 @@ mod tests {
         assert!(text.contains(r#""data":{"orderId":"7"}"#), "{text}");
         let (_, back_data) = Envelope::from_structured(&doc).unwrap();
         assert_eq!(&back_data[..], br#"{"orderId":"7"}"#);
+
+        // A JSON string stays a JSON string, quotes and all.
+        let doc = j.to_structured(br#""seven""#);
+        let (_, back_data) = Envelope::from_structured(&doc).unwrap();
+        assert_eq!(&back_data[..], br#""seven""#);
+    }
+
+    #[test]
+    fn structured_text_data_of_another_type_is_its_text() {
+        let doc = br#"{"specversion":"1.0","id":"1","source":"s","type":"t",
+            "datacontenttype":"text/plain","data":"seven"}"#;
+        let (_, data) = Envelope::from_structured(doc).unwrap();
+        assert_eq!(&data[..], b"seven");
+        let doc = br#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":"seven"}"#;
+        let (_, data) = Envelope::from_structured(doc).unwrap();
+        assert_eq!(&data[..], br#""seven""#, "no content type means JSON");
     }
 
     #[test]

@@ -124,9 +124,14 @@ postgres_storage() {
   if [[ -z $(psql "$POSTGRES/postgres" -tAc "select 1 from pg_database where datname = '$database'") ]]; then
     local ddl
     ddl=$(ddl_dir)
+    local schema
+    schema=$(python3 "$HERE/tansu_pg_schema.py" "$ddl")
     psql "$POSTGRES/postgres" -q -c "create database $database" >&2
-    python3 "$HERE/tansu_pg_schema.py" "$ddl" |
-      psql "$POSTGRES/$database" -q -v ON_ERROR_STOP=1 -f - >&2
+    # A schema that fails halfway leaves no database behind to be used as it is next time.
+    if ! psql "$POSTGRES/$database" -q -v ON_ERROR_STOP=1 <<<"$schema" >&2; then
+      psql "$POSTGRES/postgres" -q -c "drop database $database" >&2 || true
+      return 1
+    fi
   fi
   # tansu's client would try TLS, and the local server's certificate names no IP address.
   echo "$POSTGRES/$database?sslmode=disable"
@@ -190,9 +195,14 @@ stop() {
 
 clean() {
   local port=${1:-9092}
-  if [[ -f $RUN_DIR/tansu-$port.pid ]]; then
-    echo "error: tansu on port $port is running; stop it first" >&2
-    return 1
+  local pidfile=$RUN_DIR/tansu-$port.pid
+  if [[ -f $pidfile ]]; then
+    if kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      echo "error: tansu on port $port is running; stop it first" >&2
+      return 1
+    fi
+    # Left by a run that ended without stopping it: nothing runs under that pid any more.
+    rm -f "$pidfile" "$RUN_DIR/tansu-$port.server"
   fi
   rm -f "$RUN_DIR/tansu-$port.db" "$RUN_DIR/tansu-$port.db-"*
   if command -v psql >/dev/null 2>&1; then

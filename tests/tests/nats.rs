@@ -82,3 +82,101 @@ async fn an_unreachable_server_is_named_without_its_password() {
     assert!(text.contains("nats://app:***@127.0.0.1:1"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// Two groups dead-letter the same stored message: each dead letter is kept, where naming them
+/// by the event id alone made JetStream drop the second as a duplicate.
+#[tokio::test]
+#[cfg_attr(
+    not(tidings_broker = "nats"),
+    ignore = "not asked to run: set TIDINGS_BROKERS=nats"
+)]
+async fn each_group_dead_letters_a_message_of_its_own() {
+    use std::borrow::Cow;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use bytes::Bytes;
+    use tidings::broker::{DeadLetter, Delivery, DeliveryStream, Message, SubscribeRequest};
+    use tidings::{ContentType, Envelope, StartFrom, Topic};
+
+    async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("the stream is open")
+            .expect("a delivery")
+    }
+
+    let broker = NatsBroker::connect(Nats::new(NatsMode::JetStream).0)
+        .await
+        .unwrap();
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let topic = Topic::new(format!("tests.nats.deadletters{run}.v1")).unwrap();
+    let request = |group: &str, topic: &Topic, start| SubscribeRequest {
+        topic: topic.clone(),
+        group: Some(group.to_owned()),
+        start,
+        prefetch: 1,
+    };
+    let mut billing = broker
+        .subscribe(request("billing", &topic, StartFrom::New))
+        .await
+        .unwrap();
+    let mut shipping = broker
+        .subscribe(request("shipping", &topic, StartFrom::New))
+        .await
+        .unwrap();
+    let envelope = Envelope::new(
+        Arc::from("tests"),
+        Cow::Owned(topic.to_string()),
+        ContentType::Protobuf,
+        None,
+    );
+    broker
+        .publish(
+            &topic,
+            Message::new(envelope, Bytes::from_static(b"\x08\x01")),
+        )
+        .await
+        .unwrap();
+    for (stream, group) in [(&mut billing, "billing"), (&mut shipping, "shipping")] {
+        let delivery = next(stream).await;
+        let letter = DeadLetter {
+            reason: format!("{group} could not handle it"),
+            attempts: delivery.attempt,
+            topic: topic.clone(),
+        };
+        delivery.acker.dead_letter(letter).await.unwrap();
+    }
+    let dead_letters = topic.dead_letter().unwrap();
+    let mut reader = broker
+        .subscribe(request("reader", &dead_letters, StartFrom::Oldest))
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let delivery = next(&mut reader).await;
+        let message = delivery.message.as_ref().expect("a CloudEvents message");
+        reasons.push(
+            message
+                .envelope
+                .extension("deadletterreason")
+                .expect("a reason")
+                .to_owned(),
+        );
+        delivery.acker.ack().await.unwrap();
+    }
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "billing could not handle it",
+            "shipping could not handle it"
+        ]
+    );
+    for mut stream in [billing, shipping, reader] {
+        stream.close().await;
+    }
+}

@@ -52,3 +52,65 @@ async fn an_unreachable_server_is_named_without_its_password() {
     assert!(text.contains("amqp://app:***@127.0.0.1:1/%2f"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+/// A message handed back (counted by the server's delivery count), then retried after a delay:
+/// the copy published for the retry starts its own delivery history, so each attempt counts once.
+#[tokio::test]
+#[cfg_attr(
+    not(tidings_broker = "rabbitmq"),
+    ignore = "not asked to run: set TIDINGS_BROKERS=rabbitmq"
+)]
+async fn a_delayed_retry_in_a_group_counts_each_attempt_once() {
+    use std::borrow::Cow;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use bytes::Bytes;
+    use tidings::broker::{Delivery, DeliveryStream, Message, Nack, SubscribeRequest};
+    use tidings::{ContentType, Envelope, StartFrom, Topic};
+
+    async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("the stream is open")
+            .expect("a delivery")
+    }
+
+    let config = RabbitConfig::from_env().group_expiry(Some(Duration::from_secs(60)));
+    let broker = RabbitBroker::connect(config).await.unwrap();
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let topic = Topic::new(format!("tests.rabbit.attempts{run}.v1")).unwrap();
+    let request = SubscribeRequest {
+        topic: topic.clone(),
+        group: Some("workers".into()),
+        start: StartFrom::New,
+        prefetch: 1,
+    };
+    let mut stream = broker.subscribe(request).await.unwrap();
+    let envelope = Envelope::new(
+        Arc::from("tests"),
+        Cow::Owned(topic.to_string()),
+        ContentType::Protobuf,
+        None,
+    );
+    let message = Message::new(envelope, Bytes::from_static(b"\x08\x01"));
+    broker.publish(&topic, message).await.unwrap();
+
+    let first = next(&mut stream).await;
+    assert_eq!(first.attempt, 1);
+    drop(first);
+    let second = next(&mut stream).await;
+    assert_eq!(second.attempt, 2, "the hand-back counted");
+    second
+        .acker
+        .nack(Nack::Retry(Duration::from_millis(50)))
+        .await
+        .unwrap();
+    let third = next(&mut stream).await;
+    assert_eq!(third.attempt, 3, "the retry counted once");
+    third.acker.ack().await.unwrap();
+    stream.close().await;
+}

@@ -212,10 +212,21 @@ fn run(command: Command) -> Result<u8, Error> {
             let locked = match builder.lock(&schemas.dir) {
                 Err(Error::Schema(diagnostics)) => {
                     eprint!("{diagnostics}");
-                    eprintln!(
-                        "nothing written; to record breaking changes anyway, run `tidings lock --force {}`",
-                        schemas.dir.display()
-                    );
+                    // `--force` only helps when breaking changes are all that is wrong.
+                    let only_breaking = !force
+                        && schemas
+                            .builder()
+                            .breaking(Breaking::Warn)
+                            .check(&schemas.dir)
+                            .is_ok_and(|report| report.diagnostics.error_count() == 0);
+                    if only_breaking {
+                        eprintln!(
+                            "nothing written; to record breaking changes anyway, run `tidings lock --force {}`",
+                            schemas.dir.display()
+                        );
+                    } else {
+                        eprintln!("nothing written; fix the errors above first");
+                    }
                     return Ok(SCHEMA_ERRORS);
                 }
                 result => result?,

@@ -52,7 +52,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, redact,
+    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, address_from_env,
+    redact,
 };
 use crate::topic::Topic;
 
@@ -118,7 +119,7 @@ impl KafkaConfig {
 
     /// The servers from `TIDINGS_KAFKA_BROKERS`, or `127.0.0.1:9092`.
     pub fn from_env() -> Self {
-        KafkaConfig::new(std::env::var(BROKERS_ENV).unwrap_or_else(|_| DEFAULT_BROKERS.to_owned()))
+        KafkaConfig::new(address_from_env(BROKERS_ENV, DEFAULT_BROKERS))
     }
 
     /// How many partitions a topic created by the adapter gets (4 by default). More

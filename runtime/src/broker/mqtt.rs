@@ -43,7 +43,8 @@ use async_trait::async_trait;
 use rumqttc::v5::MqttOptions;
 
 use crate::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, redact,
+    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, address_from_env,
+    redact,
 };
 use crate::envelope::new_id;
 use crate::topic::Topic;
@@ -64,11 +65,21 @@ const NAME: &str = "mqtt";
 const MAX_PACKET: u32 = 268_435_455;
 
 /// How to reach the MQTT broker.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MqttConfig {
     url: String,
     keep_alive: Duration,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &redact(&self.url))
+            .field("keep_alive", &self.keep_alive)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl MqttConfig {
@@ -84,7 +95,7 @@ impl MqttConfig {
 
     /// The address from `TIDINGS_MQTT_URL`, or `mqtt://127.0.0.1:1883`.
     pub fn from_env() -> Self {
-        MqttConfig::new(std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()))
+        MqttConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
     }
 
     /// How often an idle connection is checked (at least 5 seconds, as the client requires).
@@ -272,6 +283,14 @@ impl Broker for MqttBroker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = MqttConfig::new("mqtt://app:s3cret@mqtt.internal:1883");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@mqtt.internal:1883"), "{shown}");
+    }
 
     #[test]
     fn addresses_parse_with_credentials_and_defaults() {

@@ -41,7 +41,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
 
 use crate::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, redact,
+    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, address_from_env,
+    redact,
 };
 use crate::topic::Topic;
 
@@ -56,12 +57,23 @@ pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 const NAME: &str = "redis";
 
 /// How to reach Redis and how streams are kept.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisConfig {
     url: String,
     max_len: Option<usize>,
     claim_idle: Duration,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact(&self.url))
+            .field("max_len", &self.max_len)
+            .field("claim_idle", &self.claim_idle)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -78,7 +90,7 @@ impl RedisConfig {
 
     /// The address from `TIDINGS_REDIS_URL`, or `redis://127.0.0.1:6379`.
     pub fn from_env() -> Self {
-        RedisConfig::new(std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_URL.to_owned()))
+        RedisConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
     }
 
     /// Trims each stream to about this many entries on publish (`XADD MAXLEN ~`), or never
@@ -284,4 +296,17 @@ fn xadd(key: &str, max_len: Option<usize>, fields: &fields::Fields) -> redis::Cm
         cmd.arg(field.as_str()).arg(&value[..]);
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = RedisConfig::new("redis://app:s3cret@redis.internal:6379/2");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@redis.internal:6379/2"), "{shown}");
+    }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::broker::redact;
+use crate::broker::{address_from_env, redact};
 
 /// The address used when none is given: a server on this machine.
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
@@ -71,12 +71,7 @@ impl NatsConfig {
     /// Settings from the environment: [`URL_ENV`] (default [`DEFAULT_URL`]) and
     /// [`CA_FILE_ENV`].
     pub fn from_env() -> Self {
-        let mut config = NatsConfig::new(
-            std::env::var(URL_ENV)
-                .ok()
-                .filter(|url| !url.trim().is_empty())
-                .unwrap_or_else(|| DEFAULT_URL.to_owned()),
-        );
+        let mut config = NatsConfig::new(address_from_env(URL_ENV, DEFAULT_URL));
         config.ca_file = std::env::var_os(CA_FILE_ENV)
             .filter(|path| !path.is_empty())
             .map(PathBuf::from);

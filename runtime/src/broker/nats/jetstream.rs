@@ -239,7 +239,7 @@ struct Source {
     request: SubscribeRequest,
     prefetch: usize,
     /// The stream and name of the consumer in use.
-    consumer: Option<(StreamName, String)>,
+    consumer: Option<(StreamName, Arc<str>)>,
     /// The stream sequence of the last message handed out, where a new ephemeral consumer
     /// starts again.
     last_sequence: Option<u64>,
@@ -304,7 +304,7 @@ impl Source {
             }
         }
         .map_err(|e| self.shared.failure(self.operation(), e))?;
-        self.consumer = Some((stream, consumer.cached_info().name.clone()));
+        self.consumer = Some((stream, Arc::from(consumer.cached_info().name.as_str())));
         self.pull(consumer).await
     }
 
@@ -428,6 +428,7 @@ impl Deliveries {
                 headers,
                 payload: message.payload,
                 sequence,
+                consumer: self.source.consumer.as_ref().map(|(_, name)| name.clone()),
                 _permit: permit,
             }),
         }
@@ -442,6 +443,8 @@ struct JetStreamAcker {
     headers: Option<HeaderMap>,
     payload: Bytes,
     sequence: u64,
+    /// The consumer it came through, which names its dead letter.
+    consumer: Option<Arc<str>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -484,12 +487,15 @@ impl Acker for JetStreamAcker {
         })?;
         let mut headers = self.headers.take().unwrap_or_default();
         binding::add_attributes(&mut headers, &letter.attributes());
-        // The event id keeps a retried dead letter from being stored twice; a message without
-        // one is named by its place in the stream.
-        let id = headers
+        // Named by the event, the consumer and the message's place in the stream: this
+        // consumer dead-lettering this stored message again (its first try went unanswered) is
+        // stored once, while another group's dead letter of it, or of the same event published
+        // again (a replay), is stored too.
+        let event = headers
             .get(format!("ce-{}", attr::ID).as_str())
-            .map(|id| id.as_str().to_owned())
-            .unwrap_or_else(|| format!("{}:{}", letter.topic, self.sequence));
+            .map_or_else(|| letter.topic.to_string(), |id| id.as_str().to_owned());
+        let consumer = self.consumer.as_deref().unwrap_or_default();
+        let id = format!("{event}:{consumer}:{}", self.sequence);
         let payload = self.payload.clone();
         store(&self.shared, dead_letters.as_str(), headers, payload, &id).await?;
         self.settle(AckKind::Term).await

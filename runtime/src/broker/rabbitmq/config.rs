@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::broker::redact;
+use crate::broker::{address_from_env, redact};
 
 /// The address used when none is given: a server on this machine, default user and vhost.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -44,12 +44,7 @@ impl RabbitConfig {
 
     /// Settings from the environment: [`URL_ENV`], default [`DEFAULT_URL`].
     pub fn from_env() -> Self {
-        RabbitConfig::new(
-            std::env::var(URL_ENV)
-                .ok()
-                .filter(|url| !url.trim().is_empty())
-                .unwrap_or_else(|| DEFAULT_URL.to_owned()),
-        )
+        RabbitConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
     }
 
     /// The server address as given, credentials included.

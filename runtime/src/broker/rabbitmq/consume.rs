@@ -363,7 +363,7 @@ impl RabbitAcker {
             }
             Nack::Retry(delay) => {
                 let millis = topology::delay_bucket(delay);
-                let mut headers = self.properties.headers().clone().unwrap_or_default();
+                let mut headers = self.headers_to_republish();
                 let number =
                     |n: u64| AMQPValue::LongString(LongString::from(n.to_string().as_bytes()));
                 headers.insert(ShortString::from(DELAY_HEADER), number(millis));
@@ -378,12 +378,39 @@ impl RabbitAcker {
         }
     }
 
+    /// The headers of this delivery without those that describe its delivery (the server's
+    /// count and history of deliveries, the retry's delay and attempt): a copy published again
+    /// starts a delivery history of its own, so a stale count would be read on top of the
+    /// attempt it carries.
+    fn headers_to_republish(&self) -> FieldTable {
+        let headers = self.properties.headers().clone().unwrap_or_default();
+        let kept = headers
+            .inner()
+            .iter()
+            .filter(|(name, _)| {
+                let name = name.as_str();
+                !(name == "x-delivery-count"
+                    || name == "x-death"
+                    || name.starts_with("x-first-death-")
+                    || name.starts_with("x-last-death-")
+                    || name == DELAY_HEADER
+                    || name == ATTEMPT_HEADER)
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        FieldTable::from(kept)
+    }
+
     async fn settle_dead_letter(
         mut self: Box<Self>,
         letter: DeadLetter,
     ) -> Result<(), BrokerError> {
         let dead_letters = dead_letter_topic(&self.shared, &letter.topic)?;
-        let properties = binding::add_attributes(self.properties.clone(), &letter.attributes());
+        let properties = self
+            .properties
+            .clone()
+            .with_headers(self.headers_to_republish());
+        let properties = binding::add_attributes(properties, &letter.attributes());
         self.republish(Route::DeadLetters(&dead_letters), properties)
             .await?;
         RabbitAcker::ack(&mut self).await
