@@ -73,10 +73,11 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
         all.sort_by_key(|m| m.path().to_vec());
         for message in all {
             let reserved = |name: &str, snake: bool| {
+                // As Rust would spell it, before the suffix that escapes a reserved word.
                 let spelled = if snake {
                     heck::ToSnakeCase::to_snake_case(name)
                 } else {
-                    names::type_name(name)
+                    heck::ToUpperCamelCase::to_upper_camel_case(name)
                 };
                 names::SUFFIXED_KEYWORDS
                     .contains(&spelled.as_str())
@@ -138,6 +139,33 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
     }
 
     for event in events {
+        // A hand-written `#[derive(Event)]` on a default topic assumes the schema the convention
+        // gives it back; a message name snake_case loses information from gets another one.
+        let topic = &event.info.topic;
+        let by_convention = topic
+            .rsplit('.')
+            .nth(1)
+            .is_some_and(|segment| segment == names::topic_segment(event.message.name()));
+        if let Some(assumed) = tidings_contract::default_schema(topic)
+            && by_convention
+            && assumed != event.info.schema
+        {
+            let proto = event.message.parent_file_descriptor_proto();
+            diagnostics.push(
+                Diagnostic::warning(
+                    format!(
+                        "a `#[derive(Event)]` for `{topic}` assumes schema `{assumed}`, not `{}`, so it would refuse this event",
+                        event.info.schema
+                    ),
+                    locate::declaration(&sources, proto, &[event.message.path(), &[1]].concat()),
+                )
+                .with_help(format!(
+                    "name the message `{}`, or write `schema = \"{}\"` in hand-written events of this topic",
+                    assumed.rsplit('.').next().unwrap_or_default(),
+                    event.info.schema
+                )),
+            );
+        }
         if event.message.fields().len() == 0 {
             let proto = event.message.parent_file_descriptor_proto();
             diagnostics.push(

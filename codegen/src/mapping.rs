@@ -196,9 +196,9 @@ pub(crate) fn map_events(
         };
         let proto = file.file_descriptor_proto();
         let package = file.package_name();
-        let Some(version) = package_version(package, proto, &sources, diagnostics) else {
+        if package_version(package, proto, &sources, diagnostics).is_none() {
             continue;
-        };
+        }
         let by_file = file_ext.as_ref().is_some_and(|ext| {
             let options = file.options();
             options.has_extension(ext)
@@ -207,6 +207,40 @@ pub(crate) fn map_events(
         });
         let by_convention = package.split('.').next() == Some("events");
         let (base, version_text) = package.rsplit_once('.').unwrap_or(("", package));
+
+        // Only top-level messages are events: an event option deeper down would go unnoticed.
+        let mut nested: Vec<_> = file
+            .messages()
+            .flat_map(|m| m.child_messages().collect::<Vec<_>>())
+            .collect();
+        while let Some(message) = nested.pop() {
+            nested.extend(message.child_messages());
+            let options = message.options();
+            let option = event_ext
+                .as_ref()
+                .filter(|ext| options.has_extension(ext))
+                .map(|ext| ext.number() as i32)
+                .or_else(|| {
+                    custom
+                        .as_ref()
+                        .filter(|custom| custom.read(&options).is_some())
+                        .map(TopicOption::number)
+                });
+            if let Some(number) = option {
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!(
+                            "`{}` is nested in another message, so its event option has no effect",
+                            message.full_name()
+                        ),
+                        locate::declaration(&sources, proto, &option_path(&message, number)),
+                    )
+                    .with_help(
+                        "only top-level messages are events: move it to the top level of the file",
+                    ),
+                );
+            }
+        }
 
         for message in file.messages() {
             let options = message.options();
@@ -285,18 +319,20 @@ pub(crate) fn map_events(
                     diagnostics.push(d);
                     continue;
                 }
-                Ok(v) if v != version => {
+                // Compared as written: `v1p1beta1` and `v1beta1` are both major 1, beta 1, yet
+                // name different versions.
+                Ok(_) if !topic.ends_with(&format!(".{version_text}")) => {
                     let segment = topic.rsplit('.').next().unwrap_or_default();
                     let at = topic.len() - segment.len();
                     diagnostics.push(
                         Diagnostic::error(
                             format!(
-                                "topic `{topic}` is version `{v}` but `{full_name}` is in package `{package}`, version `{version}`"
+                                "topic `{topic}` is version `{segment}` but `{full_name}` is in package `{package}`, version `{version_text}`"
                             ),
                             topic_at(Some((at, segment.len()))),
                         )
                         .with_help(format!(
-                            "a topic carries the version of its package: end it in `.{version}`, or declare the message in package `{base}.{v}` to make a new major"
+                            "a topic carries the version of its package: end it in `.{version_text}`, or declare the message in package `{base}.{segment}` to make a new major"
                         )),
                     );
                     continue;
@@ -346,6 +382,9 @@ pub(crate) fn map_events(
     Ok(events)
 }
 
+/// The field number of `syntax` in `FileDescriptorProto`, as a source code info path.
+const SYNTAX_FIELD: i32 = 12;
+
 /// The version a file's package ends in; reports a package without one.
 fn package_version(
     package: &str,
@@ -356,10 +395,14 @@ fn package_version(
     let example = "package events.order.v1;";
     if package.is_empty() {
         let name = sources.display(file.name());
+        // At the `syntax` statement, where a package declaration would follow; or the start of
+        // a file without one.
+        let location = locate::declaration(sources, file, &[SYNTAX_FIELD])
+            .or_else(|| sources.get(file.name()).map(|source| source.location(0, 0)));
         diagnostics.push(
-            Diagnostic::error(format!("`{name}` declares no package"), None).with_help(format!(
-                "declare a package that ends in a version: `{example}`"
-            )),
+            Diagnostic::error(format!("`{name}` declares no package"), location).with_help(
+                format!("declare a package that ends in a version: `{example}`"),
+            ),
         );
         return None;
     }

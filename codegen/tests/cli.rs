@@ -136,7 +136,7 @@ fn generate_refuses_bad_schemas_without_writing() {
     let dir = out.path().join("events");
     let result = tidings(&["generate", "tests/bad", "--out", dir.to_str().unwrap()]);
     assert_eq!(result.status.code(), Some(1));
-    assert!(text(&result.stderr).contains("9 errors, 2 warnings"));
+    assert!(text(&result.stderr).contains("12 errors, 4 warnings"));
     assert!(!dir.exists());
 }
 

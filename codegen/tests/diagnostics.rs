@@ -31,35 +31,46 @@ fn each_mistake_is_found_where_it_is() {
         (Severity::Error, "unknown_import.proto", 5, 1),
         // The same topic from two files, pointing at the second.
         (Severity::Error, "duplicate_b.proto", 9, 13),
+        // An event option on a nested message, at the option.
+        (Severity::Error, "nested_event.proto", 12, 5),
+        // No package at all, at the `syntax` statement it would follow.
+        (Severity::Error, "no_package.proto", 1, 1),
         // A package without a version suffix.
         (Severity::Error, "no_version.proto", 3, 1),
+        // A topic whose version means the same major and stability as its package's but is
+        // written otherwise, at the version.
+        (Severity::Error, "point_release.proto", 9, 62),
         // Upper case in a topic option, at the offending letter.
         (Severity::Error, "upper_case.proto", 8, 45),
         // A wildcard in a topic, at the wildcard.
         (Severity::Error, "wildcard.proto", 8, 51),
         // A topic with another version than its package, at the version.
         (Severity::Error, "wrong_version.proto", 8, 59),
-        // A message named like a generated item, a reserved word, a message whose publisher
-        // method would be the publisher's constructor, an event with no fields.
+        // A message named like a generated item, a field and a message named by reserved
+        // words, a message whose publisher method would be the publisher's constructor, an event
+        // with no fields.
         (Severity::Error, "reserved.proto", 6, 9),
         (Severity::Warning, "reserved.proto", 13, 10),
+        (Severity::Warning, "reserved.proto", 25, 9),
         (Severity::Error, "reserved.proto", 20, 9),
         (Severity::Warning, "reserved.proto", 17, 9),
+        // A message name the topic convention does not give back.
+        (Severity::Warning, "reserved.proto", 30, 9),
     ];
     let expected: Vec<(Severity, String, usize, usize)> = expected
         .iter()
         .map(|&(s, f, l, c)| (s, f.to_owned(), l, c))
         .collect();
     assert_eq!(found, expected);
-    assert_eq!(report.diagnostics.error_count(), 9);
-    assert_eq!(report.diagnostics.warning_count(), 2);
+    assert_eq!(report.diagnostics.error_count(), 12);
+    assert_eq!(report.diagnostics.warning_count(), 4);
 }
 
 #[test]
 fn generation_refuses_schemas_with_errors_and_says_why() {
     match configure().generate(BAD) {
         Err(Error::Schema(diagnostics)) => {
-            assert_eq!(diagnostics.error_count(), 9);
+            assert_eq!(diagnostics.error_count(), 12);
             let text = format!("{:?}", Error::Schema(diagnostics));
             assert!(text.contains("tests/bad/wildcard.proto:8:51"), "{text}");
         }
@@ -79,6 +90,8 @@ fn the_good_files_of_a_bad_folder_still_map_to_events() {
             "events.support.ticket_opened.v1",
             "events.support.pinged.v1",
             "events.support.new.v1",
+            "events.support.self.v1",
+            "events.support.http_request_sent.v1",
         ]
     );
 }

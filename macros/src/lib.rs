@@ -78,7 +78,9 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   `events.order.order_created.v1` gives `events.order.v1.OrderCreated`. The default does not
 ///   depend on the struct's Rust name or module, so two services declaring the same topic agree
 ///   on the schema, and a hand-written struct matches a generated message named by the
-///   convention. Set it when the message is named otherwise.
+///   convention. Set it when the message is named otherwise, or when snake_case loses part of
+///   its name (`HTTPRequestSent` has topic segment `http_request_sent`, which gives back
+///   `HttpRequestSent`; the code generator warns about such messages).
 /// - `crate = "path"`: where the `tidings` crate is, for code that reaches it through a
 ///   re-export; `::tidings` by default.
 ///

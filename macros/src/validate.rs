@@ -1,7 +1,6 @@
 //! Checking that the item and its attributes make an event: a concrete struct, a topic that
 //! follows the topic rule, a schema name, at most one key field.
 
-use heck::ToUpperCamelCase;
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, Ident, LitStr, Member, Path, Type, WhereClause};
@@ -84,7 +83,9 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
         }
         (_, Some(schema)) => Some(schema),
         (Some((topic, _)), None) => {
-            Some(LitStr::new(&default_schema(&topic.value()), topic.span()))
+            // The topic passed the topic rule, so it has the three segments a schema needs.
+            let schema = tidings_contract::default_schema(&topic.value()).unwrap_or_default();
+            Some(LitStr::new(&schema, topic.span()))
         }
         (None, None) => None,
     };
@@ -153,21 +154,6 @@ fn checked_topic(
     }
 }
 
-/// The schema name the naming convention gives a topic: the topic is the package without its
-/// version, the message name in snake_case, then the version, so `events.order.created.v1` is
-/// message `Created` of package `events.order.v1`, `events.order.v1.Created`.
-fn default_schema(topic: &str) -> String {
-    // The topic passed the topic rule, so it has at least three segments.
-    let segments: Vec<&str> = topic.split('.').collect();
-    let (version, rest) = segments.split_last().expect("a valid topic has segments");
-    let (event, package) = rest.split_last().expect("a valid topic has three segments");
-    format!(
-        "{}.{version}.{}",
-        package.join("."),
-        event.to_upper_camel_case()
-    )
-}
-
 /// The field marked `#[event(key)]`, if any; a second one is an error.
 fn key_field(fields: &Fields, errors: &mut Vec<syn::Error>) -> Option<Key> {
     let mut found: Option<Key> = None;
@@ -207,28 +193,4 @@ fn is_option(ty: &Type) -> bool {
                 && matches!(&last.arguments,
                     syn::PathArguments::AngleBracketed(args) if args.args.len() == 1)
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::default_schema;
-
-    #[test]
-    fn default_schema_inverts_the_topic_convention() {
-        for (topic, schema) in [
-            ("events.order.created.v1", "events.order.v1.Created"),
-            (
-                "events.order.order_created.v2",
-                "events.order.v2.OrderCreated",
-            ),
-            (
-                "shop.billing.invoice_paid.v1beta1",
-                "shop.billing.v1beta1.InvoicePaid",
-            ),
-            ("a.b.v3", "a.v3.B"),
-            ("events.stock.item2_moved.v1", "events.stock.v1.Item2Moved"),
-        ] {
-            assert_eq!(default_schema(topic), schema, "{topic}");
-        }
-    }
 }

@@ -3,7 +3,8 @@
 //!
 //! The check comes before the handler and the record after it succeeded, so a failed attempt
 //! is retried rather than forgotten. Two copies handled at the very same moment can both pass
-//! the check; the store narrows duplicates, it is not a lock.
+//! the check, and an event whose check fails (the store is away) is handled anyway: the store
+//! narrows duplicates, it is not a lock.
 
 use std::collections::{HashSet, VecDeque};
 use std::error::Error;

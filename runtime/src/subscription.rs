@@ -9,7 +9,7 @@ use std::any::Any;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -113,6 +113,8 @@ impl SubscribeOptions {
     }
 
     /// Skips events whose id `store` saw handled before (acked without calling the handler).
+    /// When the store cannot answer, the event is handled anyway: a duplicate is the lesser harm
+    /// next to holding back or dead-lettering events while the store is away.
     ///
     /// Ids are remembered per consumer: a group shares them among its members and across their
     /// restarts; a subscription without a group has ids of its own, so other subscribers of the
@@ -159,6 +161,7 @@ pub struct Subscription {
     topic: Topic,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    ended: Arc<OnceLock<BrokerError>>,
 }
 
 impl Subscription {
@@ -179,6 +182,13 @@ impl Subscription {
     /// subscription (a closed connection the adapter could not recover).
     pub fn is_running(&self) -> bool {
         !self.task.is_finished()
+    }
+
+    /// Why the consumer stopped on its own: the transport error its adapter could not recover
+    /// from, or [`BrokerError::Closed`] when the broker ended the subscription. `None` while it
+    /// runs, and after a shutdown that was asked for.
+    pub fn ended_by(&self) -> Option<&BrokerError> {
+        self.ended.get()
     }
 }
 
@@ -295,7 +305,10 @@ impl Bus {
             ),
         };
         let (stop, stopped) = watch::channel(false);
+        let ended = Arc::new(OnceLock::new());
         let consumer = Consumer {
+            broker: broker.name(),
+            ended: ended.clone(),
             handler,
             topic: topic.clone(),
             scope,
@@ -307,11 +320,20 @@ impl Bus {
             event: PhantomData,
         };
         let task = tokio::spawn(consumer.run(stream, options.concurrency));
-        Ok(Subscription { topic, stop, task })
+        Ok(Subscription {
+            topic,
+            stop,
+            task,
+            ended,
+        })
     }
 }
 
 struct Consumer<E, H> {
+    /// The broker's name, for the error of a subscription it ended.
+    broker: &'static str,
+    /// Why the consumer stopped, when it stopped on its own.
+    ended: Arc<OnceLock<BrokerError>>,
     handler: H,
     topic: Topic,
     scope: String,
@@ -369,7 +391,10 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 };
                 match delivery {
                     Some(Ok(delivery)) => self.process(delivery).await,
-                    Some(Err(_)) | None => break,
+                    ended => {
+                        self.end(ended.and_then(Result::err));
+                        break;
+                    }
                 }
                 // Taking ready messages never waits, so count them against the task's budget
                 // like any tokio resource, or a busy topic would keep other tasks from running.
@@ -404,7 +429,10 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                         tokio::task::consume_budget().await;
                         continue;
                     }
-                    Some(Err(_)) => break,
+                    Some(Err(error)) => {
+                        self.end(Some(error));
+                        break;
+                    }
                     None => {
                         let stream = idle.take().expect("an idle stream");
                         wait = Some(Box::pin(next_delivery(stream, self.stopped.clone())));
@@ -420,7 +448,12 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                     idle = Some(stream);
                     match next {
                         Some(Some(Ok(delivery))) => in_flight.push(self.process(delivery)),
-                        Some(Some(Err(_)) | None) | None => break,
+                        Some(ended) => {
+                            self.end(ended.and_then(Result::err));
+                            break;
+                        }
+                        // Shutdown.
+                        None => break,
                     }
                 }
             }
@@ -434,6 +467,13 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         };
         while in_flight.next().await.is_some() {}
         stream
+    }
+
+    /// Records why the subscription ended on its own: `error`, or the broker closing it.
+    fn end(&self, error: Option<BrokerError>) {
+        let _ = self.ended.set(error.unwrap_or(BrokerError::Closed {
+            broker: self.broker,
+        }));
     }
 
     /// Handles one delivery. The synchronous part (decoding) runs here, so the future made per
@@ -482,16 +522,16 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         received: Received<E>,
         acker: Box<dyn Acker>,
     ) {
-        let attempt = received.attempt();
         match store.seen(&self.scope, &received.envelope().id).await {
-            Ok(false) => {
-                let id = received.envelope().id.clone();
-                self.handling(received, acker, Some(id)).await;
-            }
             Ok(true) => {
                 let _ = acker.ack().await;
             }
-            Err(e) => self.fail(acker, e.to_string(), attempt).await,
+            // A store that cannot answer is no reason to hold back or dead-letter the event: it
+            // is handled, at the risk of a duplicate, as it would be without dedup.
+            Ok(false) | Err(_) => {
+                let id = received.envelope().id.clone();
+                self.handling(received, acker, Some(id)).await;
+            }
         }
     }
 

@@ -1,5 +1,5 @@
-//! What the consumer does when a dead letter cannot be moved: no handler call past the bound,
-//! and no busy loop.
+//! What the consumer does when the broker fails it: a dead letter that cannot be moved calls no
+//! handler past the bound and makes no busy loop; a subscription the broker ends says why.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 use crate::broker::{Message, StartFrom, SubscribeRequest};
 use crate::{
-    Broker, Bus, ContentType, Envelope, Event, HandlerError, MemoryBroker, MemoryLimits, Protobuf,
-    Received, RetryPolicy, Topic,
+    Broker, BrokerError, Bus, ContentType, Envelope, Event, HandlerError, MemoryBroker,
+    MemoryLimits, Protobuf, Received, RetryPolicy, Topic,
 };
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -85,4 +85,123 @@ async fn a_dead_letter_that_fails_neither_reruns_the_handler_nor_spins() {
     );
     assert!(sub.is_running(), "the consumer goes on");
     sub.shutdown().await;
+}
+
+/// A broker whose subscriptions fail on their first wait for a delivery.
+struct Failing;
+
+struct FailingStream;
+
+#[async_trait::async_trait]
+impl crate::broker::DeliveryStream for FailingStream {
+    async fn next(&mut self) -> Option<Result<crate::broker::Delivery, BrokerError>> {
+        Some(Err(BrokerError::Rejected {
+            broker: "failing",
+            operation: "fetch deliveries".into(),
+            reason: "the consumer was deleted".into(),
+        }))
+    }
+
+    async fn close(&mut self) {}
+}
+
+#[async_trait::async_trait]
+impl Broker for Failing {
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+
+    fn capabilities(&self) -> crate::Capabilities {
+        MemoryBroker::new().capabilities()
+    }
+
+    async fn publish(&self, _: &Topic, _: Message) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        _: SubscribeRequest,
+    ) -> Result<Box<dyn crate::broker::DeliveryStream>, BrokerError> {
+        Ok(Box::new(FailingStream))
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_the_broker_ends_says_why() {
+    let bus = Bus::new(Failing);
+    for concurrency in [1, 4] {
+        let handler = |_: Received<Step>| async { Ok::<(), HandlerError>(()) };
+        let sub = bus
+            .subscribe(handler)
+            .concurrency(concurrency)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while sub.is_running() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!sub.is_running(), "concurrency {concurrency}");
+        let ended = sub.ended_by().map(ToString::to_string);
+        assert_eq!(
+            ended.as_deref(),
+            Some("failing refused to fetch deliveries: the consumer was deleted"),
+            "concurrency {concurrency}"
+        );
+    }
+    // A shutdown that was asked for is no failure.
+    let memory = Bus::memory();
+    let handler = |_: Received<Step>| async { Ok::<(), HandlerError>(()) };
+    let sub = memory.subscribe(handler).await.unwrap();
+    assert!(sub.ended_by().is_none());
+    sub.shutdown().await;
+}
+
+/// A dedup store that is never reachable.
+struct Away;
+
+#[async_trait::async_trait]
+impl crate::DedupStore for Away {
+    async fn seen(&self, _: &str, _: &str) -> Result<bool, crate::DedupError> {
+        Err(crate::DedupError("connection refused".into()))
+    }
+
+    async fn record(&self, _: &str, _: &str) -> Result<(), crate::DedupError> {
+        Err(crate::DedupError("connection refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn events_are_handled_while_the_dedup_store_is_away() {
+    let bus = Bus::memory();
+    let dead_letters = Topic::of::<Step>().unwrap().dead_letter().unwrap();
+    let mut dead = bus
+        .broker()
+        .subscribe(SubscribeRequest {
+            topic: dead_letters,
+            group: None,
+            start: StartFrom::New,
+            prefetch: 8,
+        })
+        .await
+        .unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let handler = {
+        let calls = calls.clone();
+        move |_: Received<Step>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<(), HandlerError>(()) }
+        }
+    };
+    let sub = bus.subscribe(handler).dedup(Away).await.unwrap();
+    for n in 0..3 {
+        bus.publish(&Step { n }).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while calls.load(Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    sub.shutdown().await;
+    assert!(dead.try_next().is_none(), "nothing was dead-lettered");
 }
