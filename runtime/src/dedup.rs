@@ -12,6 +12,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::sync::lock;
+
 /// Why a dedup store could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("dedup store failed: {0}; check that the store is reachable")]
@@ -83,13 +85,13 @@ impl Default for MemoryDedup {
 #[async_trait]
 impl DedupStore for MemoryDedup {
     async fn seen(&self, scope: &str, id: &str) -> Result<bool, DedupError> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = lock(&self.state);
         Ok(state.ids.contains(&MemoryDedup::key(scope, id)))
     }
 
     async fn record(&self, scope: &str, id: &str) -> Result<(), DedupError> {
         let key = MemoryDedup::key(scope, id);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock(&self.state);
         if state.ids.insert(key.clone()) {
             state.order.push_back(key);
             while state.order.len() > self.capacity {

@@ -22,6 +22,7 @@ mod receive;
 mod retry;
 mod schema;
 mod subscription;
+mod sync;
 pub mod topic;
 
 pub use broker::memory::{MemoryBroker, MemoryLimits};

@@ -11,14 +11,12 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::envelope::SCHEMA_PREFIX;
 use crate::event::Event;
+use crate::sync::lock;
 
 /// One leaked string per distinct schema name, so memory stays bounded by the event types.
 fn intern(schema: &'static str) -> &'static str {
     static VALUES: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
-    let mut values = VALUES
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut values = lock(VALUES.get_or_init(Mutex::default));
     values
         .entry(schema)
         .or_insert_with(|| Box::leak(format!("{SCHEMA_PREFIX}{schema}").into_boxed_str()))

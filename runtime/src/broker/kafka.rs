@@ -55,6 +55,7 @@ use crate::broker::{
     Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, address_from_env,
     redact,
 };
+use crate::sync::lock;
 use crate::topic::Topic;
 
 pub mod binding;
@@ -325,12 +326,7 @@ impl Broker for KafkaBroker {
 impl Inner {
     /// Creates `topic` unless it is known to exist.
     async fn ensure_topic(&self, topic: &Topic) -> Result<(), BrokerError> {
-        if self
-            .topics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(topic.as_str())
-        {
+        if lock(&self.topics).contains(topic.as_str()) {
             return Ok(());
         }
         let new = NewTopic::new(
@@ -351,10 +347,7 @@ impl Inner {
                 Err((_, code)) => return Err(self.error(&KafkaError::AdminOp(code), operation)),
             }
         }
-        self.topics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(topic.as_str().to_owned());
+        lock(&self.topics).insert(topic.as_str().to_owned());
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +23,7 @@ use super::{
     Acker, Broker, BrokerError, Capabilities, DeadLetter, Delivery, DeliveryStream, Message, Nack,
     StartFrom, SubscribeRequest,
 };
+use crate::sync::lock;
 use crate::topic::Topic;
 
 const NAME: &str = "memory";
@@ -148,12 +149,6 @@ impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         lock(&self.0.state).waiting_publishers -= 1;
     }
-}
-
-/// A poisoned lock only means a panic elsewhere mid-update of plain collections; the data is
-/// still consistent enough to go on.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Queue {

@@ -282,9 +282,9 @@ async fn a_publish_given_up_while_waiting_is_no_longer_counted() {
     .await;
     assert!(waited.is_err(), "the publish was waiting when given up");
     let waiting = {
-        let topics = super::lock(&broker.inner.topics);
+        let topics = crate::sync::lock(&broker.inner.topics);
         let queue = &topics[topic().as_str()].subscribers[0];
-        super::lock(&queue.state).waiting_publishers
+        crate::sync::lock(&queue.state).waiting_publishers
     };
     assert_eq!(
         waiting, 0,

@@ -62,15 +62,18 @@ impl RabbitConfig {
     /// How many times a group's queue delivers a message before RabbitMQ moves it to the
     /// dead-letter topic itself (default: no limit, the typed layer dead-letters after its
     /// retry bound). A safety net for consumers that crash on a message before they can settle
-    /// it. Applies to group queues when they are first declared.
+    /// it. Applies to group queues when they are first declared: once a queue exists, RabbitMQ
+    /// refuses a subscription to it with another value (`PRECONDITION_FAILED`) until the queue
+    /// is deleted.
     pub fn delivery_limit(mut self, limit: Option<u32>) -> Self {
         self.delivery_limit = limit;
         self
     }
 
     /// How long a group's queue, and what waits in it, is kept while no member runs (default:
-    /// for good; RabbitMQ's `x-expires`). Applies when the queue is first declared: RabbitMQ
-    /// refuses to declare an existing queue with other arguments.
+    /// for good; RabbitMQ's `x-expires`). Applies when the queue is first declared: once it
+    /// exists, RabbitMQ refuses a subscription to it with another value (`PRECONDITION_FAILED`)
+    /// until the queue is deleted.
     pub fn group_expiry(mut self, expiry: Option<Duration>) -> Self {
         self.group_expiry = expiry;
         self
