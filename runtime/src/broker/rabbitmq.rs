@@ -26,7 +26,7 @@ mod topology;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -35,6 +35,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 pub use config::{DEFAULT_URL, RabbitConfig, URL_ENV};
 
 use super::{Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, redact};
+use crate::sync::lock;
 use crate::topic::Topic;
 
 const NAME: &str = "rabbitmq";
@@ -203,14 +204,11 @@ impl Shared {
 
     /// Whether the queue or exchange `key` names was declared by this broker.
     fn is_declared(&self, key: &str) -> bool {
-        self.declared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(key)
+        lock(&self.declared).contains(key)
     }
 
     fn set_declared(&self, key: &str, declared: bool) {
-        let mut set = self.declared.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut set = lock(&self.declared);
         if declared {
             set.insert(key.to_owned());
         } else {

@@ -24,6 +24,7 @@ use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, SubscribeRequest,
 };
 use crate::envelope::new_id;
+use crate::sync::lock;
 
 /// How long one poll waits for a record; it also bounds how late a close or a commit is.
 const POLL: Duration = Duration::from_millis(50);
@@ -155,7 +156,7 @@ struct State {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Hands a record out as a delivery.
@@ -319,7 +320,7 @@ impl Context {
             .as_ref()
             .and_then(|a| a.committed_offsets(tpl.clone(), timeout).ok());
         let known = committed.is_some() || !shared.commits;
-        let plan = self.plan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let plan = lock(&self.plan).clone();
         let mut fresh = TopicPartitionList::new();
         let mut assigned = Vec::with_capacity(partitions.len());
         for partition in partitions {
@@ -374,7 +375,7 @@ impl Context {
         } else {
             consumer.resume(tpl)
         };
-        if let Some(ready) = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(ready) = lock(&self.ready).take() {
             let _ = ready.send(Ok(()));
         }
     }
@@ -394,7 +395,7 @@ impl Context {
 
     /// Fails the subscription before its first assignment.
     fn fail(&self, error: BrokerError) {
-        if let Some(ready) = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(ready) = lock(&self.ready).take() {
             let _ = ready.send(Err(error));
         }
     }
@@ -416,7 +417,7 @@ fn run(consumer: BaseConsumer<Context>, shared: &Arc<Shared>, start: StartFrom) 
             );
         }
     };
-    *context.plan.lock().unwrap_or_else(|e| e.into_inner()) = plan;
+    *lock(&context.plan) = plan;
     if let Err(e) = consumer.subscribe(&[topic]) {
         return context.fail(shared.broker.error(&e, || format!("subscribe to {topic}")));
     }

@@ -9,7 +9,7 @@
 //! and the callers may publish again.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::{MqttConfig, NAME};
 use crate::broker::BrokerError;
+use crate::sync::lock;
 
 /// Requests the client may queue before a publish waits for room.
 const REQUEST_CAPACITY: usize = 1024;
@@ -69,10 +70,6 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-fn lock(waiters: &Mutex<Waiters>) -> MutexGuard<'_, Waiters> {
-    waiters.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Publisher {

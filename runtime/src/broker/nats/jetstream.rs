@@ -1,7 +1,7 @@
 //! JetStream mode: a stream per topic, pull consumers, acknowledgements.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
@@ -20,6 +20,7 @@ use crate::broker::{
     SubscribeRequest,
 };
 use crate::envelope::attr;
+use crate::sync::lock;
 use crate::topic::Topic;
 
 /// How often an idle pull asks the server for a sign of life.
@@ -39,10 +40,6 @@ pub(super) struct StreamName {
     name: Arc<str>,
     /// Made by tidings for this topic alone, rather than someone's stream that captures it.
     own: bool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The known streams, to read (every publish) or to change (once per topic).

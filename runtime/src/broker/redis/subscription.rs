@@ -20,6 +20,7 @@ use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, StartFrom, SubscribeRequest,
 };
 use crate::envelope::new_id;
+use crate::sync::lock;
 
 /// The longest a read blocks, so the reader wakes up to claim abandoned entries.
 const MAX_BLOCK: Duration = Duration::from_secs(2);
@@ -168,10 +169,7 @@ impl Shared {
     fn deliver(self: &Arc<Self>, id: String, fields: Fields, attempt: u32, permit: Permit) {
         let hold = match self.mode {
             Mode::Group { .. } => {
-                self.held
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id.clone());
+                lock(&self.held).insert(id.clone());
                 Some(Hold {
                     shared: self.clone(),
                     id: id.clone(),
@@ -217,11 +215,7 @@ struct Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        self.shared
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        lock(&self.shared.held).remove(&self.id);
     }
 }
 
@@ -338,12 +332,7 @@ impl Reader {
         permits: &mut Vec<Permit>,
     ) -> Result<(), RedisError> {
         let idle = millis(self.shared.inner.config.claim_idle);
-        let held = self
-            .shared
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let held = lock(&self.shared.held).clone();
         let pending: StreamPendingCountReply = redis::cmd("XPENDING")
             .arg(&self.shared.key)
             .arg(group)
