@@ -180,3 +180,97 @@ async fn each_group_dead_letters_a_message_of_its_own() {
         stream.close().await;
     }
 }
+
+/// The server forgets a plain subscriber's consumer (as a restart does) while a message it had
+/// nacked waits to come back: the consumer made again starts early enough to deliver it.
+#[tokio::test]
+#[cfg_attr(
+    not(tidings_broker = "nats"),
+    ignore = "not asked to run: set TIDINGS_BROKERS=nats"
+)]
+async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
+    use std::borrow::Cow;
+    use std::collections::BTreeSet;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use tidings::broker::{Delivery, DeliveryStream, Message, Nack, SubscribeRequest};
+    use tidings::{ContentType, Envelope, StartFrom, Topic};
+
+    async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
+        tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("a delivery within 30 s")
+            .expect("the stream is open")
+            .expect("a delivery")
+    }
+    fn payload(delivery: &Delivery) -> u8 {
+        delivery
+            .message
+            .as_ref()
+            .expect("a CloudEvents message")
+            .data[0]
+    }
+
+    let config = Nats::new(NatsMode::JetStream).0;
+    let url = config.url().to_owned();
+    let broker = NatsBroker::connect(config).await.unwrap();
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let topic = Topic::new(format!("tests.nats.lost{run}.v1")).unwrap();
+    let request = SubscribeRequest {
+        topic: topic.clone(),
+        group: None,
+        start: StartFrom::New,
+        prefetch: 8,
+    };
+    let mut stream = broker.subscribe(request).await.unwrap();
+    let publish = |n: u8| {
+        let envelope = Envelope::new(
+            Arc::from("tests"),
+            Cow::Owned(topic.to_string()),
+            ContentType::Protobuf,
+            None,
+        );
+        broker.publish(&topic, Message::new(envelope, Bytes::from(vec![n])))
+    };
+    for n in 1..=5 {
+        publish(n).await.unwrap();
+    }
+    for _ in 1..=5 {
+        let delivery = next(&mut stream).await;
+        if payload(&delivery) == 1 {
+            // Long enough that only a consumer made again can bring it back in this test.
+            let later = Nack::Retry(Duration::from_secs(300));
+            delivery.acker.nack(later).await.unwrap();
+        } else {
+            delivery.acker.ack().await.unwrap();
+        }
+    }
+
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let name = js.stream_by_subject(topic.as_str()).await.unwrap();
+    let handle = js.get_stream(&name).await.unwrap();
+    let consumers: Vec<String> = handle
+        .consumer_names()
+        .filter_map(|name| async move { name.ok() })
+        .collect()
+        .await;
+    assert!(!consumers.is_empty(), "the subscription has a consumer");
+    for consumer in consumers {
+        handle.delete_consumer(&consumer).await.unwrap();
+    }
+    publish(6).await.unwrap();
+
+    let mut seen = BTreeSet::new();
+    while !(seen.contains(&1) && seen.contains(&6)) {
+        let delivery = next(&mut stream).await;
+        seen.insert(payload(&delivery));
+        delivery.acker.ack().await.unwrap();
+    }
+    stream.close().await;
+}

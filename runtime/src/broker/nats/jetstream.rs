@@ -1,6 +1,6 @@
 //! JetStream mode: a stream per topic, pull consumers, acknowledgements.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
@@ -179,6 +179,7 @@ pub(super) async fn subscribe(
         prefetch,
         consumer: None,
         last_sequence: None,
+        oldest_unsettled: None,
     };
     let messages = source.open().await?;
     Ok(Box::new(Deliveries {
@@ -190,11 +191,14 @@ pub(super) async fn subscribe(
     }))
 }
 
-/// The reply subjects of a subscription's unsettled deliveries, by a token of each.
+/// The reply subjects of a subscription's unsettled deliveries, by a token of each; and the
+/// stream sequences of the messages it has not settled for good (handed out, or nacked to come
+/// back), where a new ephemeral consumer has to start for none of them to be skipped.
 #[derive(Default)]
 struct InFlight {
     next_token: std::sync::atomic::AtomicU64,
     replies: Mutex<HashMap<u64, Subject>>,
+    unsettled: Mutex<BTreeSet<u64>>,
 }
 
 impl InFlight {
@@ -208,6 +212,11 @@ impl InFlight {
 
     fn remove(&self, token: u64) -> Option<Subject> {
         lock(&self.replies).remove(&token)
+    }
+
+    /// The oldest message handed out and not settled for good.
+    fn oldest_unsettled(&self) -> Option<u64> {
+        lock(&self.unsettled).first().copied()
     }
 }
 
@@ -237,9 +246,13 @@ struct Source {
     prefetch: usize,
     /// The stream and name of the consumer in use.
     consumer: Option<(StreamName, Arc<str>)>,
-    /// The stream sequence of the last message handed out, where a new ephemeral consumer
-    /// starts again.
+    /// The stream sequence of the last message handed out, after which a new ephemeral
+    /// consumer starts again.
     last_sequence: Option<u64>,
+    /// The oldest message not settled for good when the consumer was found gone, where a new
+    /// ephemeral consumer starts instead when it is older: the server forgets a nacked message
+    /// with the consumer that was to deliver it again.
+    oldest_unsettled: Option<u64>,
 }
 
 impl Source {
@@ -256,10 +269,12 @@ impl Source {
         }
         let topic = self.request.topic.as_str();
         let stream = stream_for(&self.shared, topic).await?;
-        let deliver_policy = match (self.last_sequence, self.request.start) {
-            (Some(sequence), _) => DeliverPolicy::ByStartSequence {
-                start_sequence: sequence + 1,
-            },
+        let resume = match (self.oldest_unsettled, self.last_sequence) {
+            (Some(oldest), Some(last)) => Some(oldest.min(last + 1)),
+            (oldest, last) => oldest.or(last.map(|last| last + 1)),
+        };
+        let deliver_policy = match (resume, self.request.start) {
+            (Some(start_sequence), _) => DeliverPolicy::ByStartSequence { start_sequence },
             (None, StartFrom::New) => DeliverPolicy::New,
             (None, StartFrom::Oldest) => DeliverPolicy::All,
         };
@@ -370,6 +385,7 @@ impl DeliveryStream for Deliveries {
                 // resume by itself after a server restart.)
                 Some(Err(_)) | None => {
                     self.messages = None;
+                    self.source.oldest_unsettled = self.in_flight.oldest_unsettled();
                     // Boxed, so the rare path's futures do not weigh on every delivery's.
                     self.messages = Some(Box::pin(self.source.reopen()).await);
                 }
@@ -411,6 +427,11 @@ impl Deliveries {
             )
         });
         self.source.last_sequence = Some(sequence);
+        // Only an ephemeral consumer is made again from a sequence; a group's durable consumer
+        // keeps its own account (and another member may settle what this one nacked).
+        if self.source.request.group.is_none() {
+            lock(&self.in_flight.unsettled).insert(sequence);
+        }
         let mut message = message.message;
         let headers = message.headers.take();
         let read = binding::read(headers.as_ref(), message.payload.clone());
@@ -454,11 +475,17 @@ impl JetStreamAcker {
         else {
             return Ok(());
         };
+        // A nacked message comes back; an acked or terminated one is settled for good.
+        let for_good = matches!(kind, AckKind::Ack | AckKind::Term);
         self.shared
             .client
             .publish(reply, kind.into())
             .await
-            .map_err(|e| self.shared.failure("settle a delivery", e))
+            .map_err(|e| self.shared.failure("settle a delivery", e))?;
+        if for_good {
+            lock(&self.in_flight.unsettled).remove(&self.sequence);
+        }
+        Ok(())
     }
 }
 
