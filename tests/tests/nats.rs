@@ -91,30 +91,16 @@ async fn an_unreachable_server_is_named_without_its_password() {
     ignore = "not asked to run: set TIDINGS_BROKERS=nats"
 )]
 async fn each_group_dead_letters_a_message_of_its_own() {
-    use std::borrow::Cow;
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use tidings::StartFrom;
+    use tidings::broker::{DeadLetter, SubscribeRequest};
+    use tidings_tests::seam::{message, next, unique_topic};
 
-    use bytes::Bytes;
-    use tidings::broker::{DeadLetter, Delivery, DeliveryStream, Message, SubscribeRequest};
-    use tidings::{ContentType, Envelope, StartFrom, Topic};
-
-    async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
-        tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("a delivery within 10 s")
-            .expect("the stream is open")
-            .expect("a delivery")
-    }
-
+    let patience = Duration::from_secs(10);
     let broker = NatsBroker::connect(Nats::new(NatsMode::JetStream).0)
         .await
         .unwrap();
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let topic = Topic::new(format!("tests.nats.deadletters{run}.v1")).unwrap();
-    let request = |group: &str, topic: &Topic, start| SubscribeRequest {
+    let topic = unique_topic("nats", "deadletters");
+    let request = |group: &str, topic: &tidings::Topic, start| SubscribeRequest {
         topic: topic.clone(),
         group: Some(group.to_owned()),
         start,
@@ -128,21 +114,12 @@ async fn each_group_dead_letters_a_message_of_its_own() {
         .subscribe(request("shipping", &topic, StartFrom::New))
         .await
         .unwrap();
-    let envelope = Envelope::new(
-        Arc::from("tests"),
-        Cow::Owned(topic.to_string()),
-        ContentType::Protobuf,
-        None,
-    );
     broker
-        .publish(
-            &topic,
-            Message::new(envelope, Bytes::from_static(b"\x08\x01")),
-        )
+        .publish(&topic, message(&topic, &b"\x08\x01"[..]))
         .await
         .unwrap();
     for (stream, group) in [(&mut billing, "billing"), (&mut shipping, "shipping")] {
-        let delivery = next(stream).await;
+        let delivery = next(stream, patience).await;
         let letter = DeadLetter {
             reason: format!("{group} could not handle it"),
             attempts: delivery.attempt,
@@ -157,7 +134,7 @@ async fn each_group_dead_letters_a_message_of_its_own() {
         .unwrap();
     let mut reasons = Vec::new();
     for _ in 0..2 {
-        let delivery = next(&mut reader).await;
+        let delivery = next(&mut reader, patience).await;
         let message = delivery.message.as_ref().expect("a CloudEvents message");
         reasons.push(
             message
@@ -189,38 +166,18 @@ async fn each_group_dead_letters_a_message_of_its_own() {
     ignore = "not asked to run: set TIDINGS_BROKERS=nats"
 )]
 async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
-    use std::borrow::Cow;
     use std::collections::BTreeSet;
-    use std::time::{SystemTime, UNIX_EPOCH};
 
-    use bytes::Bytes;
     use futures_util::StreamExt;
-    use tidings::broker::{Delivery, DeliveryStream, Message, Nack, SubscribeRequest};
-    use tidings::{ContentType, Envelope, StartFrom, Topic};
+    use tidings::StartFrom;
+    use tidings::broker::{Nack, SubscribeRequest};
+    use tidings_tests::seam::{message, next, payload, unique_topic};
 
-    async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
-        tokio::time::timeout(Duration::from_secs(30), stream.next())
-            .await
-            .expect("a delivery within 30 s")
-            .expect("the stream is open")
-            .expect("a delivery")
-    }
-    fn payload(delivery: &Delivery) -> u8 {
-        delivery
-            .message
-            .as_ref()
-            .expect("a CloudEvents message")
-            .data[0]
-    }
-
+    let patience = Duration::from_secs(30);
     let config = Nats::new(NatsMode::JetStream).0;
     let url = config.url().to_owned();
     let broker = NatsBroker::connect(config).await.unwrap();
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let topic = Topic::new(format!("tests.nats.lost{run}.v1")).unwrap();
+    let topic = unique_topic("nats", "lost");
     let request = SubscribeRequest {
         topic: topic.clone(),
         group: None,
@@ -228,20 +185,14 @@ async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
         prefetch: 8,
     };
     let mut stream = broker.subscribe(request).await.unwrap();
-    let publish = |n: u8| {
-        let envelope = Envelope::new(
-            Arc::from("tests"),
-            Cow::Owned(topic.to_string()),
-            ContentType::Protobuf,
-            None,
-        );
-        broker.publish(&topic, Message::new(envelope, Bytes::from(vec![n])))
-    };
-    for n in 1..=5 {
-        publish(n).await.unwrap();
+    for n in 1..=5u8 {
+        broker
+            .publish(&topic, message(&topic, vec![n]))
+            .await
+            .unwrap();
     }
     for _ in 1..=5 {
-        let delivery = next(&mut stream).await;
+        let delivery = next(&mut stream, patience).await;
         if payload(&delivery) == 1 {
             // Long enough that only a consumer made again can bring it back in this test.
             let later = Nack::Retry(Duration::from_secs(300));
@@ -264,11 +215,14 @@ async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
     for consumer in consumers {
         handle.delete_consumer(&consumer).await.unwrap();
     }
-    publish(6).await.unwrap();
+    broker
+        .publish(&topic, message(&topic, vec![6]))
+        .await
+        .unwrap();
 
     let mut seen = BTreeSet::new();
     while !(seen.contains(&1) && seen.contains(&6)) {
-        let delivery = next(&mut stream).await;
+        let delivery = next(&mut stream, patience).await;
         seen.insert(payload(&delivery));
         delivery.acker.ack().await.unwrap();
     }

@@ -61,28 +61,16 @@ async fn an_unreachable_server_is_named_without_its_password() {
     ignore = "not asked to run: set TIDINGS_BROKERS=rabbitmq"
 )]
 async fn a_delayed_retry_in_a_group_counts_each_attempt_once() {
-    use std::borrow::Cow;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::Duration;
 
-    use bytes::Bytes;
-    use tidings::broker::{Delivery, DeliveryStream, Message, Nack, SubscribeRequest};
-    use tidings::{ContentType, Envelope, StartFrom, Topic};
+    use tidings::StartFrom;
+    use tidings::broker::{Nack, SubscribeRequest};
+    use tidings_tests::seam::{message, next, unique_topic};
 
-    async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
-        tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .expect("a delivery within 10 s")
-            .expect("the stream is open")
-            .expect("a delivery")
-    }
-
+    let patience = Duration::from_secs(10);
     let config = RabbitConfig::from_env().group_expiry(Some(Duration::from_secs(60)));
     let broker = RabbitBroker::connect(config).await.unwrap();
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let topic = Topic::new(format!("tests.rabbit.attempts{run}.v1")).unwrap();
+    let topic = unique_topic("rabbit", "attempts");
     let request = SubscribeRequest {
         topic: topic.clone(),
         group: Some("workers".into()),
@@ -90,26 +78,22 @@ async fn a_delayed_retry_in_a_group_counts_each_attempt_once() {
         prefetch: 1,
     };
     let mut stream = broker.subscribe(request).await.unwrap();
-    let envelope = Envelope::new(
-        Arc::from("tests"),
-        Cow::Owned(topic.to_string()),
-        ContentType::Protobuf,
-        None,
-    );
-    let message = Message::new(envelope, Bytes::from_static(b"\x08\x01"));
-    broker.publish(&topic, message).await.unwrap();
+    broker
+        .publish(&topic, message(&topic, &b"\x08\x01"[..]))
+        .await
+        .unwrap();
 
-    let first = next(&mut stream).await;
+    let first = next(&mut stream, patience).await;
     assert_eq!(first.attempt, 1);
     drop(first);
-    let second = next(&mut stream).await;
+    let second = next(&mut stream, patience).await;
     assert_eq!(second.attempt, 2, "the hand-back counted");
     second
         .acker
         .nack(Nack::Retry(Duration::from_millis(50)))
         .await
         .unwrap();
-    let third = next(&mut stream).await;
+    let third = next(&mut stream, patience).await;
     assert_eq!(third.attempt, 3, "the retry counted once");
     third.acker.ack().await.unwrap();
     stream.close().await;
