@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::load::Loaded;
 use crate::locate;
-use crate::mapping::Event;
+use crate::mapping::{self, Event};
 use crate::names;
 
 /// Types generated into every package that has events.
@@ -42,7 +42,7 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
                             names::type_name(message.name()),
                             file.package_name()
                         ),
-                        locate::declaration(&sources, proto, &[message.path(), &[1]].concat()),
+                        locate::message_name(&sources, &message),
                     )
                     .with_help("rename the message"),
                 );
@@ -64,14 +64,7 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
                 );
             }
         }
-        let mut all = Vec::new();
-        let mut pending: Vec<_> = file.messages().collect();
-        while let Some(message) = pending.pop() {
-            pending.extend(message.child_messages().filter(|m| !m.is_map_entry()));
-            all.push(message);
-        }
-        all.sort_by_key(|m| m.path().to_vec());
-        for message in all {
+        for message in mapping::declared_messages(&file) {
             let reserved = |name: &str, snake: bool| {
                 // As Rust would spell it, before the suffix that escapes a reserved word.
                 let spelled = if snake {
@@ -86,7 +79,7 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
             if let Some(word) = reserved(message.name(), false) {
                 diagnostics.push(Diagnostic::warning(
                     format!("message name `{}` is the reserved word `{word}` in Rust; the generated type is `{word}_`", message.name()),
-                    locate::declaration(&sources, proto, &[message.path(), &[1]].concat()),
+                    locate::message_name(&sources, &message),
                 ).with_help("rename the message"));
             }
             for field in message.fields() {
@@ -104,33 +97,29 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
         let mut methods: BTreeMap<&str, &Event> = BTreeMap::new();
         for event in events {
             if PUBLISHER_METHODS.contains(&event.method.as_str()) {
-                let proto = event.message.parent_file_descriptor_proto();
                 diagnostics.push(
                     Diagnostic::error(
                         format!(
                             "event `{}` makes the method `{}`, which the `Publisher` generated for package `{package}` already has",
                             event.info.schema, event.method
                         ),
-                        locate::declaration(&sources, proto, &[event.message.path(), &[1]].concat()),
+                        locate::message_name(&sources, &event.message),
                     )
                     .with_help("rename the message; publisher and handler methods are the snake_case message names"),
                 );
             }
             if let Some(first) = methods.insert(event.method.as_str(), event) {
-                let proto = event.message.parent_file_descriptor_proto();
-                let first_proto = first.message.parent_file_descriptor_proto();
-                let name_path = |e: &Event| [e.message.path(), &[1]].concat();
                 diagnostics.push(
                     Diagnostic::error(
                         format!(
                             "events `{}` and `{}` of package `{package}` both make the method `{}`",
                             first.info.schema, event.info.schema, event.method
                         ),
-                        locate::declaration(&sources, proto, &name_path(event)),
+                        locate::message_name(&sources, &event.message),
                     )
                     .with_note(
                         format!("`{}` is declared here", first.info.schema),
-                        locate::declaration(&sources, first_proto, &name_path(first)),
+                        locate::message_name(&sources, &first.message),
                     )
                     .with_help("rename one of them; publisher and handler methods are the snake_case message names"),
                 );
@@ -150,14 +139,13 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
             && by_convention
             && assumed != event.info.schema
         {
-            let proto = event.message.parent_file_descriptor_proto();
             diagnostics.push(
                 Diagnostic::warning(
                     format!(
                         "a `#[derive(Event)]` for `{topic}` assumes schema `{assumed}`, not `{}`, so it would refuse this event",
                         event.info.schema
                     ),
-                    locate::declaration(&sources, proto, &[event.message.path(), &[1]].concat()),
+                    locate::message_name(&sources, &event.message),
                 )
                 .with_help(format!(
                     "name the message `{}`, or write `schema = \"{}\"` in hand-written events of this topic",
@@ -167,11 +155,10 @@ pub(crate) fn lint(loaded: &Loaded, events: &[Event], diagnostics: &mut Diagnost
             );
         }
         if event.message.fields().len() == 0 {
-            let proto = event.message.parent_file_descriptor_proto();
             diagnostics.push(
                 Diagnostic::warning(
                     format!("event `{}` has no fields", event.info.schema),
-                    locate::declaration(&sources, proto, &[event.message.path(), &[1]].concat()),
+                    locate::message_name(&sources, &event.message),
                 )
                 .with_help("an event says what happened to what: give it at least the identifier of what it is about"),
             );

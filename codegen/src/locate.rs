@@ -1,5 +1,6 @@
 //! Pointing a diagnostic at a declaration, through the descriptor's source code info.
 
+use prost_reflect::MessageDescriptor;
 use prost_types::FileDescriptorProto;
 
 use crate::diagnostic::Location;
@@ -38,6 +39,12 @@ pub(crate) fn declaration(
     let (start, end) = range(source, span(file, path)?)?;
     let first_line = source.slice(start, end).split('\n').next().unwrap_or("");
     Some(source.location(start, first_line.len()))
+}
+
+/// The name of `message` where it is declared.
+pub(crate) fn message_name(sources: &Sources, message: &MessageDescriptor) -> Option<Location> {
+    let path = [message.path(), &[1]].concat();
+    declaration(sources, message.parent_file_descriptor_proto(), &path)
 }
 
 /// A string literal with the value `value` inside the declaration at `path`, such as the topic in

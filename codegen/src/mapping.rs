@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
-    Value,
+    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind,
+    MessageDescriptor, Value,
 };
 use tidings_contract::{Version, parse_version, validate_topic};
 
@@ -209,12 +209,10 @@ pub(crate) fn map_events(
         let (base, version_text) = package.rsplit_once('.').unwrap_or(("", package));
 
         // Only top-level messages are events: an event option deeper down would go unnoticed.
-        let mut nested: Vec<_> = file
-            .messages()
-            .flat_map(|m| m.child_messages().collect::<Vec<_>>())
-            .collect();
-        while let Some(message) = nested.pop() {
-            nested.extend(message.child_messages());
+        let nested = declared_messages(&file)
+            .into_iter()
+            .filter(|m| m.parent_message().is_some());
+        for message in nested {
             let options = message.options();
             let option = event_ext
                 .as_ref()
@@ -294,7 +292,7 @@ pub(crate) fn map_events(
             };
             let Some(topic) = topic else { continue };
 
-            let name_at = || locate::declaration(&sources, proto, &[message.path(), &[1]].concat());
+            let name_at = || locate::message_name(&sources, &message);
             let topic_at = |at: Option<(usize, usize)>| match &origin {
                 Origin::Option(path) => locate::literal(&sources, proto, path, &topic, at),
                 Origin::Default | Origin::Function => name_at(),
@@ -429,6 +427,19 @@ fn package_version(
 }
 
 /// The source code info path of an option of `message`: `[4, i, 7, number]`.
+/// Every message `file` declares, nested ones too, in declaration order; map entries (which
+/// protobuf declares for each map field) left out.
+pub(crate) fn declared_messages(file: &FileDescriptor) -> Vec<MessageDescriptor> {
+    let mut all = Vec::new();
+    let mut pending: Vec<_> = file.messages().collect();
+    while let Some(message) = pending.pop() {
+        pending.extend(message.child_messages().filter(|m| !m.is_map_entry()));
+        all.push(message);
+    }
+    all.sort_by_key(|m| m.path().to_vec());
+    all
+}
+
 fn option_path(message: &MessageDescriptor, number: i32) -> Vec<i32> {
     [message.path(), &[7, number]].concat()
 }

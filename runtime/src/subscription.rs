@@ -299,10 +299,7 @@ impl Bus {
         // subscription is one of its own, as every plain subscriber gets every event.
         let scope = match &options.group {
             Some(group) => format!("{topic}#{group}"),
-            None => format!(
-                "{topic}~{}",
-                crate::id::new_v7_at(std::time::SystemTime::now())
-            ),
+            None => format!("{topic}~{}", crate::envelope::new_id()),
         };
         let (stop, stopped) = watch::channel(false);
         let ended = Arc::new(OnceLock::new());
@@ -561,10 +558,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         } else {
             // The broker redelivers at once, so the wait happens here; a shutdown cuts it short
             // and the message goes back without waiting.
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop_signal(self.stopped.clone()) => {}
-            }
+            self.pause(delay).await;
             let _ = acker.nack(Nack::Retry(Duration::ZERO)).await;
         }
     }
@@ -580,10 +574,15 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         // straight back here. Waiting first keeps a dead-letter topic that refuses messages (full,
         // unreachable) from turning that into a busy loop.
         if acker.dead_letter(letter).await.is_err() {
-            tokio::select! {
-                _ = tokio::time::sleep(self.retry.delay_after(attempts)) => {}
-                _ = stop_signal(self.stopped.clone()) => {}
-            }
+            self.pause(self.retry.delay_after(attempts)).await;
+        }
+    }
+
+    /// Waits `delay`, or less if shutdown is asked for meanwhile.
+    async fn pause(&self, delay: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop_signal(self.stopped.clone()) => {}
         }
     }
 }

@@ -27,6 +27,14 @@ impl Event for Step {
     type Codec = Protobuf;
 }
 
+/// Waits until `done` holds, or `limit` passed; the caller asserts what it expects either way.
+async fn settle_within(limit: Duration, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn quick_retries(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::default()
         .max_attempts(max_attempts)
@@ -137,10 +145,7 @@ async fn a_subscription_the_broker_ends_says_why() {
             .concurrency(concurrency)
             .await
             .unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while sub.is_running() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        settle_within(Duration::from_secs(5), || !sub.is_running()).await;
         assert!(!sub.is_running(), "concurrency {concurrency}");
         let ended = sub.ended_by().map(ToString::to_string);
         assert_eq!(
@@ -197,10 +202,7 @@ async fn events_are_handled_while_the_dedup_store_is_away() {
     for n in 0..3 {
         bus.publish(&Step { n }).await.unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while calls.load(Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    settle_within(Duration::from_secs(5), || calls.load(Ordering::SeqCst) >= 3).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     sub.shutdown().await;
     assert!(dead.try_next().is_none(), "nothing was dead-lettered");

@@ -66,6 +66,27 @@ fn limits(queue_capacity: usize, history: usize) -> MemoryLimits {
     }
 }
 
+/// A broker whose one subscriber's queue holds one message and is full with message 1; a
+/// publish waits up to 30 s for room.
+async fn full_queue() -> (MemoryBroker, Box<dyn DeliveryStream>) {
+    let broker = MemoryBroker::with_limits(MemoryLimits {
+        publish_wait: Duration::from_secs(30),
+        ..limits(1, 0)
+    });
+    let stream = subscribe(&broker, None, StartFrom::New, 8).await;
+    broker.publish(&topic(), message(1)).await.unwrap();
+    (broker, stream)
+}
+
+/// Publishes message `n` in a task of its own.
+fn publish_in_background(
+    broker: &MemoryBroker,
+    n: u8,
+) -> tokio::task::JoinHandle<Result<(), BrokerError>> {
+    let broker = broker.clone();
+    tokio::spawn(async move { broker.publish(&topic(), message(n)).await })
+}
+
 #[tokio::test]
 async fn a_full_queue_makes_publish_wait_then_fail() {
     let broker = MemoryBroker::with_limits(limits(2, 0));
@@ -99,16 +120,8 @@ async fn a_full_queue_makes_publish_wait_then_fail() {
 
 #[tokio::test]
 async fn a_waiting_publish_goes_through_when_room_frees() {
-    let broker = MemoryBroker::with_limits(MemoryLimits {
-        publish_wait: Duration::from_secs(30),
-        ..limits(1, 0)
-    });
-    let mut stream = subscribe(&broker, None, StartFrom::New, 8).await;
-    broker.publish(&topic(), message(1)).await.unwrap();
-    let waiting = tokio::spawn({
-        let broker = broker.clone();
-        async move { broker.publish(&topic(), message(2)).await }
-    });
+    let (broker, mut stream) = full_queue().await;
+    let waiting = publish_in_background(&broker, 2);
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(payload(&first), 1);
     waiting
@@ -248,16 +261,8 @@ async fn messages_a_consumer_gives_back_together_keep_their_order() {
 
 #[tokio::test]
 async fn a_waiting_publish_goes_through_when_the_full_subscriber_leaves() {
-    let broker = MemoryBroker::with_limits(MemoryLimits {
-        publish_wait: Duration::from_secs(30),
-        ..limits(1, 0)
-    });
-    let stream = subscribe(&broker, None, StartFrom::New, 8).await;
-    broker.publish(&topic(), message(1)).await.unwrap();
-    let waiting = tokio::spawn({
-        let broker = broker.clone();
-        async move { broker.publish(&topic(), message(2)).await }
-    });
+    let (broker, stream) = full_queue().await;
+    let waiting = publish_in_background(&broker, 2);
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(!waiting.is_finished(), "the publish waits for room");
     drop(stream);
@@ -269,12 +274,7 @@ async fn a_waiting_publish_goes_through_when_the_full_subscriber_leaves() {
 
 #[tokio::test]
 async fn a_publish_given_up_while_waiting_is_no_longer_counted() {
-    let broker = MemoryBroker::with_limits(MemoryLimits {
-        publish_wait: Duration::from_secs(30),
-        ..limits(1, 0)
-    });
-    let mut stream = subscribe(&broker, None, StartFrom::New, 8).await;
-    broker.publish(&topic(), message(1)).await.unwrap();
+    let (broker, mut stream) = full_queue().await;
     let waited = tokio::time::timeout(
         Duration::from_millis(20),
         broker.publish(&topic(), message(2)),

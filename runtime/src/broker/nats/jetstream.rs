@@ -167,7 +167,12 @@ pub(super) async fn subscribe(
         ));
     }
     let prefetch = request.prefetch.max(1);
-    let in_flight = Arc::new(InFlight::default());
+    // Only an ephemeral consumer is made again from a sequence; a group's durable consumer keeps
+    // its own account (and another member may settle what this one nacked).
+    let in_flight = Arc::new(InFlight {
+        unsettled: request.group.is_none().then(Mutex::default),
+        ..InFlight::default()
+    });
     tokio::spawn(keep_in_progress(
         shared.clone(),
         Arc::downgrade(&in_flight),
@@ -191,14 +196,15 @@ pub(super) async fn subscribe(
     }))
 }
 
-/// The reply subjects of a subscription's unsettled deliveries, by a token of each; and the
-/// stream sequences of the messages it has not settled for good (handed out, or nacked to come
-/// back), where a new ephemeral consumer has to start for none of them to be skipped.
+/// The reply subjects of a subscription's unsettled deliveries, by a token of each; and, for a
+/// plain subscription, the stream sequences of the messages it has not settled for good (handed
+/// out, or nacked to come back), where a new ephemeral consumer has to start for none of them to
+/// be skipped.
 #[derive(Default)]
 struct InFlight {
     next_token: std::sync::atomic::AtomicU64,
     replies: Mutex<HashMap<u64, Subject>>,
-    unsettled: Mutex<BTreeSet<u64>>,
+    unsettled: Option<Mutex<BTreeSet<u64>>>,
 }
 
 impl InFlight {
@@ -216,7 +222,21 @@ impl InFlight {
 
     /// The oldest message handed out and not settled for good.
     fn oldest_unsettled(&self) -> Option<u64> {
-        lock(&self.unsettled).first().copied()
+        lock(self.unsettled.as_ref()?).first().copied()
+    }
+
+    /// `sequence` was handed out.
+    fn handed_out(&self, sequence: u64) {
+        if let Some(unsettled) = &self.unsettled {
+            lock(unsettled).insert(sequence);
+        }
+    }
+
+    /// `sequence` was acked or terminated.
+    fn settled(&self, sequence: u64) {
+        if let Some(unsettled) = &self.unsettled {
+            lock(unsettled).remove(&sequence);
+        }
     }
 }
 
@@ -269,10 +289,13 @@ impl Source {
         }
         let topic = self.request.topic.as_str();
         let stream = stream_for(&self.shared, topic).await?;
-        let resume = match (self.oldest_unsettled, self.last_sequence) {
-            (Some(oldest), Some(last)) => Some(oldest.min(last + 1)),
-            (oldest, last) => oldest.or(last.map(|last| last + 1)),
-        };
+        let resume = [
+            self.oldest_unsettled,
+            self.last_sequence.map(|last| last + 1),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let deliver_policy = match (resume, self.request.start) {
             (Some(start_sequence), _) => DeliverPolicy::ByStartSequence { start_sequence },
             (None, StartFrom::New) => DeliverPolicy::New,
@@ -427,11 +450,7 @@ impl Deliveries {
             )
         });
         self.source.last_sequence = Some(sequence);
-        // Only an ephemeral consumer is made again from a sequence; a group's durable consumer
-        // keeps its own account (and another member may settle what this one nacked).
-        if self.source.request.group.is_none() {
-            lock(&self.in_flight.unsettled).insert(sequence);
-        }
+        self.in_flight.handed_out(sequence);
         let mut message = message.message;
         let headers = message.headers.take();
         let read = binding::read(headers.as_ref(), message.payload.clone());
@@ -483,7 +502,7 @@ impl JetStreamAcker {
             .await
             .map_err(|e| self.shared.failure("settle a delivery", e))?;
         if for_good {
-            lock(&self.in_flight.unsettled).remove(&self.sequence);
+            self.in_flight.settled(self.sequence);
         }
         Ok(())
     }

@@ -383,10 +383,11 @@ impl RabbitAcker {
     /// starts a delivery history of its own, so a stale count would be read on top of the
     /// attempt it carries.
     fn headers_to_republish(&self) -> FieldTable {
-        let headers = self.properties.headers().clone().unwrap_or_default();
-        let kept = headers
-            .inner()
+        let kept = self
+            .properties
+            .headers()
             .iter()
+            .flat_map(FieldTable::inner)
             .filter(|(name, _)| {
                 let name = name.as_str();
                 !(name == "x-delivery-count"
