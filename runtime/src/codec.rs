@@ -124,7 +124,13 @@ pub struct ProtobufOrJson;
 pub struct JsonOrProtobuf;
 
 fn encode_protobuf<T: prost::Message>(value: &T, buf: &mut Vec<u8>) {
-    buf.reserve(value.encoded_len());
+    let len = value.encoded_len();
+    if buf.capacity() == 0 {
+        // The usual case, a fresh buffer: allocated at its size, without the growth path.
+        *buf = Vec::with_capacity(len);
+    } else {
+        buf.reserve(len);
+    }
     // Encoding into a Vec only fails for lack of capacity, which `reserve` just provided.
     value.encode_raw(buf);
 }

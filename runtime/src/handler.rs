@@ -57,6 +57,11 @@ impl<E> Received<E> {
         &self.envelope
     }
 
+    /// The envelope as the message shares it.
+    pub(crate) fn shared_envelope(&self) -> &Arc<Envelope> {
+        &self.envelope
+    }
+
     /// 1 on the first delivery, then counting redeliveries.
     pub fn attempt(&self) -> u32 {
         self.attempt

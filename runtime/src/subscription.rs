@@ -24,6 +24,7 @@ use crate::broker::{
 };
 use crate::bus::Bus;
 use crate::dedup::DedupStore;
+use crate::envelope::Envelope;
 use crate::event::Event;
 use crate::handler::{Handler, Received};
 use crate::receive::{self, Refusal};
@@ -507,7 +508,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             return Either::Right(Box::pin(self.dead_letter(acker, reason, attempt)));
         }
         match &self.dedup {
-            None => Either::Left(self.handling(received, acker, None)),
+            None => Either::Left(self.handling(received, acker, false)),
             Some(store) => Either::Right(Box::pin(self.handle_once(store, received, acker))),
         }
     }
@@ -525,18 +526,15 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             }
             // A store that cannot answer is no reason to hold back or dead-letter the event: it
             // is handled, at the risk of a duplicate, as it would be without dedup.
-            Ok(false) | Err(_) => {
-                let id = received.envelope().id.clone();
-                self.handling(received, acker, Some(id)).await;
-            }
+            Ok(false) | Err(_) => self.handling(received, acker, true).await,
         }
     }
 
-    /// Records a handled id, then acks.
-    async fn record_and_ack(&self, id: String, acker: Box<dyn Acker>) {
+    /// Records the id of a handled event, then acks.
+    async fn record_and_ack(&self, envelope: Arc<Envelope>, acker: Box<dyn Acker>) {
         if let Some(store) = &self.dedup {
             // Handled already: a store failure here only risks a later duplicate.
-            let _ = store.record(&self.scope, &id).await;
+            let _ = store.record(&self.scope, &envelope.id).await;
         }
         // A failed ack is redelivered by the broker; nothing better to do here.
         let _ = acker.ack().await;
