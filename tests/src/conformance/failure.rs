@@ -3,7 +3,7 @@
 //! counted as failures, foreign and malformed messages refused without stopping.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tidings::broker::Message;
@@ -35,8 +35,8 @@ fn dead_letter_topic<E: Event>() -> Topic {
     )
 }
 
-/// What a handler saw of one attempt: the probe number, the attempt and the event id.
-type Attempt = (u64, u32, String);
+/// What a handler saw of one attempt: the probe number, the attempt, the event id and when.
+type Attempt = (u64, u32, String, Instant);
 
 /// A handler that records each attempt on its run's probes, then fails, panics, hangs or
 /// succeeds as `behave(seq, attempt)` says; other runs' events succeed.
@@ -55,9 +55,12 @@ where
             return Ok(());
         }
         let seq = event.seq();
-        let _ = self
-            .attempts
-            .send((seq, event.attempt(), event.envelope().id.clone()));
+        let _ = self.attempts.send((
+            seq,
+            event.attempt(),
+            event.envelope().id.clone(),
+            Instant::now(),
+        ));
         match (self.behave)(seq, event.attempt()) {
             Behaviour::Succeed => Ok(()),
             Behaviour::Fail => Err(format!("refusing probe {seq} on purpose").into()),
@@ -304,7 +307,8 @@ pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome
     Outcome::Passed
 }
 
-/// A handler that fails twice then succeeds is retried with backoff and never dead-lettered.
+/// A handler that fails twice then succeeds is retried, each retry no sooner than its backoff
+/// after the failure, and never dead-lettered.
 pub async fn retry_then_success(factory: &impl BrokerFactory) -> Outcome {
     let patience = factory.patience();
     let run = run_id();
@@ -320,9 +324,16 @@ pub async fn retry_then_success(factory: &impl BrokerFactory) -> Outcome {
         }
     };
     let (handler, mut attempts) = recording(&run, behave);
+    // Backoffs long enough that a redelivery which ignores them shows, whether the broker
+    // delays the redelivery or the consumer waits.
+    let policy = RetryPolicy::default()
+        .max_attempts(5)
+        .initial_backoff(Duration::from_millis(150))
+        .multiplier(2.0)
+        .max_backoff(Duration::from_secs(1));
     let sub = must(
         bus.subscribe::<RetryThenSuccess, _>(handler)
-            .retry(quick_retries(5))
+            .retry(policy)
             .await,
         "subscribing",
     );
@@ -336,6 +347,18 @@ pub async fn retry_then_success(factory: &impl BrokerFactory) -> Outcome {
         seen.iter().all(|a| a.2 == seen[0].2),
         "every attempt is the same message"
     );
+    for pair in seen.windows(2) {
+        let (failed, next) = (&pair[0], &pair[1]);
+        let waited = next.3 - failed.3;
+        // A broker that schedules redeliveries may round its clock to the millisecond.
+        let backoff = policy.delay_after(failed.1);
+        assert!(
+            waited + Duration::from_millis(5) >= backoff,
+            "attempt {} came {waited:?} after attempt {}, before its backoff of {backoff:?}",
+            next.1,
+            failed.1
+        );
+    }
 
     // Nothing of this run may sit on the dead-letter topic ahead of a marker put there now.
     let marker = probe_message::<RetryThenSuccess>(&run, 99);
