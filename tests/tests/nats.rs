@@ -228,3 +228,80 @@ async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
     }
     stream.close().await;
 }
+
+/// A group member busy past the ack wait holds no messages beyond the ones it handles: a message
+/// it had fetched ahead and left waiting would be handed to another member after the ack wait,
+/// and then handled by both.
+#[tokio::test]
+#[cfg_attr(
+    not(tidings_broker = "nats"),
+    ignore = "not asked to run: set TIDINGS_BROKERS=nats"
+)]
+async fn a_busy_group_member_holds_back_nothing_another_member_handles() {
+    use tidings::StartFrom;
+    use tidings::broker::{DeliveryStream, SubscribeRequest};
+    use tidings_tests::seam::{message, next, payload, unique_topic};
+
+    let patience = Duration::from_secs(10);
+    let ack_wait = Duration::from_secs(1);
+    let config = Nats::new(NatsMode::JetStream).0.ack_wait(ack_wait);
+    let broker = NatsBroker::connect(config).await.unwrap();
+    let topic = unique_topic("nats", "busy");
+    let request = SubscribeRequest {
+        topic: topic.clone(),
+        group: Some("busy".to_owned()),
+        start: StartFrom::New,
+        prefetch: 2,
+    };
+    let mut busy = broker.subscribe(request.clone()).await.unwrap();
+    for n in 1..=6u8 {
+        broker
+            .publish(&topic, message(&topic, vec![n]))
+            .await
+            .unwrap();
+    }
+    let held = [
+        next(&mut busy, patience).await,
+        next(&mut busy, patience).await,
+    ];
+    // Time for a member that fetches ahead to have done so before the other member joins.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let other = tokio::spawn({
+        let broker = broker.clone();
+        async move {
+            let mut stream = broker.subscribe(request).await.unwrap();
+            let handled = drain(&mut stream, ack_wait * 4).await;
+            stream.close().await;
+            handled
+        }
+    });
+    // Busy for well over the ack wait; the deliveries in hand are kept in progress.
+    tokio::time::sleep(ack_wait * 5 / 2).await;
+    let mut handled = Vec::new();
+    for delivery in held {
+        handled.push(payload(&delivery));
+        delivery.acker.ack().await.unwrap();
+    }
+    handled.extend(drain(&mut busy, ack_wait * 2).await);
+    busy.close().await;
+    handled.extend(other.await.unwrap());
+
+    handled.sort_unstable();
+    assert_eq!(
+        handled,
+        [1, 2, 3, 4, 5, 6],
+        "each message handled once, by one member"
+    );
+
+    /// Acks what comes until nothing has for `quiet`, and says what it was.
+    async fn drain(stream: &mut Box<dyn DeliveryStream>, quiet: Duration) -> Vec<u8> {
+        let mut handled = Vec::new();
+        while let Ok(Some(delivery)) = tokio::time::timeout(quiet, stream.next()).await {
+            let delivery = delivery.unwrap();
+            handled.push(payload(&delivery));
+            delivery.acker.ack().await.unwrap();
+        }
+        handled
+    }
+}

@@ -6,7 +6,10 @@
 //! from that stream). A publish returns once the server stored the message, with the event id
 //! as `Nats-Msg-Id` so a republished event inside the duplicate window is dropped. A group is a
 //! durable pull consumer named after it; a plain subscriber gets an ephemeral pull consumer of
-//! its own. A nack with a delay is a `-NAK` with that delay, a terminate is `+TERM`, and a dead
+//! its own. A subscription pulls no more messages than it has free slots for (its prefetch, less
+//! what its handlers hold), and keeps telling the server that those it holds are in progress: a
+//! message fetched ahead and left waiting past the ack wait would be handed to another member of
+//! the group as well. A nack with a delay is a `-NAK` with that delay, a terminate is `+TERM`, and a dead
 //! letter is published to `dlq.<topic>` with the reason before the original is terminated.
 //!
 //! In core mode ([`NatsMode::Core`]) the server keeps nothing and confirms nothing but having

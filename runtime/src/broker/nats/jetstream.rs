@@ -23,10 +23,9 @@ use crate::envelope::attr;
 use crate::sync::lock;
 use crate::topic::Topic;
 
-/// How often an idle pull asks the server for a sign of life.
-const HEARTBEAT: Duration = Duration::from_secs(5);
-/// How long one pull request stays open on the server.
-const PULL_EXPIRES: Duration = Duration::from_secs(30);
+/// How long one pull request stays open on the server. Short, since a pull the server lost (a
+/// restart) is only noticed once the client gives up on it, a few seconds after this.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// How long a message whose acker was dropped unsettled waits before it is delivered again. A
 /// consumer that died usually leaves pull requests behind for an instant; a redelivery racing
 /// them is not counted as an attempt by the server (seen on nats-server 2.9).
@@ -186,12 +185,13 @@ pub(super) async fn subscribe(
         last_sequence: None,
         oldest_unsettled: None,
     };
-    let messages = source.open().await?;
+    let consumer = source.open().await?;
     Ok(Box::new(Deliveries {
         permits: Arc::new(Semaphore::new(prefetch)),
         in_flight,
         source,
-        messages: Some(messages),
+        consumer: Some(consumer),
+        batch: None,
         closed: false,
     }))
 }
@@ -283,9 +283,10 @@ impl Source {
         }
     }
 
-    async fn open(&mut self) -> Result<pull::Stream, BrokerError> {
+    /// The consumer to pull from: the one in use if the server still has it, or a new one.
+    async fn open(&mut self) -> Result<PullConsumer, BrokerError> {
         if let Some(consumer) = self.existing().await {
-            return self.pull(consumer).await;
+            return Ok(consumer);
         }
         let topic = self.request.topic.as_str();
         let stream = stream_for(&self.shared, topic).await?;
@@ -340,7 +341,7 @@ impl Source {
         }
         .map_err(|e| self.shared.failure(self.operation(), e))?;
         self.consumer = Some((stream, Arc::from(consumer.cached_info().name.as_str())));
-        self.pull(consumer).await
+        Ok(consumer)
     }
 
     /// The consumer in use, if the server still has it.
@@ -355,24 +356,13 @@ impl Source {
         handle.get_consumer(name).await.ok()
     }
 
-    async fn pull(&self, consumer: PullConsumer) -> Result<pull::Stream, BrokerError> {
-        consumer
-            .stream()
-            .max_messages_per_batch(self.prefetch)
-            .heartbeat(HEARTBEAT)
-            .expires(PULL_EXPIRES)
-            .messages()
-            .await
-            .map_err(|e| self.shared.failure(self.operation(), e))
-    }
-
     /// Opens again until it works, waiting for the connection to come back.
-    async fn reopen(&mut self) -> pull::Stream {
+    async fn reopen(&mut self) -> PullConsumer {
         let mut delay = Duration::from_millis(50);
         loop {
             self.shared.connected().await;
-            if let Ok(messages) = self.open().await {
-                return messages;
+            if let Ok(consumer) = self.open().await {
+                return consumer;
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
@@ -382,11 +372,24 @@ impl Source {
 
 struct Deliveries {
     source: Source,
-    messages: Option<pull::Stream>,
+    /// The consumer pulled from; `None` once it failed, to be found or made again.
+    consumer: Option<PullConsumer>,
+    /// The pull in progress. It asks for no more messages than there were free slots when it
+    /// was made, so no message waits on this side, unseen by `keep_in_progress`, while handlers
+    /// hold every slot past the ack wait: the server would hand it to another member meanwhile,
+    /// and both would handle it.
+    batch: Option<Pull>,
     /// One permit per delivery handed out and not yet settled, at most `prefetch`.
     permits: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
     closed: bool,
+}
+
+/// One pull request and what has come of it.
+struct Pull {
+    messages: pull::Batch,
+    made: tokio::time::Instant,
+    delivered: bool,
 }
 
 #[async_trait]
@@ -397,20 +400,26 @@ impl DeliveryStream for Deliveries {
         }
         let permit = self.permits.clone().acquire_owned().await.ok()?;
         loop {
-            let next = match &mut self.messages {
-                Some(messages) => messages.next().await,
-                None => None,
+            let Some(pull) = &mut self.batch else {
+                // Boxed, so the rare path's futures do not weigh on every delivery's.
+                self.batch = Some(Box::pin(self.pull()).await);
+                continue;
             };
-            match next {
-                Some(Ok(message)) => return Some(Ok(self.deliver(message, permit))),
-                // The server went quiet, the consumer is gone or the pull cannot go on: pull
-                // again, from the same consumer when it is still there. (A pull does not always
-                // resume by itself after a server restart.)
+            match pull.messages.next().await {
+                Some(Ok(message)) => {
+                    pull.delivered = true;
+                    return Some(Ok(self.deliver(message, permit)));
+                }
+                // All it asked for came, or it expired (the server's clock for it started a
+                // little later than ours): pull again.
+                None if pull.delivered || pull.made.elapsed() >= PULL_EXPIRES / 2 => {
+                    self.batch = None;
+                }
+                // It failed, or ended early with nothing (the consumer may be gone, or the
+                // server restarted): the consumer is looked for, or made again, first.
                 Some(Err(_)) | None => {
-                    self.messages = None;
-                    self.source.oldest_unsettled = self.in_flight.oldest_unsettled();
-                    // Boxed, so the rare path's futures do not weigh on every delivery's.
-                    self.messages = Some(Box::pin(self.source.reopen()).await);
+                    self.batch = None;
+                    self.consumer = None;
                 }
             }
         }
@@ -421,7 +430,8 @@ impl DeliveryStream for Deliveries {
             return;
         }
         self.closed = true;
-        self.messages = None;
+        self.batch = None;
+        self.consumer = None;
         if let (None, Some((stream, name))) = (&self.source.request.group, &self.source.consumer) {
             // Whatever it still holds goes with it; nobody else reads it.
             if let Ok(handle) = self
@@ -438,6 +448,35 @@ impl DeliveryStream for Deliveries {
 }
 
 impl Deliveries {
+    /// A new pull for this delivery's slot and every other free one, from the consumer in use
+    /// or, when it failed, one found or made again once the server can be reached.
+    async fn pull(&mut self) -> Pull {
+        loop {
+            let consumer = match self.consumer.take() {
+                Some(consumer) => consumer,
+                None => {
+                    self.source.oldest_unsettled = self.in_flight.oldest_unsettled();
+                    self.source.reopen().await
+                }
+            };
+            let wanted = 1 + self.permits.available_permits();
+            let made = consumer
+                .batch()
+                .max_messages(wanted)
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await;
+            if let Ok(messages) = made {
+                self.consumer = Some(consumer);
+                return Pull {
+                    messages,
+                    made: tokio::time::Instant::now(),
+                    delivered: false,
+                };
+            }
+        }
+    }
+
     fn deliver(
         &mut self,
         message: async_nats::jetstream::Message,
