@@ -32,8 +32,8 @@ pin_project! {
         consumer: &'a Consumer<E, H>,
         acker: Option<Box<dyn Acker>>,
         attempt: u32,
-        // Set when the handler succeeds with dedup on: its envelope holds the id to record
-        // before acking.
+        // With dedup on: the envelope whose id is recorded, once the handler succeeded, before
+        // the ack.
         dedup: Option<Arc<Envelope>>,
         // Armed only once the handler waits, so a handler that does not costs no timer.
         timer: Option<Pin<Box<Sleep>>>,

@@ -1,5 +1,7 @@
 //! What the consumer does when the broker fails it: a dead letter that cannot be moved calls no
-//! handler past the bound and makes no busy loop; a subscription the broker ends says why.
+//! handler past the bound and makes no busy loop; a subscription the broker ends says why. And
+//! when its handler fails before it has begun: a panic while making the handler's future is an
+//! attempt that failed like any other.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -206,4 +208,38 @@ async fn events_are_handled_while_the_dedup_store_is_away() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     sub.shutdown().await;
     assert!(dead.try_next().is_none(), "nothing was dead-lettered");
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_before_it_returns_a_future_is_retried_and_the_consumer_goes_on() {
+    let bus = Bus::memory();
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler = {
+        let attempts = attempts.clone();
+        move |event: Received<Step>| {
+            attempts.lock().unwrap().push((event.n, event.attempt()));
+            // Before any future exists: the closure itself panics.
+            assert!(
+                !(event.n == 1 && event.attempt() == 1),
+                "panicking on step 1 on purpose"
+            );
+            async { Ok::<(), HandlerError>(()) }
+        }
+    };
+    let sub = bus
+        .subscribe(handler)
+        .retry(quick_retries(3))
+        .await
+        .unwrap();
+    for n in 1..=2 {
+        bus.publish(&Step { n }).await.unwrap();
+    }
+    settle_within(Duration::from_secs(5), || {
+        attempts.lock().unwrap().len() >= 3
+    })
+    .await;
+    sub.shutdown().await;
+    let mut seen = attempts.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, [(1, 1), (1, 2), (2, 1)]);
 }
