@@ -223,3 +223,48 @@ async fn an_entry_that_is_no_cloudevent_is_dead_lettered_with_the_reason() {
     stream.close().await;
     redis_cli(&["DEL", topic.as_str(), dead.as_str()]);
 }
+
+/// A group member whose handler runs past the claim idle time keeps its entry: the other
+/// members take over entries of a consumer that stopped, not of one that is busy.
+#[tokio::test]
+#[cfg_attr(
+    not(tidings_broker = "redis"),
+    ignore = "not asked to run: set TIDINGS_BROKERS=redis"
+)]
+async fn an_entry_in_a_busy_handler_is_not_taken_over() {
+    use tidings_tests::seam::{message, next, payload, unique_topic};
+
+    let patience = Duration::from_secs(10);
+    let claim_idle = Duration::from_millis(300);
+    let broker = RedisBroker::connect(RedisConfig::from_env().claim_idle(claim_idle))
+        .await
+        .unwrap();
+    let topic = unique_topic("redis", "busy");
+    let request = SubscribeRequest {
+        topic: topic.clone(),
+        group: Some("busy".to_owned()),
+        start: StartFrom::New,
+        prefetch: 1,
+    };
+    let mut busy = broker.subscribe(request.clone()).await.unwrap();
+    let mut other = broker.subscribe(request).await.unwrap();
+    broker
+        .publish(&topic, message(&topic, vec![1u8]))
+        .await
+        .unwrap();
+    // Whichever member got it is the busy one.
+    let (held, mut idle) = tokio::select! {
+        delivery = next(&mut busy, patience) => (delivery, other),
+        delivery = next(&mut other, patience) => (delivery, busy),
+    };
+    assert_eq!(payload(&held), 1);
+    // Busy for several claim idle times: the other member must not get the entry meanwhile.
+    let taken = tokio::time::timeout(claim_idle * 5, idle.next()).await;
+    assert!(
+        taken.is_err(),
+        "the other member took over an entry still being handled: {:?}",
+        taken.ok().flatten().map(|d| d.map(|d| payload(&d)))
+    );
+    held.acker.ack().await.unwrap();
+    idle.close().await;
+}

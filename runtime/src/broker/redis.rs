@@ -15,6 +15,10 @@
 //!   than [`RedisConfig::claim_idle`] (a consumer died, or dropped them) are claimed by a live
 //!   member: `XPENDING ... IDLE` lists them with their delivery count, which gives the attempt,
 //!   and `XCLAIM` takes them over (`XAUTOCLAIM` would not say how often they were delivered).
+//!   A member keeps the entries its handlers still work on from looking idle (`XCLAIM` to
+//!   itself with `JUSTID`, which counts no delivery, at least twice per claim idle time), so a
+//!   handler may run longer than the claim idle time without another member taking its entry
+//!   over.
 //! - **Nack with delay**: the entry is not acked; the subscription claims it back for itself
 //!   once the delay has passed, with `XCLAIM` and a minimum idle time equal to the delay, so an
 //!   entry another member took over meanwhile is not delivered twice. If the process dies

@@ -2,7 +2,7 @@
 //! ones, and the ackers that settle what it hands out.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -85,8 +85,13 @@ pub(super) async fn start(
         key,
         mode,
         held: Mutex::default(),
+        in_hand: Mutex::default(),
         deliveries: tx,
     });
+    if let Mode::Group { .. } = shared.mode {
+        let every = claim_every(shared.inner.config.claim_idle);
+        tokio::spawn(keep_in_hand(Arc::downgrade(&shared), every));
+    }
     let (stop, stopped) = oneshot::channel();
     let reader = Reader {
         shared: shared.clone(),
@@ -161,21 +166,22 @@ struct Shared {
     /// Entries this subscription holds (handed out, queued, or waiting to be retried), which
     /// its own claiming must not take over.
     held: Mutex<HashSet<String>>,
+    /// Entries handed out and not yet settled nor waiting to be retried: kept from looking
+    /// idle (see `keep_in_hand`), so other members do not take over what a handler still works
+    /// on.
+    in_hand: Mutex<HashSet<String>>,
     deliveries: mpsc::UnboundedSender<Queued>,
 }
 
 impl Shared {
     /// Hands an entry out as a delivery holding one prefetch permit.
     fn deliver(self: &Arc<Self>, id: String, fields: Fields, attempt: u32, permit: Permit) {
-        let hold = match self.mode {
-            Mode::Group { .. } => {
-                lock(&self.held).insert(id.clone());
-                Some(Hold {
-                    shared: self.clone(),
-                    id: id.clone(),
-                })
-            }
-            Mode::Fanout => None,
+        let (hold, in_hand) = match self.mode {
+            Mode::Group { .. } => (
+                Some(Hold::new(self, &id, Mark::Held)),
+                Some(Hold::new(self, &id, Mark::InHand)),
+            ),
+            Mode::Fanout => (None, None),
         };
         let message = fields::decode(&fields);
         let acker = RedisAcker {
@@ -185,6 +191,7 @@ impl Shared {
             attempt,
             permit,
             hold,
+            in_hand,
         };
         let delivery = Delivery {
             message,
@@ -207,15 +214,71 @@ impl Shared {
 /// One prefetch slot, given back when the delivery is settled or dropped.
 type Permit = OwnedSemaphorePermit;
 
-/// Marks an entry as held by this subscription until dropped.
+/// Which of a subscription's sets of entries a [`Hold`] keeps an entry in.
+#[derive(Clone, Copy)]
+enum Mark {
+    Held,
+    InHand,
+}
+
+/// Keeps an entry in one of the subscription's sets until dropped.
 struct Hold {
     shared: Arc<Shared>,
     id: String,
+    mark: Mark,
+}
+
+impl Hold {
+    fn new(shared: &Arc<Shared>, id: &str, mark: Mark) -> Hold {
+        let hold = Hold {
+            shared: shared.clone(),
+            id: id.to_owned(),
+            mark,
+        };
+        lock(hold.set()).insert(hold.id.clone());
+        hold
+    }
+
+    fn set(&self) -> &Mutex<HashSet<String>> {
+        match self.mark {
+            Mark::Held => &self.shared.held,
+            Mark::InHand => &self.shared.in_hand,
+        }
+    }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        lock(&self.shared.held).remove(&self.id);
+        lock(self.set()).remove(&self.id);
+    }
+}
+
+/// Every `every` (under the claim idle time), resets the idle time of the entries in this
+/// member's handlers with `XCLAIM ... JUSTID` to itself, which counts no delivery: an entry
+/// looks abandoned to the other members only once this member stopped, not while a handler
+/// runs long. Ends with the subscription and its deliveries.
+async fn keep_in_hand(shared: Weak<Shared>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Mode::Group { group, consumer } = &shared.mode else {
+            return;
+        };
+        let ids: Vec<String> = lock(&shared.in_hand).iter().cloned().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let mut claim = redis::cmd("XCLAIM");
+        claim.arg(&shared.key).arg(group).arg(consumer).arg(0);
+        for id in &ids {
+            claim.arg(id);
+        }
+        claim.arg("JUSTID");
+        let mut conn = shared.inner.commands.clone();
+        // On failure the entries may be taken over, as when this member is gone.
+        let _: Result<Value, _> = claim.query_async(&mut conn).await;
     }
 }
 
@@ -495,6 +558,8 @@ struct RedisAcker {
     attempt: u32,
     permit: Permit,
     hold: Option<Hold>,
+    /// Dropped once the entry is settled or waits for its retry.
+    in_hand: Option<Hold>,
 }
 
 impl RedisAcker {
@@ -517,7 +582,6 @@ impl RedisAcker {
     /// with a minimum idle time of `delay`: an entry another member took over meanwhile is
     /// not delivered twice, and one that was acked or trimmed is gone.
     async fn retry(self, delay: Duration) {
-        tokio::time::sleep(delay).await;
         let RedisAcker {
             shared,
             id,
@@ -525,7 +589,11 @@ impl RedisAcker {
             attempt,
             permit,
             hold,
+            in_hand,
         } = self;
+        // Waiting for its retry, it has to look idle for the delay to be claimed back below.
+        drop(in_hand);
+        tokio::time::sleep(delay).await;
         if shared.deliveries.is_closed() {
             return;
         }
