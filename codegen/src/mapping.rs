@@ -426,7 +426,6 @@ fn package_version(
     }
 }
 
-/// The source code info path of an option of `message`: `[4, i, 7, number]`.
 /// Every message `file` declares, nested ones too, in declaration order; map entries (which
 /// protobuf declares for each map field) left out.
 pub(crate) fn declared_messages(file: &FileDescriptor) -> Vec<MessageDescriptor> {
@@ -440,6 +439,7 @@ pub(crate) fn declared_messages(file: &FileDescriptor) -> Vec<MessageDescriptor>
     all
 }
 
+/// The source code info path of an option of `message`: `[4, i, 7, number]`.
 fn option_path(message: &MessageDescriptor, number: i32) -> Vec<i32> {
     [message.path(), &[7, number]].concat()
 }

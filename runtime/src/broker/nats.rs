@@ -9,8 +9,9 @@
 //! its own. A subscription pulls no more messages than it has free slots for (its prefetch, less
 //! what its handlers hold), and keeps telling the server that those it holds are in progress: a
 //! message fetched ahead and left waiting past the ack wait would be handed to another member of
-//! the group as well. A nack with a delay is a `-NAK` with that delay, a terminate is `+TERM`, and a dead
-//! letter is published to `dlq.<topic>` with the reason before the original is terminated.
+//! the group as well. A nack with a delay is a `-NAK` with that delay, a terminate is `+TERM`,
+//! and a dead letter is published to `dlq.<topic>` with the reason before the original is
+//! terminated.
 //!
 //! In core mode ([`NatsMode::Core`]) the server keeps nothing and confirms nothing but having
 //! read a publish: a plain subscriber gets what is published while it is connected, a group is a
