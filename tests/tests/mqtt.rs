@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings::broker::mqtt::{MqttBroker, MqttConfig, topic_path};
-use tidings::broker::{DeadLetter, Delivery, DeliveryStream, SubscribeRequest};
+use tidings::broker::{DeadLetter, DeliveryStream, SubscribeRequest};
 use tidings::{Broker, BrokerError, StartFrom, Topic};
 use tidings_tests::conformance::BrokerFactory;
 use tidings_tests::conformance::probe::{PublishSubscribe, probe_message, run_id, run_topic};
+use tidings_tests::seam::next;
 
 /// Connections to the MQTT broker the environment names.
 struct Mqtt;
@@ -97,12 +98,8 @@ async fn subscribe(
     broker.subscribe(request).await.expect("subscribing")
 }
 
-async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
-    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-        Ok(Some(Ok(delivery))) => delivery,
-        other => panic!("expected a delivery: {other:?}"),
-    }
-}
+/// How long a test waits for a delivery.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -131,7 +128,7 @@ async fn a_cloudevents_producer_written_elsewhere_reaches_a_subscriber() {
     args.extend(["-m".to_owned(), r#"{"celsius":21.5}"#.to_owned()]);
     mosquitto_pub(&topic, &args.iter().map(String::as_str).collect::<Vec<_>>());
 
-    let delivery = next(&mut stream).await;
+    let delivery = next(&mut stream, PATIENCE).await;
     let message = delivery
         .message
         .as_ref()
@@ -248,7 +245,7 @@ async fn a_message_that_is_no_cloudevent_is_dead_lettered_with_the_reason() {
         ],
     );
 
-    let delivery = next(&mut stream).await;
+    let delivery = next(&mut stream, PATIENCE).await;
     let malformed = delivery
         .message
         .as_ref()
@@ -270,7 +267,7 @@ async fn a_message_that_is_no_cloudevent_is_dead_lettered_with_the_reason() {
         .await
         .expect("dead-lettering");
 
-    let moved = next(&mut letters).await;
+    let moved = next(&mut letters, PATIENCE).await;
     let kept = moved.message.as_ref().expect_err("still no CloudEvent");
     assert_eq!(&kept.data[..], b"21.5", "the payload is kept whole");
     for (name, value) in [
@@ -422,7 +419,7 @@ async fn publishing_and_subscriptions_come_back_after_the_broker_does() {
         .publish(&topic, before.clone())
         .await
         .expect("publishing before the outage");
-    let delivery = next(&mut stream).await;
+    let delivery = next(&mut stream, PATIENCE).await;
     assert_eq!(
         delivery.message.as_ref().expect("readable").envelope.id,
         before.envelope.id

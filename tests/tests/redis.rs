@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings::broker::redis::{RedisBroker, RedisConfig};
-use tidings::broker::{DeadLetter, Delivery, DeliveryStream, SubscribeRequest};
+use tidings::broker::{DeadLetter, DeliveryStream, SubscribeRequest};
 use tidings::{Broker, BrokerError, StartFrom, Topic};
 use tidings_tests::conformance::BrokerFactory;
 use tidings_tests::conformance::probe::{PublishSubscribe, probe_message, run_id, run_topic};
+use tidings_tests::seam::next;
 
 /// Connections to the Redis server the environment names.
 struct Redis;
@@ -84,12 +85,8 @@ async fn subscribe(broker: &RedisBroker, topic: &Topic) -> Box<dyn DeliveryStrea
     broker.subscribe(request).await.expect("subscribing")
 }
 
-async fn next(stream: &mut Box<dyn DeliveryStream>) -> Delivery {
-    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
-        Ok(Some(Ok(delivery))) => delivery,
-        other => panic!("expected a delivery: {other:?}"),
-    }
-}
+/// How long a test waits for a delivery.
+const PATIENCE: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -119,7 +116,7 @@ async fn a_cloudevents_producer_written_elsewhere_reaches_a_subscriber() {
         r#"{"celsius":21.5}"#,
     ]);
     let mut stream = subscribe(&broker, &topic).await;
-    let delivery = next(&mut stream).await;
+    let delivery = next(&mut stream, PATIENCE).await;
     let message = delivery
         .message
         .as_ref()
@@ -185,7 +182,7 @@ async fn an_entry_that_is_no_cloudevent_is_dead_lettered_with_the_reason() {
     let dead = topic.dead_letter().expect("a dead-letter topic");
     redis_cli(&["XADD", topic.as_str(), "*", "temperature", "21.5"]);
     let mut stream = subscribe(&broker, &topic).await;
-    let delivery = next(&mut stream).await;
+    let delivery = next(&mut stream, PATIENCE).await;
     let malformed = delivery
         .message
         .as_ref()
@@ -232,9 +229,8 @@ async fn an_entry_that_is_no_cloudevent_is_dead_lettered_with_the_reason() {
     ignore = "not asked to run: set TIDINGS_BROKERS=redis"
 )]
 async fn an_entry_in_a_busy_handler_is_not_taken_over() {
-    use tidings_tests::seam::{message, next, payload, unique_topic};
+    use tidings_tests::seam::{message, payload, unique_topic};
 
-    let patience = Duration::from_secs(10);
     let claim_idle = Duration::from_millis(300);
     let broker = RedisBroker::connect(RedisConfig::from_env().claim_idle(claim_idle))
         .await
@@ -254,8 +250,8 @@ async fn an_entry_in_a_busy_handler_is_not_taken_over() {
         .unwrap();
     // Whichever member got it is the busy one.
     let (held, mut idle) = tokio::select! {
-        delivery = next(&mut busy, patience) => (delivery, other),
-        delivery = next(&mut other, patience) => (delivery, busy),
+        delivery = next(&mut busy, PATIENCE) => (delivery, other),
+        delivery = next(&mut other, PATIENCE) => (delivery, busy),
     };
     assert_eq!(payload(&held), 1);
     // Busy for several claim idle times: the other member must not get the entry meanwhile.
