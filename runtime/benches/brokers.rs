@@ -641,7 +641,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let run = tidings::envelope::new_id().replace('-', "");
+    let run = tidings::EventId::new().replace('-', "");
     runtime.block_on(async {
         nats(&run).await;
         rabbitmq(&run).await;

@@ -244,7 +244,7 @@ fn main() {
     let config = KafkaConfig::from_env().partitions(PARTITIONS as u16);
     let brokers = std::env::var(tidings::broker::kafka::BROKERS_ENV)
         .unwrap_or_else(|_| tidings::broker::kafka::DEFAULT_BROKERS.to_owned());
-    let run = tidings::envelope::new_id().replace('-', "");
+    let run = tidings::EventId::new().replace('-', "");
     let (mut typed_rates, mut raw_rates) = (Vec::new(), Vec::new());
     runtime.block_on(async {
         let bus = Bus::new(KafkaBroker::connect(config).await.expect("connecting"))

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::codec::ContentType;
+use crate::id::EventId;
 
 /// The CloudEvents version tidings writes and reads.
 pub const SPEC_VERSION: &str = "1.0";
@@ -61,7 +62,7 @@ pub const SCHEMA_PREFIX: &str = "proto:";
 #[derive(Clone, Debug, PartialEq)]
 pub struct Envelope {
     /// `id`, unique per event; tidings writes UUID v7 (time-ordered).
-    pub id: String,
+    pub id: EventId,
     /// `source`, the publishing service.
     pub source: Arc<str>,
     /// `type`: the topic, and so the event and its major version.
@@ -114,12 +115,12 @@ impl Envelope {
         data_schema: Option<Cow<'static, str>>,
     ) -> Self {
         // One clock read serves the id's timestamp and `time`.
-        let now = SystemTime::now();
+        let now = crate::clock::now_unix_ns();
         Envelope {
-            id: format_id(crate::id::new_v7_at(now)),
+            id: EventId::v7_at(now),
             source,
             event_type,
-            time: Some(now),
+            time: Some(crate::clock::time_of(now)),
             data_content_type: Some(Cow::Borrowed(content_type.as_str())),
             data_schema,
             subject: None,
@@ -212,7 +213,7 @@ impl Envelope {
         let mut source = None;
         let mut event_type = None;
         let mut env = Envelope {
-            id: String::new(),
+            id: EventId::from(""),
             source: Arc::from(""),
             event_type: Cow::Borrowed(""),
             time: None,
@@ -251,7 +252,7 @@ impl Envelope {
             Some(s) if s != SPEC_VERSION => return Err(EnvelopeError::SpecVersion(s)),
             Some(_) => {}
         }
-        env.id = id.ok_or(EnvelopeError::Missing(attr::ID))?;
+        env.id = id.ok_or(EnvelopeError::Missing(attr::ID))?.into();
         env.source = Arc::from(source.ok_or(EnvelopeError::Missing(attr::SOURCE))?);
         env.event_type = Cow::Owned(event_type.ok_or(EnvelopeError::Missing(attr::TYPE))?);
         Ok(env)
@@ -329,16 +330,6 @@ fn is_json_media_type(media_type: &str) -> bool {
         || essence.to_ascii_lowercase().ends_with("+json")
 }
 
-/// A new event id: a UUID v7, time-ordered.
-pub fn new_id() -> String {
-    format_id(crate::id::new_v7_at(SystemTime::now()))
-}
-
-fn format_id(id: uuid::Uuid) -> String {
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut buf).to_owned()
-}
-
 /// Formats a time as RFC 3339 in UTC, as CloudEvents writes `time`.
 pub fn format_time(t: SystemTime) -> String {
     OffsetDateTime::from(t)
@@ -409,11 +400,14 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_uuid_v7() {
-        let id = new_id();
-        let parsed = uuid::Uuid::parse_str(&id).unwrap();
-        assert_eq!(parsed.get_version_num(), 7);
-        assert_ne!(new_id(), id);
+    fn fresh_envelopes_have_distinct_v7_ids_and_the_time() {
+        let (a, b) = (sample(), sample());
+        assert_eq!(uuid::Uuid::parse_str(&a.id).unwrap().get_version_num(), 7);
+        assert_ne!(a.id, b.id);
+        let age = SystemTime::now()
+            .duration_since(a.time.unwrap())
+            .unwrap_or_default();
+        assert!(age < std::time::Duration::from_secs(1), "{age:?}");
     }
 
     #[test]

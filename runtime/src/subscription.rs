@@ -300,7 +300,7 @@ impl Bus {
         // subscription is one of its own, as every plain subscriber gets every event.
         let scope = match &options.group {
             Some(group) => format!("{topic}#{group}"),
-            None => format!("{topic}~{}", crate::envelope::new_id()),
+            None => format!("{topic}~{}", crate::id::EventId::new()),
         };
         let (stop, stopped) = watch::channel(false);
         let ended = Arc::new(OnceLock::new());

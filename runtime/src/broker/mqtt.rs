@@ -46,7 +46,7 @@ use crate::broker::{
     Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest, address_from_env,
     redact,
 };
-use crate::envelope::new_id;
+use crate::id::EventId;
 use crate::topic::Topic;
 
 pub mod binding;
@@ -196,7 +196,7 @@ impl Target {
 
 /// A fresh client id: MQTT 5 brokers must accept 23 characters, and this is 23.
 fn client_id(role: &str) -> String {
-    let id: String = new_id().chars().filter(|c| *c != '-').collect();
+    let id: String = EventId::new().chars().filter(|c| *c != '-').collect();
     format!("td{role}{}", &id[id.len() - 18..])
 }
 

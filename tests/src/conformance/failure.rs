@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tidings::broker::Message;
 use tidings::envelope::attr;
-use tidings::{Event, Handler, HandlerError, Received, RetryPolicy, StartFrom, Topic};
+use tidings::{Event, EventId, Handler, HandlerError, Received, RetryPolicy, StartFrom, Topic};
 use tokio::sync::mpsc;
 
 use super::probe::{
@@ -36,7 +36,7 @@ fn dead_letter_topic<E: Event>() -> Topic {
 }
 
 /// What a handler saw of one attempt: the probe number, the attempt, the event id and when.
-type Attempt = (u64, u32, String, Instant);
+type Attempt = (u64, u32, EventId, Instant);
 
 /// A handler that records each attempt on its run's probes, then fails, panics, hangs or
 /// succeeds as `behave(seq, attempt)` says; other runs' events succeed.

@@ -23,7 +23,7 @@ use crate::StartFrom;
 use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, SubscribeRequest,
 };
-use crate::envelope::new_id;
+use crate::id::EventId;
 use crate::sync::lock;
 
 /// How long one poll waits for a record; it also bounds how late a close or a commit is.
@@ -41,7 +41,7 @@ pub(super) async fn start(
     let group = request.group.clone();
     let group_id = group
         .clone()
-        .unwrap_or_else(|| format!("{}.fanout.{}", request.topic, new_id()));
+        .unwrap_or_else(|| format!("{}.fanout.{}", request.topic, EventId::new()));
     let mut settings = config.client();
     settings
         .set("group.id", &group_id)

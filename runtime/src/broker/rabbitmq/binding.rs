@@ -169,8 +169,8 @@ mod tests {
             Some("1.0")
         );
         assert_eq!(
-            header(&properties, "cloudEvents_id").map(text),
-            Some(e.id.clone())
+            header(&properties, "cloudEvents_id").map(text).as_deref(),
+            Some(e.id.as_str())
         );
         assert_eq!(
             header(&properties, "cloudEvents_tenant")

@@ -19,7 +19,7 @@ use super::{Inner, NAME, connection, xadd};
 use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, StartFrom, SubscribeRequest,
 };
-use crate::envelope::new_id;
+use crate::id::EventId;
 use crate::sync::lock;
 
 /// The longest a read blocks, so the reader wakes up to claim abandoned entries.
@@ -64,7 +64,7 @@ pub(super) async fn start(
             (
                 Mode::Group {
                     group,
-                    consumer: new_id(),
+                    consumer: EventId::new().into(),
                 },
                 String::new(),
             )

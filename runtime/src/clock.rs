@@ -1,0 +1,151 @@
+//! The wall clock that stamps events (`time` and the id's timestamp).
+//!
+//! Reading the system clock costs about 25 ns even where the kernel keeps time with the CPU's
+//! time stamp counter, most of it the fence that orders the counter read; at a million events a
+//! second that fence is a large share of a publish. Where the kernel's clock source is that
+//! counter (so the kernel has found it constant-rate and in step across cores), each thread reads
+//! the counter itself and scales it from an anchor: a system clock reading of its own, retaken
+//! every ten milliseconds, so the stamps follow the system clock, slews and steps
+//! included, within microseconds. Anywhere else this is `SystemTime::now()`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The current wall-clock time, as nanoseconds since the Unix epoch.
+pub(crate) fn now_unix_ns() -> u64 {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    if let Some(now) = tsc::now() {
+        return now;
+    }
+    unix_ns(SystemTime::now())
+}
+
+/// Nanoseconds since the Unix epoch as a time.
+pub(crate) fn time_of(unix_ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(unix_ns)
+}
+
+/// A time as nanoseconds since the Unix epoch (0 before it, saturating far after it).
+fn unix_ns(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod tsc {
+    use std::cell::Cell;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::SystemTime;
+
+    use super::unix_ns;
+
+    /// How long a thread scales the counter from one system clock reading before it takes
+    /// another. The error between readings is the rate's error times this: microseconds.
+    const ANCHOR_PERIOD_NS: f64 = 10_000_000.0;
+
+    /// The rate is measured over at least this much system time before the counter is used.
+    const CALIBRATION_NS: u64 = 10_000_000;
+
+    /// Where the counter and the system clock were read together.
+    #[derive(Clone, Copy)]
+    struct Anchor {
+        counter: u64,
+        unix_ns: u64,
+        /// The counter value after which this anchor is retaken.
+        until: u64,
+    }
+
+    thread_local! {
+        static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
+    }
+
+    /// The first joint reading of the process, which every later one measures the rate against.
+    static BASE: OnceLock<Option<(u64, u64)>> = OnceLock::new();
+    /// Nanoseconds per counter tick as `f64` bits; 0 while not yet measured.
+    static RATE: AtomicU64 = AtomicU64::new(0);
+
+    fn counter() -> u64 {
+        // SAFETY: `rdtsc` exists on every x86-64 processor and reads a register; it has no
+        // memory effects and no precondition.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::arch::x86_64::_rdtsc()
+        }
+    }
+
+    /// The time from the counter, or `None` where the counter is not the kernel's clock.
+    pub(super) fn now() -> Option<u64> {
+        let base = *BASE.get_or_init(|| {
+            let source = std::fs::read_to_string(
+                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
+            )
+            .ok()?;
+            (source.trim() == "tsc").then(|| (counter(), unix_ns(SystemTime::now())))
+        });
+        let (base_counter, base_ns) = base?;
+        let now = counter();
+        let rate = f64::from_bits(RATE.load(Ordering::Relaxed));
+        if let Some(anchor) = ANCHOR.get()
+            && rate > 0.0
+            && now >= anchor.counter
+            && now < anchor.until
+        {
+            let since = ((now - anchor.counter) as f64 * rate) as u64;
+            return Some(anchor.unix_ns + since);
+        }
+        // Retake the anchor (and refine the rate over the longer span since the base).
+        let (unix_ns, counter) = (unix_ns(SystemTime::now()), counter());
+        let span_ns = unix_ns.saturating_sub(base_ns);
+        let mut rate = rate;
+        if span_ns >= CALIBRATION_NS && counter > base_counter {
+            rate = span_ns as f64 / (counter - base_counter) as f64;
+            RATE.store(rate.to_bits(), Ordering::Relaxed);
+        }
+        let until = if rate > 0.0 {
+            counter.saturating_add((ANCHOR_PERIOD_NS / rate) as u64)
+        } else {
+            counter
+        };
+        ANCHOR.set(Some(Anchor {
+            counter,
+            unix_ns,
+            until,
+        }));
+        Some(unix_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_system_clock() {
+        // Past calibration and across several anchors, every stamp lies within a millisecond of
+        // the system clock read around it.
+        let start = SystemTime::now();
+        let mut worst = Duration::ZERO;
+        while start.elapsed().unwrap_or_default() < Duration::from_millis(60) {
+            let before = SystemTime::now();
+            let stamp = time_of(now_unix_ns());
+            let after = SystemTime::now();
+            let off = if stamp < before {
+                before.duration_since(stamp).unwrap()
+            } else {
+                stamp.duration_since(after).unwrap_or_default()
+            };
+            worst = worst.max(off);
+        }
+        assert!(
+            worst < Duration::from_millis(1),
+            "stamps stray {worst:?} from the system clock"
+        );
+    }
+
+    #[test]
+    fn threads_get_the_time_too() {
+        let stamp = time_of(std::thread::spawn(now_unix_ns).join().unwrap());
+        let off = SystemTime::now().duration_since(stamp).unwrap_or_default();
+        assert!(off < Duration::from_secs(1), "{off:?}");
+    }
+}
