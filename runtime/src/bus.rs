@@ -6,8 +6,6 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Broker, BrokerError, Message};
 use crate::codec::{Codec, CodecError};
@@ -154,8 +152,7 @@ impl Bus {
         event: &E,
         options: PublishOptions,
     ) -> Result<Message, PublishError> {
-        let mut data = Vec::new();
-        E::Codec::encode(event, E::SCHEMA, &mut data)?;
+        let data = E::Codec::to_bytes(event, E::SCHEMA)?;
         let envelope = Envelope {
             partition_key: options.key.or_else(|| event.key()),
             subject: options.subject,
@@ -171,7 +168,7 @@ impl Bus {
         };
         let message = Message {
             envelope: Arc::new(envelope),
-            data: Bytes::from(data),
+            data,
         };
         Ok(message)
     }
