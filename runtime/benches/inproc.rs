@@ -147,7 +147,11 @@ async fn typed<E: Event + prost::Message>(bus: &Bus, event: &E) -> Duration {
         let (handled, done) = (handled.clone(), done.clone());
         move |event: Received<E>| {
             std::hint::black_box(&*event);
-            if handled.fetch_add(1, Ordering::Relaxed) + 1 == EVENTS {
+            // One thread runs the handler, one call at a time, so a plain load and store count
+            // exactly, as the raw side's `Cell` does.
+            let count = handled.load(Ordering::Relaxed) + 1;
+            handled.store(count, Ordering::Relaxed);
+            if count == EVENTS {
                 done.notify_one();
             }
             std::future::ready(Ok::<(), HandlerError>(()))

@@ -45,6 +45,15 @@ impl Topic {
         &self.name
     }
 
+    /// The name, when it is a `&'static str` (an event type's topic) rather than one made at
+    /// run time.
+    pub(crate) fn static_name(&self) -> Option<&'static str> {
+        match self.name {
+            Cow::Borrowed(name) => Some(name),
+            Cow::Owned(_) => None,
+        }
+    }
+
     /// The major version named by the last segment.
     pub fn major(&self) -> u32 {
         self.major

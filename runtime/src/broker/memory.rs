@@ -59,7 +59,51 @@ pub struct MemoryBroker {
 #[derive(Default)]
 struct Inner {
     limits: MemoryLimits,
-    topics: Mutex<HashMap<String, TopicState, BuildHasherDefault<TopicHasher>>>,
+    topics: Mutex<Topics>,
+}
+
+/// Every topic published or subscribed to, kept while the broker lives.
+#[derive(Default)]
+struct Topics {
+    states: Vec<TopicState>,
+    /// Where each topic's state is in `states`.
+    index: HashMap<String, usize, BuildHasherDefault<TopicHasher>>,
+    /// The last topic looked up by a `&'static str` name (an event type's topic) and where its
+    /// state is: a publishing loop goes to one topic, and a static name's address identifies it
+    /// without hashing it.
+    last: Option<(&'static str, usize)>,
+}
+
+impl Topics {
+    /// The state of `topic`, made the first time.
+    fn state(&mut self, topic: &Topic) -> &mut TopicState {
+        let name = topic.static_name();
+        let at = match (self.last, name) {
+            (Some((last, at)), Some(name)) if std::ptr::eq(last, name) => at,
+            _ => {
+                let at = match self.index.get(topic.as_str()) {
+                    Some(&at) => at,
+                    None => {
+                        self.states.push(TopicState::default());
+                        let at = self.states.len() - 1;
+                        self.index.insert(topic.as_str().to_owned(), at);
+                        at
+                    }
+                };
+                if let Some(name) = name {
+                    self.last = Some((name, at));
+                }
+                at
+            }
+        };
+        &mut self.states[at]
+    }
+
+    /// The state of `topic`, if anything ever used it.
+    fn get_mut(&mut self, topic: &str) -> Option<&mut TopicState> {
+        let at = *self.index.get(topic)?;
+        Some(&mut self.states[at])
+    }
 }
 
 #[derive(Default)]
@@ -226,12 +270,9 @@ impl Inner {
     /// Queues `message` for every subscriber and group of `topic` if all have room; otherwise
     /// hands it back with a full queue to wait on and queues nothing, so a retry cannot
     /// duplicate.
-    fn try_publish(&self, topic: &str, message: Message) -> Result<(), (Arc<Queue>, Message)> {
+    fn try_publish(&self, topic: &Topic, message: Message) -> Result<(), (Arc<Queue>, Message)> {
         let mut topics = lock(&self.topics);
-        let state = match topics.get_mut(topic) {
-            Some(state) => state,
-            None => topics.entry(topic.to_owned()).or_default(),
-        };
+        let state = topics.state(topic);
         let capacity = self.limits.queue_capacity;
         let keep = self.limits.history > 0;
         // One place takes the message itself and the others a clone: each clone is two atomic
@@ -294,8 +335,9 @@ impl Inner {
                 drop(waiting);
                 if waited.is_err() {
                     // One last try, as room may have come just as the time ran out.
-                    return self.try_publish(topic.as_str(), message).map_err(|_| {
-                        BrokerError::Full {
+                    return self
+                        .try_publish(topic, message)
+                        .map_err(|_| BrokerError::Full {
                             broker: NAME,
                             reason: format!(
                                 "a queue of {topic} holds {} messages nobody takes (a slow or \
@@ -303,11 +345,10 @@ impl Inner {
                                  consume faster, or raise MemoryLimits::queue_capacity",
                                 self.limits.queue_capacity, self.limits.publish_wait
                             ),
-                        }
-                    });
+                        });
                 }
             }
-            match self.try_publish(topic.as_str(), message) {
+            match self.try_publish(topic, message) {
                 Ok(()) => return Ok(()),
                 Err((other, back)) => (full, message) = (other, back),
             }
@@ -317,7 +358,7 @@ impl Inner {
     /// Where a subscription reads from: a fresh queue of its own, or its group's queue.
     fn attach(&self, request: &SubscribeRequest) -> Arc<Queue> {
         let mut topics = lock(&self.topics);
-        let state = topics.entry(request.topic.as_str().to_owned()).or_default();
+        let state = topics.state(&request.topic);
         let history = match request.start {
             StartFrom::New => None,
             StartFrom::Oldest => Some(&state.history),
@@ -375,14 +416,14 @@ impl Broker for MemoryBroker {
         topic: &Topic,
         message: Message,
     ) -> Result<Result<(), BrokerError>, Message> {
-        match self.inner.try_publish(topic.as_str(), message) {
+        match self.inner.try_publish(topic, message) {
             Ok(()) => Ok(Ok(())),
             Err((_, message)) => Err(message),
         }
     }
 
     async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
-        match self.inner.try_publish(topic.as_str(), message) {
+        match self.inner.try_publish(topic, message) {
             Ok(()) => Ok(()),
             // Boxed: waiting is the rare case, and its state would weigh on every publish.
             Err((full, message)) => {

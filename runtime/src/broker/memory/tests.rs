@@ -282,8 +282,8 @@ async fn a_publish_given_up_while_waiting_is_no_longer_counted() {
     .await;
     assert!(waited.is_err(), "the publish was waiting when given up");
     let waiting = {
-        let topics = crate::sync::lock(&broker.inner.topics);
-        let queue = &topics[topic().as_str()].subscribers[0];
+        let mut topics = crate::sync::lock(&broker.inner.topics);
+        let queue = &topics.state(&topic()).subscribers[0];
         crate::sync::lock(&queue.state).waiting_publishers
     };
     assert_eq!(
@@ -295,4 +295,27 @@ async fn a_publish_given_up_while_waiting_is_no_longer_counted() {
         [1],
         "the given-up message was never queued"
     );
+}
+
+#[tokio::test]
+async fn a_topic_is_one_whether_its_name_is_static_or_made_at_run_time() {
+    let broker = MemoryBroker::new();
+    let mut stream = subscribe(&broker, None, StartFrom::New, 16).await;
+    let other = Topic::new("tests.memory.other.v1").unwrap();
+    let made = Topic::new(String::from("tests.memory.probe.v1")).unwrap();
+    let mut other_stream = broker
+        .subscribe(SubscribeRequest {
+            topic: other.clone(),
+            group: None,
+            start: StartFrom::New,
+            prefetch: 16,
+        })
+        .await
+        .unwrap();
+    // Static, another static, made at run time, static again: each lands on its own topic.
+    for (n, to) in [(1, topic()), (2, other.clone()), (3, made), (4, topic())] {
+        broker.publish(&to, message(n)).await.unwrap();
+    }
+    assert_eq!(drain(&mut stream), [1, 3, 4]);
+    assert_eq!(drain(&mut other_stream), [2]);
 }
