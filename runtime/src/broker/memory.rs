@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -170,11 +170,17 @@ struct QueueState {
     items: VecDeque<Pending>,
     next_seq: u64,
     waiting_publishers: usize,
+    /// Consumers that found the queue empty and wait on `ready`, as far as a publish knows: a
+    /// publish wakes one and takes it off, so a burst of publishes to a consumer already woken
+    /// does not signal it again each time. A wait given up leaves its count behind, which only
+    /// costs one wake-up nobody needed.
+    sleepers: usize,
 }
 
 impl QueueState {
-    /// Queues a message for its first delivery.
-    fn push_new(&mut self, message: Message) {
+    /// Queues a message for its first delivery; says whether a sleeping consumer is to be woken.
+    #[must_use = "a sleeping consumer is woken with `ready.notify_one()`"]
+    fn push_new(&mut self, message: Message) -> bool {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.items.push_back(Pending {
@@ -182,6 +188,14 @@ impl QueueState {
             attempt: 1,
             seq,
         });
+        self.wake_one()
+    }
+
+    /// Takes one sleeping consumer off the count, if there is one to wake.
+    fn wake_one(&mut self) -> bool {
+        let wake = self.sleepers > 0;
+        self.sleepers -= usize::from(wake);
+        wake
     }
 }
 
@@ -200,7 +214,8 @@ impl Queue {
         let queue = Queue::default();
         let mut state = lock(&queue.state);
         for message in items {
-            state.push_new(message.clone());
+            // A new queue has no consumer yet.
+            let _ = state.push_new(message.clone());
         }
         drop(state);
         Arc::new(queue)
@@ -221,14 +236,29 @@ impl Queue {
         Some(pending)
     }
 
+    /// Like `pop`, but when the queue is empty counts the caller as a consumer that waits on
+    /// `ready`, which it has to be listening to already.
+    fn pop_or_sleep(&self) -> Option<Pending> {
+        let mut state = lock(&self.state);
+        if state.items.is_empty() {
+            state.sleepers += 1;
+            return None;
+        }
+        drop(state);
+        self.pop()
+    }
+
     /// Puts a message back where it was in publish order, ahead of later ones, so that
     /// messages coming back together (a consumer died holding several) keep their order.
     fn requeue(&self, pending: Pending) {
         let mut state = lock(&self.state);
         let at = state.items.partition_point(|p| p.seq < pending.seq);
         state.items.insert(at, pending);
+        let wake = state.wake_one();
         drop(state);
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
     }
 }
 
@@ -286,9 +316,11 @@ impl Inner {
                 return Err((queue.clone(), message));
             }
             let kept = keep.then(|| message.clone());
-            queued.push_new(message);
+            let wake = queued.push_new(message);
             drop(queued);
-            queue.ready.notify_one();
+            if wake {
+                queue.ready.notify_one();
+            }
             kept
         } else {
             let queues = || state.subscribers.iter().chain(state.groups.values());
@@ -296,8 +328,9 @@ impl Inner {
                 return Err((full.clone(), message));
             }
             for queue in queues() {
-                lock(&queue.state).push_new(message.clone());
-                queue.ready.notify_one();
+                if lock(&queue.state).push_new(message.clone()) {
+                    queue.ready.notify_one();
+                }
             }
             keep.then_some(message)
         };
@@ -446,6 +479,7 @@ impl Broker for MemoryBroker {
                 unsettled: AtomicUsize::new(0),
                 prefetch: request.prefetch.max(1),
                 settled: Notify::new(),
+                waiting_room: AtomicBool::new(false),
             }),
             closed: false,
         }))
@@ -461,6 +495,9 @@ struct Outlet {
     unsettled: AtomicUsize,
     prefetch: usize,
     settled: Notify,
+    /// The stream waits on `settled` for room under its prefetch. Most settlements happen while
+    /// it does not (a consumer acks before it asks for more), and they skip the wake-up.
+    waiting_room: AtomicBool,
 }
 
 struct MemoryStream {
@@ -503,9 +540,13 @@ impl DeliveryStream for MemoryStream {
                 let settled = self.outlet.settled.notified();
                 tokio::pin!(settled);
                 settled.as_mut().enable();
-                if self.outlet.unsettled.load(Ordering::Acquire) >= self.outlet.prefetch {
+                // Sequentially consistent with the acker's count and read of the flag: either
+                // it sees the flag and wakes this wait, or this read sees its settlement.
+                self.outlet.waiting_room.store(true, Ordering::SeqCst);
+                if self.outlet.unsettled.load(Ordering::SeqCst) >= self.outlet.prefetch {
                     settled.await;
                 }
+                self.outlet.waiting_room.store(false, Ordering::Relaxed);
                 continue;
             }
             if let Some(pending) = self.outlet.queue.pop() {
@@ -514,7 +555,7 @@ impl DeliveryStream for MemoryStream {
             let ready = self.outlet.queue.ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            if let Some(pending) = self.outlet.queue.pop() {
+            if let Some(pending) = self.outlet.queue.pop_or_sleep() {
                 return Some(Ok(self.deliver(pending)));
             }
             ready.await;
@@ -619,7 +660,9 @@ impl Drop for MemoryAcker {
             pending.attempt += 1;
             self.outlet.queue.requeue(pending);
         }
-        if self.outlet.unsettled.fetch_sub(1, Ordering::AcqRel) == self.outlet.prefetch {
+        if self.outlet.unsettled.fetch_sub(1, Ordering::SeqCst) == self.outlet.prefetch
+            && self.outlet.waiting_room.load(Ordering::SeqCst)
+        {
             self.outlet.settled.notify_one();
         }
     }

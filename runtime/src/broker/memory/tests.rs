@@ -319,3 +319,58 @@ async fn a_topic_is_one_whether_its_name_is_static_or_made_at_run_time() {
     assert_eq!(drain(&mut stream), [1, 3, 4]);
     assert_eq!(drain(&mut other_stream), [2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_consumers_are_each_woken_by_a_publish_or_a_settlement() {
+    // Two members of a group wait on an empty queue; a third stream waits for room under its
+    // prefetch of 1. Each wait has to end: two publishes wake both members, and acking the
+    // delivery the third holds (from another task) gives it room again.
+    let broker = MemoryBroker::new();
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let mut member = subscribe(&broker, Some("g"), StartFrom::New, 1).await;
+        members.push(tokio::spawn(async move {
+            let delivery = member.next().await.unwrap().unwrap();
+            let got = payload(&delivery);
+            delivery.acker.ack().await.unwrap();
+            got
+        }));
+    }
+    let mut full = subscribe(&broker, None, StartFrom::New, 1).await;
+    for round in 0..50u8 {
+        if round == 0 {
+            // Let both members reach their wait before anything is published.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            broker.publish(&topic(), message(1)).await.unwrap();
+            broker.publish(&topic(), message(2)).await.unwrap();
+        } else {
+            broker.publish(&topic(), message(round)).await.unwrap();
+        }
+        let first = full.next().await.unwrap().unwrap();
+        let acker = first.acker;
+        // The next call waits for room until the other task acks.
+        let settle = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            acker.ack().await.unwrap();
+        });
+        broker.publish(&topic(), message(round)).await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(5), full.next())
+            .await
+            .expect("woken when room was made")
+            .unwrap()
+            .unwrap();
+        settle.await.unwrap();
+        second.acker.ack().await.unwrap();
+    }
+    let mut got = Vec::new();
+    for member in members {
+        got.push(
+            tokio::time::timeout(Duration::from_secs(5), member)
+                .await
+                .expect("each member is woken")
+                .unwrap(),
+        );
+    }
+    got.sort_unstable();
+    assert_eq!(got, [1, 2]);
+}
