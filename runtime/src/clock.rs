@@ -46,17 +46,27 @@ mod tsc {
     /// The rate is measured over at least this much system time before the counter is used.
     const CALIBRATION_NS: u64 = 10_000_000;
 
-    /// Where the counter and the system clock were read together.
+    /// Where the counter and the system clock were read together, and how this thread scales
+    /// the counter from there.
     #[derive(Clone, Copy)]
     struct Anchor {
         counter: u64,
         unix_ns: u64,
-        /// The counter value after which this anchor is retaken.
-        until: u64,
+        /// How many ticks past `counter` the anchor serves; 0 until the rate is known.
+        span: u64,
+        /// Nanoseconds per tick.
+        rate: f64,
     }
 
     thread_local! {
-        static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
+        static ANCHOR: Cell<Anchor> = const {
+            Cell::new(Anchor {
+                counter: 0,
+                unix_ns: 0,
+                span: 0,
+                rate: 0.0,
+            })
+        };
     }
 
     /// The first joint reading of the process, which every later one measures the rate against.
@@ -75,42 +85,44 @@ mod tsc {
 
     /// The time from the counter, or `None` where the counter is not the kernel's clock.
     pub(super) fn now() -> Option<u64> {
-        let base = *BASE.get_or_init(|| {
+        let now = counter();
+        let anchor = ANCHOR.get();
+        // One comparison: past the anchor (a counter behind it wraps around) and within its span.
+        let since = now.wrapping_sub(anchor.counter);
+        if since < anchor.span {
+            return Some(anchor.unix_ns + (since as f64 * anchor.rate) as u64);
+        }
+        reanchor()
+    }
+
+    /// Takes a new anchor for this thread, refining the rate over the span since the base.
+    #[cold]
+    fn reanchor() -> Option<u64> {
+        let (base_counter, base_ns) = (*BASE.get_or_init(|| {
             let source = std::fs::read_to_string(
                 "/sys/devices/system/clocksource/clocksource0/current_clocksource",
             )
             .ok()?;
             (source.trim() == "tsc").then(|| (counter(), unix_ns(SystemTime::now())))
-        });
-        let (base_counter, base_ns) = base?;
-        let now = counter();
-        let rate = f64::from_bits(RATE.load(Ordering::Relaxed));
-        if let Some(anchor) = ANCHOR.get()
-            && rate > 0.0
-            && now >= anchor.counter
-            && now < anchor.until
-        {
-            let since = ((now - anchor.counter) as f64 * rate) as u64;
-            return Some(anchor.unix_ns + since);
-        }
-        // Retake the anchor (and refine the rate over the longer span since the base).
+        }))?;
         let (unix_ns, counter) = (unix_ns(SystemTime::now()), counter());
         let span_ns = unix_ns.saturating_sub(base_ns);
-        let mut rate = rate;
+        let mut rate = f64::from_bits(RATE.load(Ordering::Relaxed));
         if span_ns >= CALIBRATION_NS && counter > base_counter {
             rate = span_ns as f64 / (counter - base_counter) as f64;
             RATE.store(rate.to_bits(), Ordering::Relaxed);
         }
-        let until = if rate > 0.0 {
-            counter.saturating_add((ANCHOR_PERIOD_NS / rate) as u64)
+        let span = if rate > 0.0 {
+            (ANCHOR_PERIOD_NS / rate) as u64
         } else {
-            counter
+            0
         };
-        ANCHOR.set(Some(Anchor {
+        ANCHOR.set(Anchor {
             counter,
             unix_ns,
-            until,
-        }));
+            span,
+            rate,
+        });
         Some(unix_ns)
     }
 }
