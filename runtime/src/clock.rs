@@ -5,8 +5,8 @@
 //! second that fence is a large share of a publish. Where the kernel's clock source is that
 //! counter (so the kernel has found it constant-rate and in step across cores), each thread reads
 //! the counter itself and scales it from an anchor: a system clock reading of its own, retaken
-//! every ten milliseconds, so the stamps follow the system clock, slews and steps
-//! included, within microseconds. Anywhere else this is `SystemTime::now()`.
+//! every ten milliseconds. The stamps follow the system clock's slews within microseconds and its
+//! steps within those ten milliseconds. Anywhere else this is `SystemTime::now()`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
