@@ -108,6 +108,9 @@ pub enum EnvelopeError {
 
 impl Envelope {
     /// A fresh envelope: new UUID v7 id, the current time.
+    // Inlined so that a publish writes the fields where the message's envelope is built, rather
+    // than building one here and copying it (about 110 instructions per publish).
+    #[inline(always)]
     pub fn new(
         source: Arc<str>,
         event_type: Cow<'static, str>,
