@@ -15,6 +15,13 @@ use bytes::Bytes;
 use crate::envelope::Envelope;
 use crate::topic::Topic;
 
+#[cfg(any(
+    feature = "mqtt",
+    feature = "nats",
+    feature = "rabbitmq",
+    feature = "redis"
+))]
+mod backoff;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;

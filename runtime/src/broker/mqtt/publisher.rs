@@ -22,13 +22,11 @@ use tokio::task::JoinHandle;
 
 use super::{MqttConfig, NAME};
 use crate::broker::BrokerError;
+use crate::broker::backoff::Backoff;
 use crate::sync::lock;
 
 /// Requests the client may queue before a publish waits for room.
 const REQUEST_CAPACITY: usize = 1024;
-/// Backoff bounds while the broker is away.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Why a publish was not acknowledged.
 enum Failure {
@@ -155,11 +153,11 @@ async fn drive(
     ready: oneshot::Sender<Result<(), String>>,
 ) {
     let mut ready = Some(ready);
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = Backoff::new();
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = MIN_BACKOFF;
+                backoff.reset();
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(Ok(()));
                 }
@@ -212,8 +210,7 @@ async fn drive(
                     eventloop.pending.clear();
                     waiters.fail_all(&reason);
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff.wait().await;
             }
         }
     }

@@ -14,15 +14,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Inner, NAME, binding, client_id, topic_path};
+use crate::broker::backoff::Backoff;
 use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, StartFrom, SubscribeRequest,
 };
 
 /// Requests (acks mostly) the client may queue for the event loop.
 const REQUEST_CAPACITY: usize = 1024;
-/// Backoff bounds while the broker is away.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long a close waits for the connection to say goodbye.
 const CLOSE_PATIENCE: Duration = Duration::from_secs(2);
 
@@ -119,7 +117,7 @@ async fn drive(
     ready: oneshot::Sender<Result<(), BrokerError>>,
 ) {
     let mut ready = Some(ready);
-    let mut backoff = MIN_BACKOFF;
+    let mut backoff = Backoff::new();
     let unreachable = |reason: String| BrokerError::Unreachable {
         broker: NAME,
         address: shared.inner.config.address(),
@@ -132,7 +130,7 @@ async fn drive(
                 shared.deliver(publish, session, 1);
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = MIN_BACKOFF;
+                backoff.reset();
                 shared.session.fetch_add(1, Ordering::AcqRel);
                 // A clean session has no subscription; ask again. Sent from a task of its
                 // own, since this loop must keep polling for the request to go out.
@@ -179,8 +177,7 @@ async fn drive(
                     let _ = ready.send(Err(unreachable(e.to_string())));
                     return;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff.wait().await;
             }
         }
     }

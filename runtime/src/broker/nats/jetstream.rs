@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Shared, binding};
+use crate::broker::backoff::Backoff;
 use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Message, Nack, StartFrom,
     SubscribeRequest,
@@ -358,14 +359,13 @@ impl Source {
 
     /// Opens again until it works, waiting for the connection to come back.
     async fn reopen(&mut self) -> PullConsumer {
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = Backoff::new();
         loop {
             self.shared.connected().await;
             if let Ok(consumer) = self.open().await {
                 return consumer;
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            backoff.wait().await;
         }
     }
 }
@@ -451,6 +451,8 @@ impl Deliveries {
     /// A new pull for this delivery's slot and every other free one, from the consumer in use
     /// or, when it failed, one found or made again once the server can be reached.
     async fn pull(&mut self) -> Pull {
+        // A consumer that opens but refuses every pull would otherwise be asked in a busy loop.
+        let mut backoff = Backoff::new();
         loop {
             let consumer = match self.consumer.take() {
                 Some(consumer) => consumer,
@@ -474,6 +476,7 @@ impl Deliveries {
                     delivered: false,
                 };
             }
+            backoff.wait().await;
         }
     }
 

@@ -15,6 +15,7 @@ use lapin::{BasicProperties, Channel, Consumer};
 
 use super::topology::{self, ATTEMPT_HEADER, DELAY_HEADER};
 use super::{Shared, binding};
+use crate::broker::backoff::Backoff;
 use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, SubscribeRequest,
 };
@@ -112,13 +113,12 @@ impl Source {
 
     /// Opens again until it works, connecting again as needed.
     async fn reopen(&self) -> Open {
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = Backoff::new();
         loop {
             if let Ok(open) = self.open().await {
                 return open;
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            backoff.wait().await;
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::fields::{self, Fields};
 use super::{Inner, NAME, connection, xadd};
+use crate::broker::backoff::Backoff;
 use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, StartFrom, SubscribeRequest,
 };
@@ -24,9 +25,6 @@ use crate::sync::lock;
 
 /// The longest a read blocks, so the reader wakes up to claim abandoned entries.
 const MAX_BLOCK: Duration = Duration::from_secs(2);
-/// Backoff bounds while Redis is away.
-const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What the reader queues for the stream: a delivery with the entry it carries, or the
 /// failure that ended the reader.
@@ -293,7 +291,7 @@ struct Reader {
 
 impl Reader {
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff::new();
         let mut next_claim = Instant::now();
         loop {
             let first = tokio::select! {
@@ -312,7 +310,7 @@ impl Reader {
                 round = self.round(permits, &mut next_claim) => round,
             };
             let Err(e) = round else {
-                backoff = MIN_BACKOFF;
+                backoff.reset();
                 continue;
             };
             if e.code() == Some("NOGROUP") {
@@ -334,9 +332,8 @@ impl Reader {
             }
             tokio::select! {
                 _ = &mut stopped => return,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = backoff.wait() => {}
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
