@@ -3,10 +3,11 @@
 //! Reading the system clock costs about 25 ns even where the kernel keeps time with the CPU's
 //! time stamp counter, most of it the fence that orders the counter read; at a million events a
 //! second that fence is a large share of a publish. Where the kernel's clock source is that
-//! counter (so the kernel has found it constant-rate and in step across cores), each thread reads
-//! the counter itself and scales it from an anchor: a system clock reading of its own, retaken
-//! every ten milliseconds. The stamps follow the system clock's slews within microseconds and its
-//! steps within those ten milliseconds. Anywhere else this is `SystemTime::now()`.
+//! counter (so the kernel has found it constant-rate and in step across cores; looked at again
+//! every second), each thread reads the counter itself and scales it from an anchor: a system
+//! clock reading of its own, retaken every ten milliseconds, with the counter's rate measured
+//! against the monotonic clock. The stamps follow the system clock's slews within microseconds
+//! and its steps within those ten milliseconds. Anywhere else this is `SystemTime::now()`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,8 +35,8 @@ fn unix_ns(time: SystemTime) -> u64 {
 mod tsc {
     use std::cell::Cell;
     use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::SystemTime;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Instant, SystemTime};
 
     use super::unix_ns;
 
@@ -43,8 +44,12 @@ mod tsc {
     /// another. The error between readings is the rate's error times this: microseconds.
     const ANCHOR_PERIOD_NS: f64 = 10_000_000.0;
 
-    /// The rate is measured over at least this much system time before the counter is used.
-    const CALIBRATION_NS: u64 = 10_000_000;
+    /// The rate is measured over at least this much time before the counter is used.
+    const CALIBRATION_NS: u128 = 10_000_000;
+
+    /// How often the kernel's clock source is looked at again: it leaves the counter when it
+    /// finds it unstable, and then so does this clock.
+    const SOURCE_CHECK_NS: u64 = 1_000_000_000;
 
     /// Where the counter and the system clock were read together, and how this thread scales
     /// the counter from there.
@@ -69,10 +74,35 @@ mod tsc {
         };
     }
 
-    /// The first joint reading of the process, which every later one measures the rate against.
-    static BASE: OnceLock<Option<(u64, u64)>> = OnceLock::new();
-    /// Nanoseconds per counter tick as `f64` bits; 0 while not yet measured.
-    static RATE: AtomicU64 = AtomicU64::new(0);
+    /// The first reading of the counter with the monotonic clock, which every later one
+    /// measures the rate against. The monotonic clock is never stepped, so a step of the wall
+    /// clock moves the stamps with it (at the next anchor) without skewing the rate.
+    static BASE: OnceLock<Option<(u64, Instant)>> = OnceLock::new();
+    /// Set once the kernel's clock source is no longer the counter.
+    static LEFT: AtomicBool = AtomicBool::new(false);
+    /// When the clock source is next looked at, in nanoseconds after the base.
+    static NEXT_SOURCE_CHECK: AtomicU64 = AtomicU64::new(SOURCE_CHECK_NS);
+
+    fn source_is_counter() -> bool {
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .is_ok_and(|source| source.trim() == "tsc")
+    }
+
+    /// `read` with the counter at the same moment: the middle of the tightest of three tries,
+    /// so that a thread preempted between the two readings does not pair them wrongly.
+    fn with_counter<T>(read: impl Fn() -> T) -> (u64, T) {
+        let mut best: Option<(u64, u64, T)> = None;
+        for _ in 0..3 {
+            let before = counter();
+            let value = read();
+            let gap = counter().wrapping_sub(before);
+            if best.as_ref().is_none_or(|(tightest, _, _)| gap < *tightest) {
+                best = Some((gap, before.wrapping_add(gap / 2), value));
+            }
+        }
+        let (_, at, value) = best.expect("three tries");
+        (at, value)
+    }
 
     fn counter() -> u64 {
         // SAFETY: `rdtsc` exists on every x86-64 processor and reads a register; it has no
@@ -95,27 +125,33 @@ mod tsc {
         reanchor()
     }
 
-    /// Takes a new anchor for this thread, refining the rate over the span since the base.
+    /// Takes a new anchor for this thread, with the rate measured over the span since the base.
     #[cold]
     fn reanchor() -> Option<u64> {
-        let (base_counter, base_ns) = (*BASE.get_or_init(|| {
-            let source = std::fs::read_to_string(
-                "/sys/devices/system/clocksource/clocksource0/current_clocksource",
-            )
-            .ok()?;
-            (source.trim() == "tsc").then(|| (counter(), unix_ns(SystemTime::now())))
-        }))?;
-        let (unix_ns, counter) = (unix_ns(SystemTime::now()), counter());
-        let span_ns = unix_ns.saturating_sub(base_ns);
-        let mut rate = f64::from_bits(RATE.load(Ordering::Relaxed));
-        if span_ns >= CALIBRATION_NS && counter > base_counter {
-            rate = span_ns as f64 / (counter - base_counter) as f64;
-            RATE.store(rate.to_bits(), Ordering::Relaxed);
+        let (base_counter, base_instant) =
+            (*BASE.get_or_init(|| source_is_counter().then(|| with_counter(Instant::now))))?;
+        if LEFT.load(Ordering::Relaxed) {
+            return None;
         }
-        let span = if rate > 0.0 {
-            (ANCHOR_PERIOD_NS / rate) as u64
+        let (counter, (system, instant)) = with_counter(|| (SystemTime::now(), Instant::now()));
+        let elapsed = instant.duration_since(base_instant).as_nanos();
+        let since_base = u64::try_from(elapsed).unwrap_or(u64::MAX);
+        if since_base >= NEXT_SOURCE_CHECK.load(Ordering::Relaxed) {
+            NEXT_SOURCE_CHECK.store(
+                since_base.saturating_add(SOURCE_CHECK_NS),
+                Ordering::Relaxed,
+            );
+            if !source_is_counter() {
+                LEFT.store(true, Ordering::Relaxed);
+                return None;
+            }
+        }
+        let unix_ns = unix_ns(system);
+        let (rate, span) = if elapsed >= CALIBRATION_NS && counter > base_counter {
+            let rate = elapsed as f64 / (counter - base_counter) as f64;
+            (rate, (ANCHOR_PERIOD_NS / rate) as u64)
         } else {
-            0
+            (0.0, 0)
         };
         ANCHOR.set(Anchor {
             counter,

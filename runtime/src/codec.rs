@@ -164,23 +164,25 @@ impl<const N: usize> AsRef<[u8]> for Small<N> {
     }
 }
 
-/// Encodes `value` at its exact length into a [`Small`] of `N` bytes.
-fn small_protobuf<const N: usize, T: prost::Message>(value: &T, len: usize) -> Bytes {
-    let mut small = Small { len, bytes: [0; N] };
-    // A slice of exactly the encoded length has room for it.
-    value.encode_raw(&mut &mut small.bytes[..len]);
-    Bytes::from_owner(small)
+/// Encodes `value` into a [`Small`] of `N` bytes, which its encoded length fits.
+fn small_protobuf<const N: usize, T: prost::Message>(value: &T) -> Bytes {
+    let mut bytes = [0; N];
+    let mut free = &mut bytes[..];
+    value.encode_raw(&mut free);
+    // The length written, not the one announced: a hand-written `encoded_len` may be short.
+    let len = N - free.len();
+    Bytes::from_owner(Small { len, bytes })
 }
 
 fn protobuf_bytes<T: prost::Message>(value: &T) -> Bytes {
     // Size classes, so a small event does not carry the largest class's allocation.
     match value.encoded_len() {
-        len @ ..=112 => small_protobuf::<112, T>(value, len),
-        len @ ..=240 => small_protobuf::<240, T>(value, len),
-        len @ ..=496 => small_protobuf::<496, T>(value, len),
-        _ => {
-            let mut buf = Vec::new();
-            encode_protobuf(value, &mut buf);
+        0..=112 => small_protobuf::<112, T>(value),
+        113..=240 => small_protobuf::<240, T>(value),
+        241..=496 => small_protobuf::<496, T>(value),
+        len => {
+            let mut buf = Vec::with_capacity(len);
+            value.encode_raw(&mut buf);
             Bytes::from(buf)
         }
     }
@@ -299,6 +301,35 @@ mod tests {
     struct Blob {
         #[prost(bytes = "vec", tag = "1")]
         data: Vec<u8>,
+    }
+
+    /// A hand-written message whose `encoded_len` says one byte less than it writes.
+    #[derive(Debug, Default)]
+    struct ShortLen;
+
+    impl prost::Message for ShortLen {
+        fn encode_raw(&self, buf: &mut impl bytes::BufMut) {
+            buf.put_slice(&[0x08, 0x96, 0x01]);
+        }
+        fn merge_field(
+            &mut self,
+            tag: u32,
+            wire_type: prost::encoding::WireType,
+            buf: &mut impl bytes::Buf,
+            ctx: prost::encoding::DecodeContext,
+        ) -> Result<(), prost::DecodeError> {
+            prost::encoding::skip_field(wire_type, tag, buf, ctx)
+        }
+        fn encoded_len(&self) -> usize {
+            2
+        }
+        fn clear(&mut self) {}
+    }
+
+    #[test]
+    fn message_data_is_what_was_written_even_when_the_length_was_announced_short() {
+        let bytes = <Protobuf as Codec<ShortLen>>::to_bytes(&ShortLen, "tests.Short").unwrap();
+        assert_eq!(&bytes[..], [0x08, 0x96, 0x01]);
     }
 
     #[test]

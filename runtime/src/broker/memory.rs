@@ -554,7 +554,11 @@ impl DeliveryStream for MemoryStream {
             }
             let ready = self.outlet.queue.ready.notified();
             tokio::pin!(ready);
-            ready.as_mut().enable();
+            if ready.as_mut().enable() {
+                // A wake-up left from before (for a wait given up): look again without counting
+                // as sleeping, or stale counts would pile up and every publish would wake.
+                continue;
+            }
             if let Some(pending) = self.outlet.queue.pop_or_sleep() {
                 return Some(Ok(self.deliver(pending)));
             }

@@ -193,6 +193,7 @@ pub(super) async fn subscribe(
         source,
         consumer: Some(consumer),
         batch: None,
+        backoff: Backoff::new(),
         closed: false,
     }))
 }
@@ -382,6 +383,10 @@ struct Deliveries {
     /// One permit per delivery handed out and not yet settled, at most `prefetch`.
     permits: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
+    /// The wait after a pull that could not be made or failed before it brought anything, so a
+    /// consumer that refuses every pull (a batch above its limit, too many waiting pulls) is not
+    /// asked again in a busy loop; back to the shortest once a message arrives.
+    backoff: Backoff,
     closed: bool,
 }
 
@@ -408,6 +413,7 @@ impl DeliveryStream for Deliveries {
             match pull.messages.next().await {
                 Some(Ok(message)) => {
                     pull.delivered = true;
+                    self.backoff.reset();
                     return Some(Ok(self.deliver(message, permit)));
                 }
                 // All it asked for came, or it expired (the server's clock for it started a
@@ -420,6 +426,7 @@ impl DeliveryStream for Deliveries {
                 Some(Err(_)) | None => {
                     self.batch = None;
                     self.consumer = None;
+                    Box::pin(self.backoff.wait()).await;
                 }
             }
         }
@@ -451,8 +458,6 @@ impl Deliveries {
     /// A new pull for this delivery's slot and every other free one, from the consumer in use
     /// or, when it failed, one found or made again once the server can be reached.
     async fn pull(&mut self) -> Pull {
-        // A consumer that opens but refuses every pull would otherwise be asked in a busy loop.
-        let mut backoff = Backoff::new();
         loop {
             let consumer = match self.consumer.take() {
                 Some(consumer) => consumer,
@@ -476,7 +481,7 @@ impl Deliveries {
                     delivered: false,
                 };
             }
-            backoff.wait().await;
+            self.backoff.wait().await;
         }
     }
 
