@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings::broker::kafka::{KafkaBroker, KafkaConfig};
-use tidings::{Broker, BrokerError, Event, HandlerError, Protobuf, Received};
+use tidings::{Broker, BrokerError, Event, HandlerError, Protobuf, Received, Topic};
 use tidings_tests::conformance::BrokerFactory;
 use tidings_tests::conformance::probe::run_id;
 use tokio::sync::mpsc;
@@ -32,6 +32,22 @@ impl BrokerFactory for Kafka {
     fn patience(&self) -> Duration {
         // Joining a consumer group takes a rebalance, a few seconds each.
         Duration::from_secs(30)
+    }
+
+    async fn publish_foreign(&self, topic: &Topic, payload: Vec<u8>) -> Option<Result<(), String>> {
+        use rdkafka::ClientConfig;
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        // A record of the topic with a value and nothing else: no headers, no key.
+        let producer: FutureProducer = match ClientConfig::new()
+            .set("bootstrap.servers", config().address())
+            .create()
+        {
+            Ok(producer) => producer,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let record = FutureRecord::<(), _>::to(topic.as_str()).payload(&payload);
+        let sent = producer.send(record, Duration::from_secs(10)).await;
+        Some(sent.map(|_| ()).map_err(|(e, _)| e.to_string()))
     }
 }
 

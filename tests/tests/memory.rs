@@ -16,7 +16,11 @@ impl BrokerFactory for Memory {
     }
 }
 
-tidings_tests::conformance_tests!(Memory(MemoryBroker::new()), not_promised[broker_restart]);
+tidings_tests::conformance_tests!(
+    Memory(MemoryBroker::new()),
+    // Everything on the in-process broker was published through tidings.
+    not_promised[broker_restart, foreign_messages_are_dead_lettered]
+);
 
 mod without_nack_delay {
     use std::sync::Arc;
@@ -65,6 +69,6 @@ mod without_nack_delay {
 
     tidings_tests::conformance_tests!(
         Factory(NoNackDelay::default()),
-        not_promised[broker_restart]
+        not_promised[broker_restart, foreign_messages_are_dead_lettered]
     );
 }

@@ -23,6 +23,11 @@ impl BrokerFactory for Mqtt {
     async fn connect(&self) -> Result<Arc<dyn Broker>, BrokerError> {
         Ok(Arc::new(MqttBroker::connect(MqttConfig::from_env()).await?))
     }
+
+    async fn publish_foreign(&self, topic: &Topic, payload: Vec<u8>) -> Option<Result<(), String>> {
+        publish_legacy(topic, &String::from_utf8(payload).expect("a text payload"));
+        Some(Ok(()))
+    }
 }
 
 tidings_tests::conformance_tests!(
@@ -61,6 +66,23 @@ fn cli_target() -> (String, String) {
     let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
     let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "1883"));
     (host.to_owned(), port.to_owned())
+}
+
+/// Publishes `payload` with Mosquitto's own client as a producer that knows nothing of tidings
+/// does: a user property of its own and none of CloudEvents.
+fn publish_legacy(topic: &Topic, payload: &str) {
+    mosquitto_pub(
+        topic,
+        &[
+            "-D",
+            "publish",
+            "user-property",
+            "origin",
+            "legacy",
+            "-m",
+            payload,
+        ],
+    );
 }
 
 fn mosquitto_pub(topic: &Topic, args: &[&str]) {
@@ -232,18 +254,7 @@ async fn a_message_that_is_no_cloudevent_is_dead_lettered_with_the_reason() {
     let dead = topic.dead_letter().expect("a dead-letter topic");
     let mut stream = subscribe(&broker, &topic, None).await;
     let mut letters = subscribe(&broker, &dead, None).await;
-    mosquitto_pub(
-        &topic,
-        &[
-            "-D",
-            "publish",
-            "user-property",
-            "origin",
-            "legacy",
-            "-m",
-            "21.5",
-        ],
-    );
+    publish_legacy(&topic, "21.5");
 
     let delivery = next(&mut stream, PATIENCE).await;
     let malformed = delivery

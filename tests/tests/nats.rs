@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings::broker::nats::{NatsBroker, NatsConfig, NatsMode};
-use tidings::{Broker, BrokerError};
+use tidings::{Broker, BrokerError, Topic};
 use tidings_tests::conformance::BrokerFactory;
 
 /// Connections to the server under test, each a client of its own.
@@ -30,6 +30,22 @@ impl Nats {
 impl BrokerFactory for Nats {
     async fn connect(&self) -> Result<Arc<dyn Broker>, BrokerError> {
         Ok(Arc::new(NatsBroker::connect(self.0.clone()).await?))
+    }
+
+    async fn publish_foreign(&self, topic: &Topic, payload: Vec<u8>) -> Option<Result<(), String>> {
+        // A plain NATS publish on the topic's subject, no headers: the JetStream stream the
+        // subscription made captures it as well.
+        let publish = async {
+            let client = async_nats::connect(self.0.url())
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .publish(topic.as_str().to_owned(), payload.into())
+                .await
+                .map_err(|e| e.to_string())?;
+            client.flush().await.map_err(|e| e.to_string())
+        };
+        Some(publish.await)
     }
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use tidings::broker::rabbitmq::{RabbitBroker, RabbitConfig};
-use tidings::{Broker, BrokerError};
+use tidings::{Broker, BrokerError, Topic};
 use tidings_tests::conformance::BrokerFactory;
 
 /// Connections to the server under test, each a connection of its own.
@@ -17,6 +17,43 @@ struct Rabbit(RabbitConfig);
 impl BrokerFactory for Rabbit {
     async fn connect(&self) -> Result<Arc<dyn Broker>, BrokerError> {
         Ok(Arc::new(RabbitBroker::connect(self.0.clone()).await?))
+    }
+
+    async fn publish_foreign(&self, topic: &Topic, payload: Vec<u8>) -> Option<Result<(), String>> {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        use lapin::{BasicProperties, Connection, ConnectionProperties};
+        // To the adapter's exchange (its default, `tidings`) with the topic as routing key, no
+        // headers and no content type, confirmed.
+        let publish = async {
+            let connection = Connection::connect(self.0.url(), ConnectionProperties::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let channel = connection
+                .create_channel()
+                .await
+                .map_err(|e| e.to_string())?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            channel
+                .basic_publish(
+                    "tidings".into(),
+                    topic.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &payload,
+                    BasicProperties::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            connection
+                .close(200, "done".into())
+                .await
+                .map_err(|e| e.to_string())
+        };
+        Some(publish.await)
     }
 }
 

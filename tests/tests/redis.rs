@@ -27,6 +27,22 @@ impl BrokerFactory for Redis {
             .max_len(Some(10_000));
         Ok(Arc::new(RedisBroker::connect(config).await?))
     }
+
+    async fn publish_foreign(&self, topic: &Topic, payload: Vec<u8>) -> Option<Result<(), String>> {
+        // An entry of the topic's stream as another program writes one: the payload in a `data`
+        // field, and a field of its own.
+        let payload = String::from_utf8(payload).expect("a text payload");
+        redis_cli(&[
+            "XADD",
+            topic.as_str(),
+            "*",
+            "origin",
+            "legacy",
+            "data",
+            &payload,
+        ]);
+        Some(Ok(()))
+    }
 }
 
 tidings_tests::conformance_tests!(

@@ -12,11 +12,11 @@ use tidings::{Event, EventId, Handler, HandlerError, Received, RetryPolicy, Star
 use tokio::sync::mpsc;
 
 use super::probe::{
-    DeadLetterBound, HandlerPanic, HandlerTimeout, Probe, Refusals, RefusalsV2, RetryThenSuccess,
-    decode_probe, probe_message, run_id,
+    DeadLetterBound, Foreign, HandlerPanic, HandlerTimeout, Probe, Refusals, RefusalsV2,
+    RetryThenSuccess, decode_probe, probe_message, run_id,
 };
 use super::support::{
-    bus, collector, connect, must, next_of_run, publish_range, subscribe_raw, take,
+    bus, collector, connect, must, next_delivery, next_of_run, publish_range, subscribe_raw, take,
 };
 use super::{BrokerFactory, Outcome};
 
@@ -301,6 +301,82 @@ pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome
     assert!(
         inbox.try_recv().is_err(),
         "a refused message reached the handler"
+    );
+    assert!(sub.is_running(), "the consumer stopped");
+    sub.shutdown().await;
+    Outcome::Passed
+}
+
+/// A message that is no CloudEvent at all, published through the broker's own client by a
+/// producer that knows nothing of tidings, is dead-lettered at once with a reason naming what was
+/// expected, its payload kept whole, and the consumer goes on to the next event.
+pub async fn foreign_messages_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let run = run_id();
+    let broker = connect(factory).await;
+    let topic = must(Topic::of::<Foreign>(), "the topic");
+    let mut dead = subscribe_raw(
+        &broker,
+        &dead_letter_topic::<Foreign>(),
+        None,
+        StartFrom::New,
+    )
+    .await;
+    let bus = bus(broker.clone());
+    let (handler, mut inbox) = collector::<Foreign>(&run);
+    let sub = must(bus.subscribe(handler).await, "subscribing");
+
+    let payload = format!("legacy reading of {run}: 21.5").into_bytes();
+    match factory.publish_foreign(&topic, payload.clone()).await {
+        None => {
+            sub.shutdown().await;
+            return Outcome::skipped("the broker carries only messages tidings published");
+        }
+        Some(published) => must(published, "publishing a foreign message"),
+    }
+    publish_range::<Foreign>(&bus, &run, [1]).await;
+
+    let handled = take(&mut inbox, 1, patience, "foreign: the event after it").await;
+    assert_eq!(handled[0].seq, 1, "only the event reaches the handler");
+    // Dead letters of other runs may come first; this run's is the one with its payload.
+    let deadline = tokio::time::Instant::now() + patience;
+    let reason = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let delivery = next_delivery(&mut dead, left, "foreign: its dead letter").await;
+        must(delivery.acker.ack().await, "acking a dead letter");
+        let (data, reason) = match &delivery.message {
+            // Still no CloudEvent: the transport's headers carry the dead-letter attributes.
+            Err(kept) => (
+                kept.data.clone(),
+                kept.headers
+                    .iter()
+                    .find(|(name, _)| {
+                        name.to_ascii_lowercase()
+                            .ends_with(attr::DEAD_LETTER_REASON)
+                    })
+                    .map(|(_, value)| value.clone()),
+            ),
+            Ok(letter) => (
+                letter.data.clone(),
+                letter
+                    .envelope
+                    .extension(attr::DEAD_LETTER_REASON)
+                    .map(str::to_owned),
+            ),
+        };
+        if data[..] == payload[..] {
+            break reason.unwrap_or_else(|| panic!("no reason on {:?}", delivery.message));
+        }
+    };
+    for needle in ["malformed message", Foreign::TOPIC] {
+        assert!(
+            reason.contains(needle),
+            "reason {reason:?} should name {needle:?}"
+        );
+    }
+    assert!(
+        inbox.try_recv().is_err(),
+        "the foreign message reached the handler"
     );
     assert!(sub.is_running(), "the consumer stopped");
     sub.shutdown().await;

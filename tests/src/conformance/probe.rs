@@ -90,6 +90,8 @@ probes! {
     Refusals => "conformance.refusals.probe.v1", 1;
     /// For `refusals_are_dead_lettered`: the same event one major later.
     RefusalsV2 => "conformance.refusals.probe.v2", 2;
+    /// For `foreign_messages_are_dead_lettered`.
+    Foreign => "conformance.foreign.probe.v1", 1;
     /// For `retry_then_success`.
     RetryThenSuccess => "conformance.retry_then_success.probe.v1", 1;
     /// For `handler_panic_is_isolated`.
