@@ -50,8 +50,8 @@ impl EventId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            // Only ever filled from a `str`, so this cannot fail; checking keeps the crate free
-            // of unsafe code for the price of a short ASCII scan.
+            // Only ever filled from a `str`, so this cannot fail; checking spares an `unsafe`
+            // block for the price of a short ASCII scan.
             Repr::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)])
                 .expect("an inline id holds the bytes of a str"),
             Repr::Heap(text) => text,

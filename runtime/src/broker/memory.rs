@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -226,7 +226,23 @@ impl Queue {
     }
 
     fn pop(&self) -> Option<Pending> {
+        self.take(lock(&self.state))
+    }
+
+    /// Like `pop`, but when the queue is empty counts the caller as a consumer that waits on
+    /// `ready`, which it has to be listening to already. One lock for both, so no other consumer
+    /// can empty the queue between the look and the take and leave this one waiting uncounted.
+    fn pop_or_sleep(&self) -> Option<Pending> {
         let mut state = lock(&self.state);
+        if state.items.is_empty() {
+            state.sleepers += 1;
+            return None;
+        }
+        self.take(state)
+    }
+
+    /// Takes the first message out of the locked queue, and tells publishers waiting for room.
+    fn take(&self, mut state: MutexGuard<'_, QueueState>) -> Option<Pending> {
         let pending = state.items.pop_front()?;
         let wake = state.waiting_publishers > 0;
         drop(state);
@@ -234,18 +250,6 @@ impl Queue {
             self.room.notify_waiters();
         }
         Some(pending)
-    }
-
-    /// Like `pop`, but when the queue is empty counts the caller as a consumer that waits on
-    /// `ready`, which it has to be listening to already.
-    fn pop_or_sleep(&self) -> Option<Pending> {
-        let mut state = lock(&self.state);
-        if state.items.is_empty() {
-            state.sleepers += 1;
-            return None;
-        }
-        drop(state);
-        self.pop()
     }
 
     /// Puts a message back where it was in publish order, ahead of later ones, so that
