@@ -1,28 +1,6 @@
-//! Turns `TIDINGS_BROKERS` (a comma-separated list such as `nats,rabbitmq,redis,mqtt`) into
-//! `tidings_broker = "..."` cfg flags, so the suite of a broker nobody asked for is compiled but
-//! shown as ignored, with the reason, instead of failing on a missing server or passing unrun.
-
-/// The brokers whose suites can be asked for.
-const BROKERS: &[&str] = &["nats", "rabbitmq", "redis", "mqtt", "kafka"];
+//! Generates the code the codegen tests include.
 
 fn main() {
-    println!("cargo::rerun-if-env-changed=TIDINGS_BROKERS");
-    let values: Vec<String> = BROKERS.iter().map(|b| format!("\"{b}\"")).collect();
-    println!(
-        "cargo::rustc-check-cfg=cfg(tidings_broker, values({}))",
-        values.join(", ")
-    );
-    let asked = std::env::var("TIDINGS_BROKERS").unwrap_or_default();
-    for broker in asked.split(',').map(str::trim).filter(|b| !b.is_empty()) {
-        if BROKERS.contains(&broker) {
-            println!("cargo::rustc-cfg=tidings_broker=\"{broker}\"");
-        } else {
-            println!(
-                "cargo::warning=TIDINGS_BROKERS names `{broker}`, which has no suite; known: {}",
-                BROKERS.join(", ")
-            );
-        }
-    }
     generate_events();
 }
 

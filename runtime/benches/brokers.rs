@@ -21,18 +21,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use lapin::options::{
+use prost::Message as _;
+use std::borrow::Cow;
+use tidings::broker::nats::async_nats;
+use tidings::broker::nats::async_nats::jetstream::{self, consumer, stream};
+use tidings::broker::nats::{NatsBroker, NatsConfig};
+use tidings::broker::rabbitmq::lapin;
+use tidings::broker::rabbitmq::lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
-use prost::Message as _;
-use std::borrow::Cow;
-use tidings::broker::nats::{NatsBroker, NatsConfig};
+use tidings::broker::rabbitmq::lapin::types::{AMQPValue, FieldTable};
 use tidings::broker::rabbitmq::{RabbitBroker, RabbitConfig};
 
 use tidings::broker::{Message as BrokerMessage, SubscribeRequest};

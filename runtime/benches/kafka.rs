@@ -14,12 +14,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use tidings::broker::kafka::rdkafka::ClientConfig;
+use tidings::broker::kafka::rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, TopicReplication,
+};
+use tidings::broker::kafka::rdkafka::client::DefaultClientContext;
+use tidings::broker::kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use tidings::broker::kafka::rdkafka::message::{Header, Headers, Message as _, OwnedHeaders};
+use tidings::broker::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use tidings::broker::kafka::{KafkaBroker, KafkaConfig};
 use tidings::{Bus, Event, HandlerError, Protobuf, Received};
 use tokio::sync::Notify;

@@ -4,56 +4,36 @@
 //! codec ([`Event`]). The runtime refuses a malformed topic before anything reaches a broker,
 //! carries every event in a CloudEvents 1.0 [`Envelope`], and refuses, with a typed error and a
 //! dead letter, a message of another version or schema instead of decoding it as the wrong type.
+//!
+//! This is the one crate a service names. It re-exports the seam and the typed layer
+//! (`tidings-core`), the derive (feature `derive`, on by default) and, one feature each, the
+//! broker adapters: `nats`, `rabbitmq`, `redis`, `mqtt` and `kafka`, found under [`broker`].
 
-// One counter read in `clock` is the only exception, allowed where it is.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod broker;
-mod bus;
-mod clock;
-pub mod codec;
-mod deadline;
-mod dedup;
-pub mod envelope;
-mod event;
-mod handler;
-mod id;
-mod include;
-mod receive;
-mod retry;
-mod schema;
-mod subscription;
-mod sync;
-pub mod topic;
-
-pub use broker::memory::{MemoryBroker, MemoryLimits};
-pub use broker::{Broker, BrokerError, Capabilities, StartFrom};
-pub use bus::{Bus, DEFAULT_PUBLISH_TIMEOUT, Publish, PublishError};
-pub use codec::CodecError;
-pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
-pub use dedup::{DedupError, DedupStore, MemoryDedup};
-pub use envelope::Envelope;
-pub use event::Event;
-pub use handler::{Handler, HandlerError, Received};
-pub use id::EventId;
-/// The protobuf well-known types (`Timestamp`, `Duration`, `Any`...) that generated events use.
-pub use prost_types as well_known;
-pub use receive::{Refusal, decode};
-pub use retry::RetryPolicy;
-pub use subscription::{
-    DEFAULT_HANDLER_TIMEOUT, SubscribeBuilder, SubscribeError, SubscribeOptions, Subscription,
-};
-pub use topic::{Topic, TopicError};
+pub use tidings_core::*;
 
 #[cfg(feature = "derive")]
 pub use tidings_macros::Event;
 
-/// Re-exports used by code that `#[derive(Event)]` and the code generator emit; not a stable API.
-#[doc(hidden)]
-pub mod __private {
-    pub use prost;
-    pub use prost_reflect;
-    pub use serde;
-    pub use tidings_contract;
+/// The transport seam, the in-process broker and the adapters enabled by features.
+pub mod broker {
+    pub use tidings_core::broker::*;
+
+    /// The Kafka adapter (`tidings-kafka`).
+    #[cfg(feature = "kafka")]
+    pub use tidings_kafka as kafka;
+    /// The MQTT 5 adapter (`tidings-mqtt`).
+    #[cfg(feature = "mqtt")]
+    pub use tidings_mqtt as mqtt;
+    /// The NATS adapter (`tidings-nats`).
+    #[cfg(feature = "nats")]
+    pub use tidings_nats as nats;
+    /// The RabbitMQ adapter (`tidings-rabbitmq`).
+    #[cfg(feature = "rabbitmq")]
+    pub use tidings_rabbitmq as rabbitmq;
+    /// The Redis Streams adapter (`tidings-redis`).
+    #[cfg(feature = "redis")]
+    pub use tidings_redis as redis;
 }

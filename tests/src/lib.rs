@@ -1,5 +1,2 @@
-//! Tests across crates, and the broker conformance suite every adapter runs.
-
-pub mod conformance;
-pub mod restart;
-pub mod seam;
+//! End-to-end tests across the tidings crates; the tests are in `tests/`, the broker conformance
+//! suite in the `tidings-conformance` crate.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tidings::{Broker, BrokerError, MemoryBroker};
-use tidings_tests::conformance::BrokerFactory;
+use tidings_conformance::BrokerFactory;
 
 /// Connections to one in-process broker: every `connect` shares its state, like clients of one
 /// server.
@@ -16,7 +16,7 @@ impl BrokerFactory for Memory {
     }
 }
 
-tidings_tests::conformance_tests!(
+tidings_conformance::conformance_tests!(
     Memory(MemoryBroker::new()),
     // Everything on the in-process broker was published through tidings.
     not_promised[broker_restart, foreign_messages_are_dead_lettered]
@@ -28,7 +28,7 @@ mod without_nack_delay {
     use async_trait::async_trait;
     use tidings::broker::{DeliveryStream, Message, SubscribeRequest};
     use tidings::{Broker, BrokerError, Capabilities, MemoryBroker, Topic};
-    use tidings_tests::conformance::BrokerFactory;
+    use tidings_conformance::BrokerFactory;
 
     /// The in-process broker, declaring that a nack cannot ask for a delay.
     #[derive(Clone, Default)]
@@ -67,7 +67,7 @@ mod without_nack_delay {
         }
     }
 
-    tidings_tests::conformance_tests!(
+    tidings_conformance::conformance_tests!(
         Factory(NoNackDelay::default()),
         not_promised[broker_restart, foreign_messages_are_dead_lettered]
     );

@@ -1,0 +1,126 @@
+//! Deduplication by event id, so a handler sees an event once even when a broker delivers it
+//! twice (at-least-once delivery).
+//!
+//! The check comes before the handler and the record after it succeeded, so a failed attempt
+//! is retried rather than forgotten. Two copies handled at the very same moment can both pass
+//! the check, and an event whose check fails (the store is away) is handled anyway: the store
+//! narrows duplicates, it is not a lock.
+
+use std::collections::{HashSet, VecDeque};
+use std::error::Error;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::adapter::lock;
+
+/// Why a dedup store could not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("dedup store failed: {0}; check that the store is reachable")]
+pub struct DedupError(#[from] pub Box<dyn Error + Send + Sync>);
+
+/// Remembers which event ids were handled, per scope: one consumer of a topic (a group, or one
+/// subscription without a group).
+///
+/// A store keeps ids for as long as its own policy says (a capacity, a TTL...); an id it forgot
+/// is handled again if it comes back.
+#[async_trait]
+pub trait DedupStore: Send + Sync + 'static {
+    /// Whether `id` was already handled in `scope`.
+    async fn seen(&self, scope: &str, id: &str) -> Result<bool, DedupError>;
+    /// Records that `id` was handled in `scope`.
+    async fn record(&self, scope: &str, id: &str) -> Result<(), DedupError>;
+}
+
+#[async_trait]
+impl<S: DedupStore + ?Sized> DedupStore for std::sync::Arc<S> {
+    async fn seen(&self, scope: &str, id: &str) -> Result<bool, DedupError> {
+        (**self).seen(scope, id).await
+    }
+
+    async fn record(&self, scope: &str, id: &str) -> Result<(), DedupError> {
+        (**self).record(scope, id).await
+    }
+}
+
+/// An in-process store holding the most recent `capacity` ids; older ones are forgotten first.
+#[derive(Debug)]
+pub struct MemoryDedup {
+    capacity: usize,
+    state: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl MemoryDedup {
+    /// A store that remembers up to `capacity` ids (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        MemoryDedup {
+            capacity: capacity.max(1),
+            state: Mutex::new(Seen::default()),
+        }
+    }
+
+    fn key(scope: &str, id: &str) -> String {
+        // A NUL cannot appear in a topic name, so scopes cannot run into ids.
+        let mut key = String::with_capacity(scope.len() + 1 + id.len());
+        key.push_str(scope);
+        key.push('\0');
+        key.push_str(id);
+        key
+    }
+}
+
+impl Default for MemoryDedup {
+    /// Remembers the last 100,000 ids.
+    fn default() -> Self {
+        MemoryDedup::new(100_000)
+    }
+}
+
+#[async_trait]
+impl DedupStore for MemoryDedup {
+    async fn seen(&self, scope: &str, id: &str) -> Result<bool, DedupError> {
+        let state = lock(&self.state);
+        Ok(state.ids.contains(&MemoryDedup::key(scope, id)))
+    }
+
+    async fn record(&self, scope: &str, id: &str) -> Result<(), DedupError> {
+        let key = MemoryDedup::key(scope, id);
+        let mut state = lock(&self.state);
+        if state.ids.insert(key.clone()) {
+            state.order.push_back(key);
+            while state.order.len() > self.capacity {
+                if let Some(oldest) = state.order.pop_front() {
+                    state.ids.remove(&oldest);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn remembers_per_scope_and_forgets_the_oldest_beyond_capacity() {
+        let store = MemoryDedup::new(2);
+        assert!(!store.seen("a", "1").await.unwrap());
+        store.record("a", "1").await.unwrap();
+        assert!(store.seen("a", "1").await.unwrap());
+        assert!(!store.seen("b", "1").await.unwrap());
+        store.record("a", "2").await.unwrap();
+        store.record("a", "2").await.unwrap();
+        assert!(store.seen("a", "1").await.unwrap());
+        store.record("a", "3").await.unwrap();
+        assert!(!store.seen("a", "1").await.unwrap());
+        assert!(store.seen("a", "2").await.unwrap());
+        assert!(store.seen("a", "3").await.unwrap());
+    }
+}

@@ -1,0 +1,60 @@
+//! The seam and the typed layer of tidings: events, codecs, the CloudEvents envelope, the
+//! [`Broker`] trait every adapter implements, the in-process broker, and the typed [`Bus`].
+//!
+//! Services depend on the `tidings` crate, which re-exports all of this together with the
+//! derive and, by feature, the broker adapters; adapter crates depend on this one.
+//!
+//! An event type has a topic (`events.order.created.v1`), a major version, a schema name and a
+//! codec ([`Event`]). The runtime refuses a malformed topic before anything reaches a broker,
+//! carries every event in a CloudEvents 1.0 [`Envelope`], and refuses, with a typed error and a
+//! dead letter, a message of another version or schema instead of decoding it as the wrong type.
+
+// One counter read in `clock` is the only exception, allowed where it is.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod adapter;
+pub mod broker;
+mod bus;
+mod clock;
+pub mod codec;
+mod deadline;
+mod dedup;
+pub mod envelope;
+mod event;
+mod handler;
+mod id;
+mod include;
+mod receive;
+mod retry;
+mod schema;
+mod subscription;
+pub mod topic;
+
+pub use broker::memory::{MemoryBroker, MemoryLimits};
+pub use broker::{Broker, BrokerError, Capabilities, StartFrom};
+pub use bus::{Bus, DEFAULT_PUBLISH_TIMEOUT, Publish, PublishError};
+pub use codec::CodecError;
+pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
+pub use dedup::{DedupError, DedupStore, MemoryDedup};
+pub use envelope::Envelope;
+pub use event::Event;
+pub use handler::{Handler, HandlerError, Received};
+pub use id::EventId;
+/// The protobuf well-known types (`Timestamp`, `Duration`, `Any`...) that generated events use.
+pub use prost_types as well_known;
+pub use receive::{Refusal, decode};
+pub use retry::RetryPolicy;
+pub use subscription::{
+    DEFAULT_HANDLER_TIMEOUT, SubscribeBuilder, SubscribeError, SubscribeOptions, Subscription,
+};
+pub use topic::{Topic, TopicError};
+
+/// Re-exports used by code that `#[derive(Event)]` and the code generator emit; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use prost;
+    pub use prost_reflect;
+    pub use serde;
+    pub use tidings_contract;
+}

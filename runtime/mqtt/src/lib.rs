@@ -1,0 +1,356 @@
+//! The MQTT 5 adapter (feature `mqtt`), tested against Mosquitto.
+//!
+//! - **Topics**: MQTT separates topic levels with `/`, so the dots of a topic become slashes:
+//!   `events.order.created.v1` is published on `events/order/created/v1`, and its dead letters
+//!   on `dlq/events/order/created/v1`. The topic rule allows no `+`, `#` or `/`, so a topic can
+//!   never turn into a wildcard.
+//! - **Wire format**: the CloudEvents MQTT binding in binary mode (see [`binding`]): attributes
+//!   as User Properties, the content type in the Content Type property.
+//! - **Delivery**: QoS 1, at least once. Publishing returns once the broker sent its PUBACK.
+//!   Subscribers acknowledge by hand (the PUBACK is sent only when the delivery is acked), and
+//!   each subscription has a connection of its own whose Receive Maximum is the prefetch, so
+//!   the broker never has more unacknowledged messages out to it than that.
+//! - **Groups**: a [`SubscribeRequest`] with a group becomes a shared subscription,
+//!   `$share/<group>/<topic path>`, and the broker hands each message to one member. A group
+//!   name may not contain `/`, `+` or `#`. A shared subscription exists only while a member is
+//!   connected, though: what is published while no member runs, or what a member held when it
+//!   left, is gone. That is less than a group promises (its place is kept), so
+//!   [`Capabilities::groups`] is false and the typed layer refuses `.group(..)` on MQTT.
+//!
+//! What MQTT does not promise, as [`Capabilities`] says:
+//! - **No nack.** A message can only be acknowledged. A nack with [`Nack::Retry`] keeps the
+//!   message unacknowledged in the subscription and hands it out again after the delay; it is
+//!   lost if the process stops first. [`Nack::Terminate`] acknowledges it.
+//! - **No redelivery to another consumer.** Sessions start clean, so a subscriber that dies
+//!   or loses its connection takes its unacknowledged messages with it, and misses what is
+//!   published until it has reconnected and subscribed again (which it does by itself).
+//! - **No history**: a subscription receives only what is published after it exists;
+//!   [`StartFrom::Oldest`] is refused.
+//! - **Not durable**: nothing is kept for a subscriber that is not connected.
+//! - **Order**: a subscriber receives the messages of one publishing connection in the order
+//!   they were published (MQTT's ordered topics), so the order per key holds for a subscriber
+//!   handling one message at a time; a message handed out again after a nack comes after later
+//!   ones.
+//!
+//! [`Nack::Retry`]: tidings_core::broker::Nack::Retry
+//! [`Nack::Terminate`]: tidings_core::broker::Nack::Terminate
+//! [`StartFrom::Oldest`]: tidings_core::StartFrom::Oldest
+
+/// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
+pub use rumqttc;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rumqttc::v5::MqttOptions;
+
+use tidings_core::EventId;
+use tidings_core::adapter::{address_from_env, redact};
+use tidings_core::broker::{
+    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+};
+use tidings_core::topic::Topic;
+
+pub mod binding;
+mod publisher;
+mod subscription;
+
+use publisher::Publisher;
+
+/// The environment variable read by [`MqttConfig::from_env`].
+pub const URL_ENV: &str = "TIDINGS_MQTT_URL";
+/// The address used when none is given.
+pub const DEFAULT_URL: &str = "mqtt://127.0.0.1:1883";
+
+const NAME: &str = "mqtt";
+/// The largest packet MQTT allows; the broker's own limit applies first.
+const MAX_PACKET: u32 = 268_435_455;
+
+/// How to reach the MQTT broker.
+#[derive(Clone)]
+pub struct MqttConfig {
+    url: String,
+    keep_alive: Duration,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("url", &redact(&self.url))
+            .field("keep_alive", &self.keep_alive)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl MqttConfig {
+    /// A configuration for the broker at `url`: `mqtt://[user[:password]@]host[:port]` (or
+    /// `tcp://`), port 1883 by default. TLS (`mqtts://`) is not built in and is refused.
+    pub fn new(url: impl Into<String>) -> Self {
+        MqttConfig {
+            url: url.into(),
+            keep_alive: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The address from `TIDINGS_MQTT_URL`, or `mqtt://127.0.0.1:1883`.
+    pub fn from_env() -> Self {
+        MqttConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
+    }
+
+    /// How often an idle connection is checked (at least 5 seconds, as the client requires).
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = interval.max(Duration::from_secs(5));
+        self
+    }
+
+    /// How long to wait for a connection (whole seconds, at least one).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The address, with any password replaced by `***`.
+    pub fn address(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// Connects; see [`MqttBroker::connect`].
+    pub async fn connect(self) -> Result<MqttBroker, BrokerError> {
+        MqttBroker::connect(self).await
+    }
+
+    /// Client options for a new clean-session connection named `client_id`.
+    fn options(&self, client_id: String) -> Result<MqttOptions, BrokerError> {
+        let target = Target::parse(&self.url).map_err(|reason| BrokerError::Unreachable {
+            broker: NAME,
+            address: self.address(),
+            reason,
+        })?;
+        let mut options = MqttOptions::new(client_id, target.host, target.port);
+        options
+            .set_clean_start(true)
+            .set_keep_alive(self.keep_alive)
+            .set_connection_timeout(self.timeout.as_secs().max(1))
+            .set_max_packet_size(Some(MAX_PACKET));
+        if let Some((user, password)) = target.credentials {
+            options.set_credentials(user, password);
+        }
+        Ok(options)
+    }
+}
+
+impl Default for MqttConfig {
+    /// [`MqttConfig::from_env`].
+    fn default() -> Self {
+        MqttConfig::from_env()
+    }
+}
+
+/// Host, port and credentials of an `mqtt://` address.
+#[derive(Debug, PartialEq)]
+struct Target {
+    host: String,
+    port: u16,
+    credentials: Option<(String, String)>,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("mqtt", url));
+        match scheme {
+            "mqtt" | "tcp" => {}
+            "mqtts" | "ssl" => {
+                return Err("TLS is not built into this MQTT adapter; use mqtt://".to_owned());
+            }
+            other => return Err(format!("unknown scheme `{other}`; use mqtt://host:port")),
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (credentials, host_port) = match authority.rsplit_once('@') {
+            Some((user_info, host_port)) => {
+                let (user, password) = user_info.split_once(':').unwrap_or((user_info, ""));
+                (Some((user.to_owned(), password.to_owned())), host_port)
+            }
+            None => (None, authority),
+        };
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                let port = port
+                    .parse()
+                    .map_err(|_| format!("`{port}` is not a port number"))?;
+                (host, port)
+            }
+            _ => (host_port, 1883),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("the address names no host".to_owned());
+        }
+        Ok(Target {
+            host: host.to_owned(),
+            port,
+            credentials,
+        })
+    }
+}
+
+/// A fresh client id: MQTT 5 brokers must accept 23 characters, and this is 23.
+fn client_id(role: &str) -> String {
+    let id: String = EventId::new().chars().filter(|c| *c != '-').collect();
+    format!("td{role}{}", &id[id.len() - 18..])
+}
+
+/// The MQTT topic of a tidings topic: its dots become level separators.
+pub fn topic_path(topic: &Topic) -> String {
+    topic.as_str().replace('.', "/")
+}
+
+/// A [`Broker`] over MQTT 5. Cheap to clone; clones share one publishing connection.
+#[derive(Clone)]
+pub struct MqttBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MqttConfig,
+    publisher: Publisher,
+}
+
+impl std::fmt::Debug for MqttBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttBroker")
+            .field("address", &self.inner.config.address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MqttBroker {
+    /// Connects the publishing connection; fails when the broker cannot be reached. Each
+    /// subscription opens a connection of its own.
+    pub async fn connect(config: MqttConfig) -> Result<Self, BrokerError> {
+        let publisher = Publisher::connect(&config).await?;
+        Ok(MqttBroker {
+            inner: Arc::new(Inner { config, publisher }),
+        })
+    }
+
+    /// Connects to the broker named by `TIDINGS_MQTT_URL`, or `mqtt://127.0.0.1:1883`.
+    pub async fn from_env() -> Result<Self, BrokerError> {
+        MqttBroker::connect(MqttConfig::from_env()).await
+    }
+
+    /// The configuration this broker was connected with.
+    pub fn config(&self) -> &MqttConfig {
+        &self.inner.config
+    }
+}
+
+#[async_trait]
+impl Broker for MqttBroker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            durable: false,
+            // Shared subscriptions keep no place while no member runs; see the module docs.
+            groups: false,
+            nack_delay: false,
+            redelivery: false,
+            history: false,
+            ordered_per_key: true,
+            publish_dedup: false,
+        }
+    }
+
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+        let properties = binding::properties(&message);
+        self.inner
+            .publisher
+            .publish(&topic_path(topic), message.data, properties)
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        subscription::start(self.inner.clone(), request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = MqttConfig::new("mqtt://app:s3cret@mqtt.internal:1883");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@mqtt.internal:1883"), "{shown}");
+    }
+
+    #[test]
+    fn addresses_parse_with_credentials_and_defaults() {
+        assert_eq!(
+            Target::parse("mqtt://user:secret@broker.local:1884"),
+            Ok(Target {
+                host: "broker.local".into(),
+                port: 1884,
+                credentials: Some(("user".into(), "secret".into())),
+            })
+        );
+        assert_eq!(
+            Target::parse("tcp://[::1]"),
+            Ok(Target {
+                host: "::1".into(),
+                port: 1883,
+                credentials: None
+            })
+        );
+        assert_eq!(
+            Target::parse("127.0.0.1:1883"),
+            Ok(Target {
+                host: "127.0.0.1".into(),
+                port: 1883,
+                credentials: None
+            })
+        );
+        assert!(
+            Target::parse("mqtts://broker.local")
+                .unwrap_err()
+                .contains("TLS")
+        );
+        assert!(
+            Target::parse("mqtt://host:port")
+                .unwrap_err()
+                .contains("port")
+        );
+    }
+
+    #[test]
+    fn topics_become_mqtt_levels_and_client_ids_fit_23_characters() {
+        let topic = Topic::new("events.order.created.v1").unwrap();
+        assert_eq!(topic_path(&topic), "events/order/created/v1");
+        assert_eq!(
+            topic_path(&topic.dead_letter().unwrap()),
+            "dlq/events/order/created/v1"
+        );
+        let (a, b) = (client_id("sub"), client_id("sub"));
+        assert_eq!(a.len(), 23);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn errors_redact_the_password() {
+        let config = MqttConfig::new("mqtts://user:secret@broker.local");
+        let error = config.options("x".into()).unwrap_err().to_string();
+        assert!(error.contains("user:***@broker.local"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+    }
+}

@@ -1,0 +1,176 @@
+//! How to reach a NATS server and what to ask of JetStream, from code or the environment.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tidings_core::adapter::{address_from_env, redact};
+
+/// The address used when none is given: a server on this machine.
+pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
+
+/// Environment variable read by [`NatsConfig::from_env`] for the server address
+/// (`nats://user:password@host:4222`, `nats://token@host:4222`, or `tls://host:4222`).
+pub const URL_ENV: &str = "TIDINGS_NATS_URL";
+
+/// Environment variable read by [`NatsConfig::from_env`]: a PEM file of root certificates
+/// trusted for TLS, for servers whose certificate the system does not trust.
+pub const CA_FILE_ENV: &str = "TIDINGS_NATS_CA_FILE";
+
+/// How messages travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NatsMode {
+    /// JetStream: every topic is kept in a stream, publishes are confirmed by the server,
+    /// deliveries are acknowledged and come back when they are not. The default.
+    #[default]
+    JetStream,
+    /// Core NATS, fire and forget: the server keeps nothing, a subscriber gets what is published
+    /// while it is connected, groups are queue groups, and a nacked delivery is handed again by
+    /// this process only.
+    Core,
+}
+
+/// Settings of a [`NatsBroker`](super::NatsBroker).
+#[derive(Clone)]
+pub struct NatsConfig {
+    pub(super) url: String,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) mode: NatsMode,
+    pub(super) stream_prefix: String,
+    pub(super) max_age: Duration,
+    pub(super) duplicate_window: Duration,
+    pub(super) ack_wait: Duration,
+    pub(super) max_deliver: Option<u32>,
+    pub(super) group_expiry: Option<Duration>,
+    pub(super) connect_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig::new(DEFAULT_URL)
+    }
+}
+
+impl NatsConfig {
+    /// Settings for the server at `url`, JetStream mode, with the defaults of each setting.
+    pub fn new(url: impl Into<String>) -> Self {
+        NatsConfig {
+            url: url.into(),
+            ca_file: None,
+            mode: NatsMode::JetStream,
+            stream_prefix: String::new(),
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ack_wait: Duration::from_secs(10),
+            max_deliver: None,
+            group_expiry: None,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Settings from the environment: [`URL_ENV`] (default [`DEFAULT_URL`]) and
+    /// [`CA_FILE_ENV`].
+    pub fn from_env() -> Self {
+        let mut config = NatsConfig::new(address_from_env(URL_ENV, DEFAULT_URL));
+        config.ca_file = std::env::var_os(CA_FILE_ENV)
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from);
+        config
+    }
+
+    /// The server address as given, credentials included.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// JetStream (the default) or core NATS.
+    pub fn mode(mut self, mode: NatsMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Trusts the root certificates of this PEM file for TLS.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Prepended to the name of each stream tidings creates (default: none). Each topic gets
+    /// its own stream, named after it with `-` for `.`: `events-order-created-v1`.
+    pub fn stream_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.stream_prefix = prefix.into();
+        self
+    }
+
+    /// How long a stream keeps messages (default 7 days).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// How long the server remembers event ids to drop a republished event (default 2 min).
+    pub fn duplicate_window(mut self, window: Duration) -> Self {
+        self.duplicate_window = window;
+        self
+    }
+
+    /// How long the server waits for a sign from a subscriber before it delivers a message again
+    /// (default 10 s). While a handler works on a delivery the adapter says so every third of
+    /// this wait, so a handler may take longer; a message held by a consumer that died is
+    /// delivered again after one wait.
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+
+    /// How many times the server delivers a message before it gives up on it (default: no
+    /// limit, the typed layer dead-letters after its retry bound). A safety net for consumers
+    /// that crash on a message before they can settle it.
+    pub fn max_deliver(mut self, max_deliver: Option<u32>) -> Self {
+        self.max_deliver = max_deliver;
+        self
+    }
+
+    /// How long a group's durable consumer, and so its place in the stream, is kept while no
+    /// member runs (default: for good). Applies when the group is first created.
+    pub fn group_expiry(mut self, expiry: Option<Duration>) -> Self {
+        self.group_expiry = expiry;
+        self
+    }
+
+    /// How long connecting may take (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &redact(&self.url))
+            .field("ca_file", &self.ca_file)
+            .field("mode", &self.mode)
+            .field("stream_prefix", &self.stream_prefix)
+            .field("max_age", &self.max_age)
+            .field("duplicate_window", &self.duplicate_window)
+            .field("ack_wait", &self.ack_wait)
+            .field("max_deliver", &self.max_deliver)
+            .field("group_expiry", &self.group_expiry)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = NatsConfig::new("nats://app:s3cret@nats.internal:4222");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@nats.internal:4222"), "{shown}");
+    }
+}

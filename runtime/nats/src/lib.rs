@@ -1,0 +1,222 @@
+//! The NATS adapter: JetStream for durable delivery, core NATS for fire-and-forget fan-out.
+//!
+//! In JetStream mode (the default) each topic is kept in a stream of its own, created or
+//! updated when the topic is first used (`events.order.created.v1` in the stream
+//! `events-order-created-v1`; a topic already captured by a stream someone else made is read
+//! from that stream). A publish returns once the server stored the message, with the event id
+//! as `Nats-Msg-Id` so a republished event inside the duplicate window is dropped. A group is a
+//! durable pull consumer named after it; a plain subscriber gets an ephemeral pull consumer of
+//! its own. A subscription pulls no more messages than it has free slots for (its prefetch, less
+//! what its handlers hold), and keeps telling the server that those it holds are in progress: a
+//! message fetched ahead and left waiting past the ack wait would be handed to another member of
+//! the group as well. A nack with a delay is a `-NAK` with that delay, a terminate is `+TERM`,
+//! and a dead letter is published to `dlq.<topic>` with the reason before the original is
+//! terminated.
+//!
+//! In core mode ([`NatsMode::Core`]) the server keeps nothing and confirms nothing but having
+//! read a publish: a plain subscriber gets what is published while it is connected, a group is a
+//! queue group (its members share the work, but nothing waits for a group with no member), and a
+//! nacked delivery is handed again to the same subscription by this process, so it is lost if
+//! the process dies. The broker declares so in its [`Capabilities`].
+//!
+//! Attributes travel by the CloudEvents NATS binding, binary mode: `ce-` headers and
+//! `content-type`. The client reconnects by itself after the server comes back; a subscription
+//! whose consumer was lost recreates it where it left off.
+
+mod binding;
+mod config;
+mod core_nats;
+mod jetstream;
+
+/// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
+pub use async_nats;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use async_nats::connection::State;
+use async_trait::async_trait;
+
+pub use config::{CA_FILE_ENV, DEFAULT_URL, NatsConfig, NatsMode, URL_ENV};
+
+use tidings_core::adapter::redact;
+use tidings_core::broker::{
+    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+};
+use tidings_core::topic::Topic;
+
+const NAME: &str = "nats";
+
+/// A connection to a NATS server. Clones share the connection.
+#[derive(Clone)]
+pub struct NatsBroker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: NatsConfig,
+    /// The server address with any password hidden, for errors.
+    address: String,
+    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    /// The stream each topic used so far is kept in.
+    /// Read on every publish by every publishing task, written once per topic.
+    streams: RwLock<HashMap<String, jetstream::StreamName>>,
+}
+
+impl NatsBroker {
+    /// Connects to the server `config` names. In JetStream mode it also checks that the server
+    /// has JetStream enabled.
+    pub async fn connect(config: NatsConfig) -> Result<Self, BrokerError> {
+        let address = redact(&config.url);
+        let mut options = async_nats::ConnectOptions::new()
+            .name("tidings")
+            .connection_timeout(config.connect_timeout);
+        if let Some(ca_file) = &config.ca_file {
+            options = options.add_root_certificates(ca_file.clone());
+        }
+        let client =
+            options
+                .connect(config.url.as_str())
+                .await
+                .map_err(|e| BrokerError::Unreachable {
+                    broker: NAME,
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })?;
+        let js = async_nats::jetstream::new(client.clone());
+        let shared = Shared {
+            config,
+            address,
+            client,
+            js,
+            streams: RwLock::default(),
+        };
+        if shared.config.mode == NatsMode::JetStream {
+            // Account info answers only where JetStream runs; its shape varies by server version,
+            // so only whether it is an error counts.
+            let answer = shared
+                .client
+                .request("$JS.API.INFO", bytes::Bytes::new())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|reply| {
+                    match serde_json::from_slice::<serde_json::Value>(&reply.payload) {
+                        Ok(info) if info.get("error").is_none() => Ok(()),
+                        Ok(info) => Err(info["error"].to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                });
+            answer.map_err(|e| {
+                shared.rejected(
+                    "use JetStream",
+                    format!("{e}; start the server with JetStream enabled (`nats-server -js`)"),
+                )
+            })?;
+        }
+        Ok(NatsBroker {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Connects with [`NatsConfig::from_env`].
+    pub async fn from_env() -> Result<Self, BrokerError> {
+        NatsBroker::connect(NatsConfig::from_env()).await
+    }
+
+    /// The settings this broker was made with.
+    pub fn config(&self) -> &NatsConfig {
+        &self.shared.config
+    }
+}
+
+impl fmt::Debug for NatsBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBroker")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// An error for a failed `operation`: the server is unreachable when the client is not
+    /// connected, otherwise it refused.
+    fn failure(&self, operation: impl fmt::Display, reason: impl fmt::Display) -> BrokerError {
+        if self.client.connection_state() == State::Connected {
+            self.rejected(operation, reason)
+        } else {
+            BrokerError::Unreachable {
+                broker: NAME,
+                address: self.address.clone(),
+                reason: format!("{operation}: {reason}"),
+            }
+        }
+    }
+
+    fn rejected(&self, operation: impl fmt::Display, reason: impl fmt::Display) -> BrokerError {
+        BrokerError::Rejected {
+            broker: NAME,
+            operation: format!("{operation} (at {})", self.address),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Waits until the client is connected again, or returns at once when it is.
+    async fn connected(&self) {
+        let mut delay = std::time::Duration::from_millis(20);
+        while self.client.connection_state() != State::Connected {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for NatsBroker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self.shared.config.mode {
+            NatsMode::JetStream => Capabilities {
+                durable: true,
+                groups: true,
+                nack_delay: true,
+                redelivery: true,
+                history: true,
+                ordered_per_key: true,
+                publish_dedup: true,
+            },
+            // Queue groups share the work, but keep no place while no member runs; a nack is
+            // redelivered by this process, a message held by a consumer that died is lost.
+            NatsMode::Core => Capabilities {
+                durable: false,
+                groups: false,
+                nack_delay: true,
+                redelivery: false,
+                history: false,
+                ordered_per_key: true,
+                publish_dedup: false,
+            },
+        }
+    }
+
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+        match self.shared.config.mode {
+            NatsMode::JetStream => jetstream::publish(&self.shared, topic, message).await,
+            NatsMode::Core => core_nats::publish(&self.shared, topic, message).await,
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        match self.shared.config.mode {
+            NatsMode::JetStream => jetstream::subscribe(self.shared.clone(), request).await,
+            NatsMode::Core => core_nats::subscribe(self.shared.clone(), request).await,
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The CloudEvents AMQP protocol binding, binary content mode: each attribute in an
+//! application property (a header) named `cloudEvents_` and the attribute, the content type in
+//! the `content-type` property, the data as the body.
+//!
+//! The binding allows `cloudEvents_` and `cloudEvents:` and recommends `_`, which JMS clients
+//! and selectors accept; tidings writes `_` and reads both. A message whose content type is
+//! `application/cloudevents+json` is read in structured mode.
+
+use bytes::Bytes;
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use tidings_core::broker::{Malformed, Message};
+use tidings_core::envelope::{Envelope, attr};
+
+/// The prefix tidings writes.
+const PREFIX: &str = "cloudEvents_";
+/// The prefixes read, lower case, as header names are compared without regard to case.
+const PREFIXES: [&str; 2] = ["cloudevents_", "cloudevents:"];
+/// The media type of a structured-mode CloudEvents JSON document.
+const STRUCTURED: &str = "application/cloudevents+json";
+/// Messages survive a broker restart in a durable queue only when marked persistent.
+const PERSISTENT: u8 = 2;
+
+/// The properties of a message carrying `envelope`.
+pub(super) fn properties(envelope: &Envelope) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    let mut properties = BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_message_id(ShortString::from(envelope.id.as_str()));
+    for (name, value) in envelope.attributes() {
+        if name == attr::DATA_CONTENT_TYPE {
+            properties = properties.with_content_type(ShortString::from(value.as_ref()));
+        } else {
+            headers.insert(
+                ShortString::from(format!("{PREFIX}{name}")),
+                AMQPValue::LongString(LongString::from(value.as_bytes())),
+            );
+        }
+    }
+    properties.with_headers(headers)
+}
+
+/// Adds attributes (dead-letter reasons) to received properties, replacing any of the same name.
+pub(super) fn add_attributes(
+    properties: BasicProperties,
+    extra: &[(&str, String)],
+) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    for (name, value) in extra {
+        headers.insert(
+            ShortString::from(format!("{PREFIX}{name}")),
+            AMQPValue::LongString(LongString::from(value.as_bytes())),
+        );
+    }
+    properties.with_headers(headers)
+}
+
+/// A header value as text: strings as they are, numbers and flags as written.
+pub(super) fn text(value: &AMQPValue) -> String {
+    match value {
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(n) => n.to_string(),
+        AMQPValue::ShortShortUInt(n) => n.to_string(),
+        AMQPValue::ShortInt(n) => n.to_string(),
+        AMQPValue::ShortUInt(n) => n.to_string(),
+        AMQPValue::LongInt(n) => n.to_string(),
+        AMQPValue::LongUInt(n) => n.to_string(),
+        AMQPValue::LongLongInt(n) => n.to_string(),
+        AMQPValue::Timestamp(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A header value as a count, when it is a number.
+pub(super) fn count(value: &AMQPValue) -> Option<u64> {
+    match value {
+        AMQPValue::ShortShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.parse().ok(),
+        AMQPValue::ShortString(s) => s.as_str().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a received message, or keeps what arrived when it is not a CloudEvent.
+pub(super) fn read(properties: &BasicProperties, data: Bytes) -> Result<Message, Malformed> {
+    let mut pairs = Vec::new();
+    let mut all = Vec::new();
+    let content_type = properties
+        .content_type()
+        .as_ref()
+        .map(|ct| ct.as_str().to_owned());
+    if let Some(headers) = properties.headers() {
+        for (name, value) in headers.inner() {
+            let value = text(value);
+            let lower = name.as_str().to_ascii_lowercase();
+            if let Some(attribute) = PREFIXES.iter().find_map(|p| lower.strip_prefix(p)) {
+                pairs.push((attribute.to_owned(), value.clone()));
+            }
+            all.push((name.as_str().to_owned(), value));
+        }
+    }
+    if let Some(ct) = &content_type {
+        all.push(("content-type".to_owned(), ct.clone()));
+    }
+    let malformed = |reason: String, headers, data| Malformed {
+        reason,
+        headers,
+        data,
+    };
+    if pairs.is_empty()
+        && content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with(STRUCTURED))
+    {
+        return match Envelope::from_structured(&data) {
+            Ok((envelope, data)) => Ok(Message::new(envelope, data)),
+            Err(e) => Err(malformed(e.to_string(), all, data)),
+        };
+    }
+    if let Some(content_type) = content_type {
+        pairs.push((attr::DATA_CONTENT_TYPE.to_owned(), content_type));
+    }
+    match Envelope::from_attributes(pairs) {
+        Ok(envelope) => Ok(Message::new(envelope, data)),
+        Err(e) => Err(malformed(e.to_string(), all, data)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+
+    use super::*;
+    use tidings_core::codec::ContentType;
+
+    fn envelope() -> Envelope {
+        let mut e = Envelope::new(
+            Arc::from("billing"),
+            Cow::Borrowed("events.order.created.v1"),
+            ContentType::Json,
+            Some(Cow::Borrowed("proto:events.order.v1.Created")),
+        );
+        e.set_extension("tenant", "acme");
+        e
+    }
+
+    fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
+        properties.headers().as_ref()?.inner().get(name)
+    }
+
+    #[test]
+    fn binary_mode_uses_prefixed_properties_and_content_type() {
+        let e = envelope();
+        let properties = properties(&e);
+        assert_eq!(
+            header(&properties, "cloudEvents_specversion")
+                .map(text)
+                .as_deref(),
+            Some("1.0")
+        );
+        assert_eq!(
+            header(&properties, "cloudEvents_id").map(text).as_deref(),
+            Some(e.id.as_str())
+        );
+        assert_eq!(
+            header(&properties, "cloudEvents_tenant")
+                .map(text)
+                .as_deref(),
+            Some("acme")
+        );
+        assert!(header(&properties, "cloudEvents_datacontenttype").is_none());
+        assert_eq!(
+            properties.content_type().as_ref().map(ShortString::as_str),
+            Some("application/json")
+        );
+        assert_eq!(
+            properties.message_id().as_ref().map(ShortString::as_str),
+            Some(e.id.as_str())
+        );
+        assert_eq!(properties.delivery_mode(), &Some(PERSISTENT));
+
+        let back = read(&properties, Bytes::from_static(b"{}")).unwrap();
+        assert_eq!(*back.envelope, e);
+    }
+
+    #[test]
+    fn the_colon_prefix_is_read_too() {
+        let mut headers = FieldTable::default();
+        for (name, value) in [
+            ("specversion", "1.0"),
+            ("id", "7"),
+            ("source", "py"),
+            ("type", "t.x.v1"),
+        ] {
+            headers.insert(
+                ShortString::from(format!("cloudEvents:{name}")),
+                AMQPValue::LongString(LongString::from(value.as_bytes())),
+            );
+        }
+        let properties = BasicProperties::default().with_headers(headers);
+        let back = read(&properties, Bytes::new()).unwrap();
+        assert_eq!(back.envelope.id, "7");
+        assert_eq!(back.envelope.source.as_ref(), "py");
+    }
+
+    #[test]
+    fn dead_letter_attributes_are_added() {
+        let properties =
+            add_attributes(properties(&envelope()), &[("deadletterreason", "x".into())]);
+        assert_eq!(
+            header(&properties, "cloudEvents_deadletterreason")
+                .map(text)
+                .as_deref(),
+            Some("x")
+        );
+        let back = read(&properties, Bytes::new()).unwrap();
+        assert_eq!(back.envelope.extension("deadletterreason"), Some("x"));
+    }
+
+    #[test]
+    fn a_message_without_attributes_is_kept_whole() {
+        let properties =
+            BasicProperties::default().with_content_type(ShortString::from("text/plain"));
+        let err = read(&properties, Bytes::from_static(b"hello")).unwrap_err();
+        assert!(err.reason.contains("specversion"), "{}", err.reason);
+        assert_eq!(
+            err.headers,
+            vec![("content-type".to_owned(), "text/plain".to_owned())]
+        );
+        assert_eq!(&err.data[..], b"hello");
+    }
+
+    #[test]
+    fn counts_read_any_integer() {
+        assert_eq!(count(&AMQPValue::LongLongInt(3)), Some(3));
+        assert_eq!(
+            count(&AMQPValue::LongString(LongString::from(&b"4"[..]))),
+            Some(4)
+        );
+        assert_eq!(count(&AMQPValue::LongLongInt(-1)), None);
+    }
+}

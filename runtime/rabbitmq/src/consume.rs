@@ -1,0 +1,437 @@
+//! Subscriptions: a consumer on a group's queue or a queue of the subscriber's own, and the
+//! settling of what it delivers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Consumer};
+
+use super::topology::{self, ATTEMPT_HEADER, DELAY_HEADER};
+use super::{NAME, Shared, binding};
+use tidings_core::adapter::Backoff;
+use tidings_core::broker::{
+    Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, SubscribeRequest,
+};
+use tidings_core::topic::Topic;
+
+pub(super) async fn subscribe(
+    shared: Arc<Shared>,
+    request: SubscribeRequest,
+) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+    let prefetch = u16::try_from(request.prefetch).unwrap_or(u16::MAX).max(1);
+    let source = Source {
+        shared,
+        request,
+        prefetch,
+    };
+    let open = source.open().await?;
+    Ok(Box::new(RabbitDeliveries {
+        source,
+        open: Some(open),
+        closed: false,
+    }))
+}
+
+/// What a subscription consumes from, kept to consume again after the connection was lost.
+struct Source {
+    shared: Arc<Shared>,
+    request: SubscribeRequest,
+    prefetch: u16,
+}
+
+/// A consumer on its channel.
+struct Open {
+    channel: Channel,
+    consumer: Consumer,
+    queue: Arc<str>,
+}
+
+impl Source {
+    fn operation(&self) -> String {
+        match &self.request.group {
+            Some(group) => format!("subscribe to {} in group {group}", self.request.topic),
+            None => format!("subscribe to {}", self.request.topic),
+        }
+    }
+
+    /// Opens a channel and starts consuming on it, within the operation timeout: a server that
+    /// is still starting can take the connection and then leave a request unanswered, which
+    /// would otherwise stall the subscription for good.
+    async fn open(&self) -> Result<Open, BrokerError> {
+        let shared = &self.shared;
+        let failure = |e| shared.failure(self.operation(), e);
+        let live = shared.live().await?;
+        let operation = self.operation();
+        let channel = bounded(shared, &operation, async {
+            live.connection.create_channel().await.map_err(failure)
+        })
+        .await?;
+        let consumed = bounded(shared, &operation, self.consume(&channel)).await;
+        if consumed.is_err() {
+            abandon(channel);
+        }
+        consumed
+    }
+
+    /// Sets the prefetch, declares the queue and starts a consumer on `channel`.
+    async fn consume(&self, channel: &Channel) -> Result<Open, BrokerError> {
+        let shared = &self.shared;
+        let failure = |e| shared.failure(self.operation(), e);
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(failure)?;
+        let config = &shared.config;
+        let topic = &self.request.topic;
+        let queue = match &self.request.group {
+            Some(group) => topology::declare_group(channel, config, topic, group).await,
+            None => topology::declare_fan_out(channel, config, topic).await,
+        }
+        .map_err(failure)?;
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(failure)?;
+        Ok(Open {
+            channel: channel.clone(),
+            consumer,
+            queue: queue.into(),
+        })
+    }
+
+    /// Opens again until it works, connecting again as needed.
+    async fn reopen(&self) -> Open {
+        let mut backoff = Backoff::new();
+        loop {
+            if let Ok(open) = self.open().await {
+                return open;
+            }
+            backoff.wait().await;
+        }
+    }
+}
+
+struct RabbitDeliveries {
+    source: Source,
+    open: Option<Open>,
+    closed: bool,
+}
+
+#[async_trait]
+impl DeliveryStream for RabbitDeliveries {
+    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        loop {
+            if self.closed {
+                return None;
+            }
+            if let Some(open) = &mut self.open
+                && let Some(Ok(delivery)) = watch(open).await
+            {
+                return Some(Ok(deliver(&self.source.shared, open, delivery)));
+            }
+            // The channel or connection went away: consume again once it is back. What this
+            // consumer held unsettled goes back to the queue.
+            self.open = None;
+            // Boxed, so the rare path's futures do not weigh on every delivery's.
+            self.open = Some(Box::pin(self.source.reopen()).await);
+        }
+    }
+
+    async fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let Some(mut open) = self.open.take() else {
+            return;
+        };
+        let tag = open.consumer.tag();
+        let _ = open
+            .channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await;
+        // Prefetched messages nobody will see go back to the queue now. The channel stays open
+        // while deliveries handed out are settled.
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        while let Some(Some(Ok(delivery))) = open.consumer.next().now_or_never() {
+            let _ = delivery.acker.nack(requeue).await;
+        }
+    }
+}
+
+/// How often an idle consumer checks that its channel is still open.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The consumer's next delivery, or `None` once its channel is no longer open: a consumer is
+/// not always woken when the connection under it is lost, and would then wait for good.
+async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery>> {
+    loop {
+        match tokio::time::timeout(WATCH_INTERVAL, open.consumer.next()).await {
+            Ok(next) => return next,
+            Err(_) if open.channel.status().connected() => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Closes a channel this subscription gave up on, without waiting: messages the server may
+/// already have handed to it go back to the queue.
+fn abandon(channel: Channel) {
+    tokio::spawn(async move {
+        let _ = channel.close(200, "abandoned".into()).await;
+    });
+}
+
+fn deliver(shared: &Arc<Shared>, open: &Open, delivery: lapin::message::Delivery) -> Delivery {
+    let headers = delivery.properties.headers().as_ref();
+    let header = |name: &str| {
+        headers
+            .and_then(|h| h.inner().get(name))
+            .and_then(binding::count)
+    };
+    // Attempts before this queue got it (a delayed retry), then deliveries by this queue.
+    let before = header(ATTEMPT_HEADER).unwrap_or(1);
+    let redeliveries = header("x-delivery-count").unwrap_or(u64::from(delivery.redelivered));
+    let attempt = u32::try_from(before + redeliveries).unwrap_or(u32::MAX);
+    let data = Bytes::from(delivery.data);
+    Delivery {
+        message: binding::read(&delivery.properties, data.clone()),
+        attempt,
+        acker: Box::new(RabbitAcker {
+            shared: shared.clone(),
+            channel: open.channel.clone(),
+            acker: Some(delivery.acker),
+            queue: open.queue.clone(),
+            properties: delivery.properties,
+            data,
+            attempt,
+        }),
+    }
+}
+
+struct RabbitAcker {
+    shared: Arc<Shared>,
+    /// Keeps the channel open until this delivery is settled.
+    channel: Channel,
+    /// `Some` until settled; dropped unsettled, the message is requeued at once.
+    acker: Option<lapin::Acker>,
+    /// The queue it came from, where a delayed retry goes back to.
+    queue: Arc<str>,
+    properties: BasicProperties,
+    data: Bytes,
+    attempt: u32,
+}
+
+impl RabbitAcker {
+    async fn ack(&mut self) -> Result<(), BrokerError> {
+        let Some(acker) = self.acker.take() else {
+            return Ok(());
+        };
+        acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(|e| self.shared.failure("ack a delivery", e))
+    }
+
+    /// Publishes a copy of the message, mandatory, declaring its route first when this broker
+    /// has not yet, and once more if it was returned unroutable (the route was deleted).
+    async fn republish(
+        &self,
+        route: Route<'_>,
+        properties: BasicProperties,
+    ) -> Result<(), BrokerError> {
+        let config = &self.shared.config;
+        let (name, exchange, routing_key) = match &route {
+            Route::Delay(millis) => (
+                topology::delay_queue(config, *millis),
+                topology::delay_exchange(config),
+                self.queue.to_string(),
+            ),
+            Route::DeadLetters(topic) => (
+                topic.as_str().to_owned(),
+                config.exchange.clone(),
+                topic.as_str().to_owned(),
+            ),
+        };
+        for _ in 0..2 {
+            if !self.shared.is_declared(&name) {
+                let declared = match &route {
+                    Route::Delay(millis) => {
+                        topology::declare_delay(&self.channel, config, *millis).await
+                    }
+                    Route::DeadLetters(topic) => {
+                        topology::declare_dead_letters(&self.channel, config, topic).await
+                    }
+                };
+                declared.map_err(|e| self.shared.failure(format_args!("declare {name}"), e))?;
+                self.shared.set_declared(&name, true);
+            }
+            let routed = self
+                .shared
+                .publish(&exchange, &routing_key, true, &self.data, || {
+                    properties.clone()
+                })
+                .await?;
+            if routed {
+                return Ok(());
+            }
+            self.shared.set_declared(&name, false);
+        }
+        Err(self.shared.rejected(
+            format_args!("publish to {name}"),
+            "no queue took the message even after declaring it",
+        ))
+    }
+}
+
+/// Where a copy of a delivery is republished.
+enum Route<'a> {
+    /// Through the delay queue of this many milliseconds, back to the delivery's queue.
+    Delay(u64),
+    /// To the dead-letter topic.
+    DeadLetters(&'a Topic),
+}
+
+#[async_trait]
+impl Acker for RabbitAcker {
+    async fn ack(mut self: Box<Self>) -> Result<(), BrokerError> {
+        let shared = self.shared.clone();
+        bounded(&shared, "ack a delivery", RabbitAcker::ack(&mut self)).await
+    }
+
+    async fn nack(self: Box<Self>, nack: Nack) -> Result<(), BrokerError> {
+        let shared = self.shared.clone();
+        bounded(&shared, "nack a delivery", self.settle_nack(nack)).await
+    }
+
+    async fn dead_letter(self: Box<Self>, letter: DeadLetter) -> Result<(), BrokerError> {
+        let shared = self.shared.clone();
+        let settle = self.settle_dead_letter(letter);
+        bounded(&shared, "dead-letter a delivery", settle).await
+    }
+}
+
+/// Runs `work` within the operation timeout; running out of it is an unanswered `operation`.
+async fn bounded<T>(
+    shared: &Shared,
+    operation: &str,
+    work: impl Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
+    let limit = shared.config.operation_timeout;
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| Err(shared.unanswered(operation, limit)))
+}
+
+/// Settling, each bounded by the operation timeout in [`Acker`]: a delivery whose settling goes
+/// unanswered stays unsettled, and the server hands it out again once the channel is gone.
+impl RabbitAcker {
+    async fn settle_nack(mut self: Box<Self>, nack: Nack) -> Result<(), BrokerError> {
+        match nack {
+            // Dropped without a dead letter: acked, so the queue's dead-letter route is not
+            // taken either.
+            Nack::Terminate => RabbitAcker::ack(&mut self).await,
+            Nack::Retry(delay) if delay.is_zero() => {
+                let Some(acker) = self.acker.take() else {
+                    return Ok(());
+                };
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                };
+                acker
+                    .nack(requeue)
+                    .await
+                    .map(drop)
+                    .map_err(|e| self.shared.failure("nack a delivery", e))
+            }
+            Nack::Retry(delay) => {
+                let millis = topology::delay_bucket(delay);
+                let mut headers = self.headers_to_republish();
+                let number =
+                    |n: u64| AMQPValue::LongString(LongString::from(n.to_string().as_bytes()));
+                headers.insert(ShortString::from(DELAY_HEADER), number(millis));
+                headers.insert(
+                    ShortString::from(ATTEMPT_HEADER),
+                    number(u64::from(self.attempt) + 1),
+                );
+                let properties = self.properties.clone().with_headers(headers);
+                self.republish(Route::Delay(millis), properties).await?;
+                RabbitAcker::ack(&mut self).await
+            }
+        }
+    }
+
+    /// The headers of this delivery without those that describe its delivery (the server's
+    /// count and history of deliveries, the retry's delay and attempt): a copy published again
+    /// starts a delivery history of its own, so a stale count would be read on top of the
+    /// attempt it carries.
+    fn headers_to_republish(&self) -> FieldTable {
+        let kept = self
+            .properties
+            .headers()
+            .iter()
+            .flat_map(FieldTable::inner)
+            .filter(|(name, _)| {
+                let name = name.as_str();
+                !(name == "x-delivery-count"
+                    || name == "x-death"
+                    || name.starts_with("x-first-death-")
+                    || name.starts_with("x-last-death-")
+                    || name == DELAY_HEADER
+                    || name == ATTEMPT_HEADER)
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>();
+        FieldTable::from(kept)
+    }
+
+    async fn settle_dead_letter(
+        mut self: Box<Self>,
+        letter: DeadLetter,
+    ) -> Result<(), BrokerError> {
+        let dead_letters = letter.destination(NAME)?;
+        let properties = self
+            .properties
+            .clone()
+            .with_headers(self.headers_to_republish());
+        let properties = binding::add_attributes(properties, &letter.attributes());
+        self.republish(Route::DeadLetters(&dead_letters), properties)
+            .await?;
+        RabbitAcker::ack(&mut self).await
+    }
+}
+
+impl Drop for RabbitAcker {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let channel = self.channel.clone();
+            runtime.spawn(async move {
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                };
+                let _ = acker.nack(requeue).await;
+                drop(channel);
+            });
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The Redis Streams adapter (feature `redis`).
+//!
+//! - **Topics**: one stream per topic, the stream's key being the topic name
+//!   (`events.order.created.v1`); dead letters go to the stream `dlq.<topic>`. Publishing is an
+//!   `XADD` trimmed with `MAXLEN ~` ([`RedisConfig::max_len`], one million entries by default),
+//!   confirmed once Redis answers with the entry id.
+//! - **Wire format**: CloudEvents binary mode in the entry's fields, `ce_<attribute>` for each
+//!   attribute, `content-type` and `data` (see [`fields`]).
+//! - **Groups**: a consumer group per tidings group (`XGROUP CREATE ... MKSTREAM`, from `$` or
+//!   `0` by [`StartFrom`](tidings_core::StartFrom); an existing group keeps its place), read with
+//!   `XREADGROUP` and settled with `XACK`. Each subscription is a consumer of its own.
+//! - **Fan-out**: a plain subscriber reads with `XREAD` from an id it keeps (the last entry when
+//!   it subscribed, or the stream's start), so it leaves nothing behind in Redis.
+//! - **Redelivery**: an entry read in a group stays pending until acked. Entries pending longer
+//!   than [`RedisConfig::claim_idle`] (a consumer died, or dropped them) are claimed by a live
+//!   member: `XPENDING ... IDLE` lists them with their delivery count, which gives the attempt,
+//!   and `XCLAIM` takes them over (`XAUTOCLAIM` would not say how often they were delivered).
+//!   A member keeps the entries its handlers still work on from looking idle (`XCLAIM` to
+//!   itself with `JUSTID`, which counts no delivery, at least twice per claim idle time), so a
+//!   handler may run longer than the claim idle time without another member taking its entry
+//!   over.
+//! - **Nack with delay**: the entry is not acked; the subscription claims it back for itself
+//!   once the delay has passed, with `XCLAIM` and a minimum idle time equal to the delay, so an
+//!   entry another member took over meanwhile is not delivered twice. If the process dies
+//!   first, the entry is still pending and is reclaimed like any abandoned one. A fan-out
+//!   subscriber, which has no pending list, hands the message out again itself after the delay.
+//! - **Dead letter**: `XADD` to `dlq.<topic>` with the entry's fields and the reason, then
+//!   `XACK`, in one `MULTI`/`EXEC` transaction.
+//! - **Order**: a stream keeps publish order. A plain subscriber, or a group with one member,
+//!   handling one entry at a time gets the entries of a key in that order; members of a group
+//!   share entries without regard to their key, and a redelivered entry comes after later ones.
+//! - **Durability**: Redis keeps streams across a restart only with its append-only file on;
+//!   the adapter asks the server (`CONFIG GET appendonly`) and says so in
+//!   [`Capabilities::durable`].
+//!
+//! Connections reconnect by themselves ([`redis::aio::ConnectionManager`]); a subscription
+//! retries its reads with a backoff while Redis is away, and recreates its group if Redis came
+//! back without it.
+
+/// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
+pub use redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError};
+
+use tidings_core::adapter::{address_from_env, redact};
+use tidings_core::broker::{
+    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+};
+use tidings_core::topic::Topic;
+
+pub mod fields;
+mod subscription;
+
+/// The environment variable read by [`RedisConfig::from_env`].
+pub const URL_ENV: &str = "TIDINGS_REDIS_URL";
+/// The address used when none is given.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+const NAME: &str = "redis";
+
+/// How to reach Redis and how streams are kept.
+#[derive(Clone)]
+pub struct RedisConfig {
+    url: String,
+    max_len: Option<usize>,
+    claim_idle: Duration,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact(&self.url))
+            .field("max_len", &self.max_len)
+            .field("claim_idle", &self.claim_idle)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// A configuration for the server at `url` (`redis://[user:password@]host:port[/db]`;
+    /// `rediss://` needs a TLS build of the `redis` crate and is refused here).
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            max_len: Some(1_000_000),
+            claim_idle: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The address from `TIDINGS_REDIS_URL`, or `redis://127.0.0.1:6379`.
+    pub fn from_env() -> Self {
+        RedisConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
+    }
+
+    /// Trims each stream to about this many entries on publish (`XADD MAXLEN ~`), or never
+    /// with `None`. Entries trimmed away are gone, acked or not.
+    pub fn max_len(mut self, entries: Option<usize>) -> Self {
+        self.max_len = entries;
+        self
+    }
+
+    /// How long an entry may stay pending with a group member before another member (or the
+    /// same subscription, if it dropped it) takes it over. It bounds how late a dead
+    /// consumer's entries are redelivered; keep it above the longest handler run and retry
+    /// delay, or a slow entry is delivered twice.
+    pub fn claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long to wait for a connection or a command's answer.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The address, with any password replaced by `***`.
+    pub fn address(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// Connects; see [`RedisBroker::connect`].
+    pub async fn connect(self) -> Result<RedisBroker, BrokerError> {
+        RedisBroker::connect(self).await
+    }
+}
+
+impl Default for RedisConfig {
+    /// [`RedisConfig::from_env`].
+    fn default() -> Self {
+        RedisConfig::from_env()
+    }
+}
+
+/// A [`Broker`] over Redis Streams. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct RedisBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    commands: ConnectionManager,
+    config: RedisConfig,
+    durable: bool,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("address", &self.inner.config.address())
+            .field("durable", &self.inner.durable)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBroker {
+    /// Connects to Redis, and asks it whether it persists writes (for
+    /// [`Capabilities::durable`]). Fails when the server cannot be reached.
+    pub async fn connect(config: RedisConfig) -> Result<Self, BrokerError> {
+        let client = Client::open(config.url.as_str()).map_err(|e| BrokerError::Unreachable {
+            broker: NAME,
+            address: config.address(),
+            reason: format!("not a Redis address: {e}"),
+        })?;
+        let mut commands = connection(&client, &config, config.timeout)
+            .await
+            .map_err(|e| unreachable(&config, &e))?;
+        // Managed servers may refuse CONFIG; then nothing is promised.
+        let appendonly: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut commands)
+            .await
+            .unwrap_or_default();
+        let durable = appendonly.get(1).is_some_and(|v| v == "yes");
+        Ok(RedisBroker {
+            inner: Arc::new(Inner {
+                client,
+                commands,
+                config,
+                durable,
+            }),
+        })
+    }
+
+    /// Connects to the server named by `TIDINGS_REDIS_URL`, or `redis://127.0.0.1:6379`.
+    pub async fn from_env() -> Result<Self, BrokerError> {
+        RedisBroker::connect(RedisConfig::from_env()).await
+    }
+
+    /// The configuration this broker was connected with.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            durable: self.inner.durable,
+            groups: true,
+            nack_delay: true,
+            redelivery: true,
+            history: true,
+            ordered_per_key: true,
+            publish_dedup: false,
+        }
+    }
+
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+        let fields = fields::encode(&message);
+        let mut commands = self.inner.commands.clone();
+        let _id: String = xadd(topic.as_str(), self.inner.config.max_len, &fields)
+            .query_async(&mut commands)
+            .await
+            .map_err(|e| self.inner.error(&e, || format!("publish to {topic}")))?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        subscription::start(self.inner.clone(), request).await
+    }
+}
+
+impl Inner {
+    /// A broker error for a failed command.
+    fn error(&self, e: &RedisError, operation: impl FnOnce() -> String) -> BrokerError {
+        classify(&self.config, e, operation)
+    }
+}
+
+/// Maps a client error to the seam's: transport failures name the address, server answers
+/// name the operation.
+fn classify(
+    config: &RedisConfig,
+    e: &RedisError,
+    operation: impl FnOnce() -> String,
+) -> BrokerError {
+    if e.is_timeout() {
+        BrokerError::Timeout {
+            broker: NAME,
+            timeout: config.timeout,
+        }
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        unreachable(config, e)
+    } else {
+        BrokerError::Rejected {
+            broker: NAME,
+            operation: operation(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn unreachable(config: &RedisConfig, e: &RedisError) -> BrokerError {
+    BrokerError::Unreachable {
+        broker: NAME,
+        address: config.address(),
+        reason: e.to_string(),
+    }
+}
+
+/// A connection that reconnects by itself; `response` bounds how long a command may take.
+async fn connection(
+    client: &Client,
+    config: &RedisConfig,
+    response: Duration,
+) -> Result<ConnectionManager, RedisError> {
+    let settings = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.timeout))
+        .set_response_timeout(Some(response))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client.clone(), settings).await
+}
+
+/// `XADD key [MAXLEN ~ n] * field value...`
+fn xadd(key: &str, max_len: Option<usize>, fields: &fields::Fields) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(key);
+    if let Some(n) = max_len {
+        cmd.arg("MAXLEN").arg("~").arg(n);
+    }
+    cmd.arg("*");
+    for (field, value) in fields {
+        cmd.arg(field.as_str()).arg(&value[..]);
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let config = RedisConfig::new("redis://app:s3cret@redis.internal:6379/2");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@redis.internal:6379/2"), "{shown}");
+    }
+}
