@@ -8,11 +8,15 @@
 //! This is the one crate a service names. It re-exports the seam and the typed layer
 //! (`tidings-core`), the derive (feature `derive`, on by default) and, one feature each, the
 //! broker adapters: `nats`, `rabbitmq`, `redis`, `mqtt` and `kafka`, found under [`broker`].
+//! [`connect`] picks one from a URL (`nats://127.0.0.1:4222`, `memory://`...).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub use tidings_core::*;
+
+mod connect;
+pub use connect::{ConnectError, connect};
 
 #[cfg(feature = "derive")]
 pub use tidings_macros::Event;
