@@ -178,7 +178,9 @@ async fn typed(broker: Arc<dyn Broker>, group: &str, events: u64) -> Duration {
     let start = Instant::now();
     publish_all(events, move |_| {
         let (bus, event) = (bus.clone(), event.clone());
-        async move { bus.publish(&*event).await.expect("publishing") }
+        async move {
+            bus.publish(&*event).await.expect("publishing");
+        }
     })
     .await;
     tally.done.notified().await;

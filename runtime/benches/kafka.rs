@@ -126,7 +126,9 @@ async fn typed(bus: &Bus, round: &str) -> Duration {
     let publisher = bus.clone();
     publish_all(move |n| {
         let bus = publisher.clone();
-        async move { bus.publish(&sample(n)).await.expect("publishing") }
+        async move {
+            bus.publish(&sample(n)).await.expect("publishing");
+        }
     })
     .await;
     tally.done.notified().await;

@@ -125,8 +125,8 @@ impl Broker for Failing {
         MemoryBroker::new().capabilities()
     }
 
-    async fn publish(&self, _: &Topic, _: Message) -> Result<(), BrokerError> {
-        Ok(())
+    async fn publish(&self, _: &Topic, _: Message) -> Result<crate::Confirmation, BrokerError> {
+        Ok(crate::Confirmation::held())
     }
 
     async fn subscribe(
