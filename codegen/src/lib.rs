@@ -23,7 +23,8 @@
 //! For each protobuf package the generator writes the message types (prost), and for each event
 //! `#[derive(tidings::Event)]` and serde implementations that follow the canonical proto3 JSON
 //! mapping; for a package with events, a `Publisher` with one method per event, a `Handler`
-//! trait with one method per event, and `subscribe`, which subscribes a handler to all of them.
+//! trait with one method per event, and `subscribe`, which subscribes a handler to all of them
+//! and returns one `Subscriptions` handle, whose `shutdown` stops them all.
 //! Generated code names only `tidings`: prost, serde, prost-reflect and the well-known types
 //! (`tidings::well_known`) come through it.
 

@@ -60,17 +60,19 @@ pub trait Handler: Send + Sync + 'static {
 /// plain subscriber gets every event (fan-out), and the members of a group named in `options`
 /// share them (competing consumers).
 ///
-/// Returns one subscription per event, in declaration order. When one cannot be made, those
-/// already made are dropped, which stops them, and the error is returned.
+/// Returns one handle on the subscriptions, one per event; its `shutdown` stops them all. When
+/// one cannot be made, those already made are shut down and the error is returned.
 pub async fn subscribe<H: Handler>(
     bus: &{{ rt }}::Bus,
     handler: H,
     options: {{ rt }}::SubscribeOptions,
-) -> ::core::result::Result<::std::vec::Vec<{{ rt }}::Subscription>, {{ rt }}::SubscribeError> {
+) -> ::core::result::Result<{{ rt }}::Subscriptions, {{ rt }}::SubscribeError> {
     let handler = ::std::sync::Arc::new(handler);
-    ::core::result::Result::Ok(::std::vec![
+    let mut subscriptions = {{ rt }}::Subscriptions::new();
 {%- for e in events %}
-        bus.subscribe_with(
+
+    let subscribed = bus
+        .subscribe_with(
             {
                 let handler = ::std::sync::Arc::clone(&handler);
                 move |event: {{ rt }}::Received<{{ e.type_name }}>| {
@@ -80,7 +82,15 @@ pub async fn subscribe<H: Handler>(
             },
             options.clone(),
         )
-        .await?,
+        .await;
+    match subscribed {
+        ::core::result::Result::Ok(subscription) => subscriptions.push(subscription),
+        ::core::result::Result::Err(error) => {
+            subscriptions.shutdown().await;
+            return ::core::result::Result::Err(error);
+        }
+    }
 {%- endfor %}
-    ])
+
+    ::core::result::Result::Ok(subscriptions)
 }
