@@ -9,7 +9,7 @@ use crate::diagnostic::Diagnostics;
 use crate::docs;
 use crate::error::Error;
 use crate::evolution::{Analysis, Baseline, Breaking, Evolution, guard};
-use crate::generate::{Settings, generate};
+use crate::generate::{HandlerDefault, Settings, generate};
 use crate::lint::lint;
 use crate::load::load;
 use crate::lock::{self, LOCK_FILE, Locked};
@@ -33,6 +33,7 @@ pub fn configure() -> Builder {
         topic_fn: None,
         format: true,
         runtime: "::tidings".to_owned(),
+        handler_default: HandlerDefault::default(),
         evolution: Evolution::default(),
     }
 }
@@ -45,6 +46,7 @@ pub struct Builder {
     topic_fn: Option<Box<TopicFn>>,
     format: bool,
     runtime: String,
+    handler_default: HandlerDefault,
     evolution: Evolution,
 }
 
@@ -57,6 +59,7 @@ impl fmt::Debug for Builder {
             .field("topic_fn", &self.topic_fn.is_some())
             .field("format", &self.format)
             .field("runtime", &self.runtime)
+            .field("handler_default", &self.handler_default)
             .field("evolution", &self.evolution)
             .finish()
     }
@@ -121,6 +124,16 @@ impl Builder {
         self
     }
 
+    /// What the methods of each generated `Handler` trait do when an implementation leaves them
+    /// out: nothing by default ([`HandlerDefault::Required`]), so every method must be written.
+    /// With [`HandlerDefault::Ignore`] or [`HandlerDefault::DeadLetter`] every method has a
+    /// default body, so an implementation writes only the events it handles, and an event added
+    /// to a package does not break the implementations of its trait.
+    pub fn handler_defaults(mut self, default: HandlerDefault) -> Self {
+        self.handler_default = default;
+        self
+    }
+
     /// How a breaking change inside a major is reported: [`Breaking::Fail`] (the default) makes
     /// it an error, so checking and generating fail; [`Breaking::Warn`] a warning.
     ///
@@ -159,6 +172,7 @@ impl Builder {
         let settings = Settings {
             runtime: &self.runtime,
             format: self.format,
+            handler_default: self.handler_default,
         };
         let files = generate(&loaded, &events, &settings)?;
         let read = loaded.sources.borrow().read_paths().to_vec();
