@@ -62,7 +62,6 @@ struct OrderCreated {
 
 impl Event for OrderCreated {
     const TOPIC: &'static str = "bench.order.created.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "bench.order.v1.Created";
     type Codec = Protobuf;
 }

@@ -45,7 +45,6 @@ struct OrderCreated {
 
 impl Event for OrderCreated {
     const TOPIC: &'static str = "bench.kafka.order_created.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "events.order.v1.Created";
     type Codec = Protobuf;
     fn key(&self) -> Option<String> {

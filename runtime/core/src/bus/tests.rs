@@ -103,7 +103,6 @@ macro_rules! events {
 
         impl Event for $name {
             const TOPIC: &'static str = $topic;
-            const VERSION: u32 = 1;
             const SCHEMA: &'static str = "tests.v1.Probe";
             type Codec = Protobuf;
         }

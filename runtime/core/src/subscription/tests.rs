@@ -24,7 +24,6 @@ struct Step {
 
 impl Event for Step {
     const TOPIC: &'static str = "tests.consumer.step.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "tests.consumer.v1.Step";
     type Codec = Protobuf;
 }
