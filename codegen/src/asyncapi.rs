@@ -8,13 +8,9 @@
 //! types are components, described once. Maps are sorted, so the same schemas give the same
 //! document.
 
-use std::path::Path;
-
 use serde_json::{Map, Value, json};
 
-use crate::builder::Builder;
 use crate::comments;
-use crate::error::Error;
 use crate::jsonschema::{enum_schema, message_schema};
 use crate::mapping::Event;
 use crate::shape::reach;
@@ -22,30 +18,8 @@ use crate::shape::reach;
 /// The AsyncAPI version written.
 const ASYNCAPI: &str = "3.0.0";
 
-impl Builder {
-    /// Describes the events of the schemas under `dir` as an AsyncAPI 3.0 document (JSON, which
-    /// AsyncAPI tools read as they read YAML), titled `title` at API version `version`.
-    ///
-    /// Fails with [`Error::Schema`] when the schemas have errors.
-    pub fn asyncapi(
-        &self,
-        dir: impl AsRef<Path>,
-        title: &str,
-        version: &str,
-    ) -> Result<String, Error> {
-        let (_, events, diagnostics) = self.analyze(dir.as_ref())?;
-        if diagnostics.has_errors() {
-            return Err(Error::Schema(diagnostics));
-        }
-        let document = document(&events, title, version);
-        // A tree of maps, strings and numbers always serializes.
-        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
-        text.push('\n');
-        Ok(text)
-    }
-}
-
-fn document(events: &[Event], title: &str, version: &str) -> Value {
+/// The AsyncAPI document describing `events`, titled `title` at API version `version`.
+pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
     let refer = |name: &str| format!("#/components/schemas/{name}");
     let reached = reach(events.iter().map(|e| e.message.clone()));
     let mut schemas = Map::new();

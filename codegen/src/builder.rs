@@ -3,14 +3,17 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::asyncapi;
 use crate::catalog::EventInfo;
 use crate::diagnostic::Diagnostics;
+use crate::docs;
 use crate::error::Error;
 use crate::evolution::{Analysis, Baseline, Breaking, Evolution, guard};
-use crate::generate::{Settings, generate};
+use crate::generate::{HandlerDefault, Settings, generate};
 use crate::lint::lint;
-use crate::load::{Loaded, load};
-use crate::mapping::{Candidate, Event, MapConfig, TopicFn, map_events};
+use crate::load::load;
+use crate::lock::{self, LOCK_FILE, Locked};
+use crate::mapping::{Candidate, MapConfig, TopicFn, map_events};
 use crate::output::Generated;
 
 /// Starts a configuration with the defaults: the runtime at `::tidings`, formatted output,
@@ -30,6 +33,7 @@ pub fn configure() -> Builder {
         topic_fn: None,
         format: true,
         runtime: "::tidings".to_owned(),
+        handler_default: HandlerDefault::default(),
         evolution: Evolution::default(),
     }
 }
@@ -42,6 +46,7 @@ pub struct Builder {
     topic_fn: Option<Box<TopicFn>>,
     format: bool,
     runtime: String,
+    handler_default: HandlerDefault,
     evolution: Evolution,
 }
 
@@ -54,6 +59,7 @@ impl fmt::Debug for Builder {
             .field("topic_fn", &self.topic_fn.is_some())
             .field("format", &self.format)
             .field("runtime", &self.runtime)
+            .field("handler_default", &self.handler_default)
             .field("evolution", &self.evolution)
             .finish()
     }
@@ -118,6 +124,16 @@ impl Builder {
         self
     }
 
+    /// What the methods of each generated `Handler` trait do when an implementation leaves them
+    /// out: nothing by default ([`HandlerDefault::Required`]), so every method must be written.
+    /// With [`HandlerDefault::Ignore`] or [`HandlerDefault::DeadLetter`] every method has a
+    /// default body, so an implementation writes only the events it handles, and an event added
+    /// to a package does not break the implementations of its trait.
+    pub fn handler_defaults(mut self, default: HandlerDefault) -> Self {
+        self.handler_default = default;
+        self
+    }
+
     /// How a breaking change inside a major is reported: [`Breaking::Fail`] (the default) makes
     /// it an error, so checking and generating fail; [`Breaking::Warn`] a warning.
     ///
@@ -152,13 +168,11 @@ impl Builder {
     ///
     /// Fails with [`Error::Schema`] when the schemas have errors; warnings are in the result.
     pub fn generate(&self, dir: impl AsRef<Path>) -> Result<Generated, Error> {
-        let (loaded, events, diagnostics) = self.analyze(dir.as_ref())?;
-        if diagnostics.has_errors() {
-            return Err(Error::Schema(diagnostics));
-        }
+        let (loaded, events, diagnostics) = self.analyze_clean(dir.as_ref())?;
         let settings = Settings {
             runtime: &self.runtime,
             format: self.format,
+            handler_default: self.handler_default,
         };
         let files = generate(&loaded, &events, &settings)?;
         let read = loaded.sources.borrow().read_paths().to_vec();
@@ -188,7 +202,7 @@ impl Builder {
         for path in generated.read_paths() {
             println!("cargo:rerun-if-changed={}", path.display());
         }
-        let lock = dir.as_ref().join(crate::lock::LOCK_FILE);
+        let lock = dir.as_ref().join(LOCK_FILE);
         if self.evolution.baseline == Baseline::LockFile && lock.is_file() {
             println!("cargo:rerun-if-changed={}", lock.display());
         }
@@ -199,8 +213,50 @@ impl Builder {
         Ok(())
     }
 
+    /// Records what each event major of the schemas under `dir` looks like, to be written with
+    /// [`Lock::write`](crate::Lock::write) and committed.
+    ///
+    /// The schemas are checked first, against the existing lock too: a breaking change fails
+    /// with [`Error::Schema`] unless [`breaking`](Self::breaking) is set to
+    /// [`Breaking::Warn`], which records it anyway (to retire a major nobody reads any more,
+    /// for instance).
+    pub fn lock(&self, dir: impl AsRef<Path>) -> Result<Locked, Error> {
+        let (_, events, diagnostics) = self.analyze_clean(dir.as_ref())?;
+        Ok(Locked {
+            lock: lock::lock(&events),
+            warnings: diagnostics,
+        })
+    }
+
+    /// Describes the events of the schemas under `dir` as an AsyncAPI 3.0 document (JSON, which
+    /// AsyncAPI tools read as they read YAML), titled `title` at API version `version`.
+    ///
+    /// Fails with [`Error::Schema`] when the schemas have errors.
+    pub fn asyncapi(
+        &self,
+        dir: impl AsRef<Path>,
+        title: &str,
+        version: &str,
+    ) -> Result<String, Error> {
+        let (_, events, _) = self.analyze_clean(dir.as_ref())?;
+        let document = asyncapi::document(&events, title, version);
+        // A tree of maps, strings and numbers always serializes.
+        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+        text.push('\n');
+        Ok(text)
+    }
+
+    /// Writes the event catalog of the schemas under `dir` as one HTML page titled `title`,
+    /// which needs nothing but itself to display.
+    ///
+    /// Fails with [`Error::Schema`] when the schemas have errors.
+    pub fn docs(&self, dir: impl AsRef<Path>, title: &str) -> Result<String, Error> {
+        let (_, events, _) = self.analyze_clean(dir.as_ref())?;
+        docs::site(&events, title)
+    }
+
     /// Reads, maps and lints the schemas under `dir`, then compares them with their baseline.
-    pub(crate) fn analyze(&self, dir: &Path) -> Result<Analysis, Error> {
+    fn analyze(&self, dir: &Path) -> Result<Analysis, Error> {
         let (loaded, events, mut diagnostics) = self.read(dir)?;
         guard(
             &self.evolution,
@@ -213,7 +269,17 @@ impl Builder {
         Ok((loaded, events, diagnostics))
     }
 
-    fn read(&self, dir: &Path) -> Result<(Loaded, Vec<Event>, Diagnostics), Error> {
+    /// [`analyze`](Self::analyze), failing with [`Error::Schema`] when the schemas have errors:
+    /// what generating, locking and describing start from.
+    fn analyze_clean(&self, dir: &Path) -> Result<Analysis, Error> {
+        let (loaded, events, diagnostics) = self.analyze(dir)?;
+        if diagnostics.has_errors() {
+            return Err(Error::Schema(diagnostics));
+        }
+        Ok((loaded, events, diagnostics))
+    }
+
+    fn read(&self, dir: &Path) -> Result<Analysis, Error> {
         let mut diagnostics = Diagnostics::default();
         let loaded = load(dir, &self.includes, &mut diagnostics)?;
         let config = MapConfig {

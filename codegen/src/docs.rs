@@ -6,12 +6,10 @@
 //! enum types the events are made of follow, so that every field type links somewhere.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use askama::Template;
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 
-use crate::builder::Builder;
 use crate::comments;
 use crate::error::Error;
 use crate::mapping::Event;
@@ -78,20 +76,12 @@ struct ValueDoc {
     comment: Option<String>,
 }
 
-impl Builder {
-    /// Writes the event catalog of the schemas under `dir` as one HTML page titled `title`,
-    /// which needs nothing but itself to display.
-    ///
-    /// Fails with [`Error::Schema`] when the schemas have errors.
-    pub fn docs(&self, dir: impl AsRef<Path>, title: &str) -> Result<String, Error> {
-        let (_, events, diagnostics) = self.analyze(dir.as_ref())?;
-        if diagnostics.has_errors() {
-            return Err(Error::Schema(diagnostics));
-        }
-        page(&events, title)
-            .render()
-            .map_err(|e| Error::Generate(e.to_string()))
-    }
+/// The event catalog of `events` as one HTML page titled `title`, which needs nothing but itself
+/// to display.
+pub(crate) fn site(events: &[Event], title: &str) -> Result<String, Error> {
+    page(events, title)
+        .render()
+        .map_err(|e| Error::Generate(e.to_string()))
 }
 
 fn page<'a>(events: &[Event], title: &'a str) -> Page<'a> {

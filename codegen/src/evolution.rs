@@ -10,7 +10,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 use crate::error::Error;
 use crate::load::Loaded;
 use crate::locate;
-use crate::lock::{LOCK_FILE, Lock, snapshot};
+use crate::lock::{LOCK_FILE, Lock, lock};
 use crate::mapping::Event;
 use crate::revision;
 use crate::sources::Sources;
@@ -74,14 +74,14 @@ pub(crate) fn guard(
         Baseline::Revision(rev) => match revision::checkout(dir, rev)? {
             Some(tree) => {
                 let (_, old_events, _) = analyze(tree.path())?;
-                snapshot(&old_events)
+                lock(&old_events)
             }
             // No schemas there yet: everything is new.
             None => return Ok(()),
         },
     };
     let sources = loaded.sources.borrow();
-    let now = snapshot(events);
+    let now = lock(events);
     for finding in compare(&old, &now) {
         let location = locate_place(&loaded.pool, &sources, &now, &finding.place);
         let Finding {

@@ -23,7 +23,11 @@
 //! For each protobuf package the generator writes the message types (prost), and for each event
 //! `#[derive(tidings::Event)]` and serde implementations that follow the canonical proto3 JSON
 //! mapping; for a package with events, a `Publisher` with one method per event, a `Handler`
-//! trait with one method per event, and `subscribe`, which subscribes a handler to all of them.
+//! trait with one method per event, and `subscribe`, which subscribes a handler to all of them
+//! and returns one `Subscriptions` handle, whose `shutdown` stops them all. The trait's methods
+//! are required unless [`Builder::handler_defaults`] (`tidings generate --handler-defaults`)
+//! gives each a default that ignores or dead-letters its event, so that an event added to a
+//! package does not break the implementations of its trait.
 //! Generated code names only `tidings`: prost, serde, prost-reflect and the well-known types
 //! (`tidings::well_known`) come through it.
 
@@ -57,6 +61,7 @@ pub use catalog::EventInfo;
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use error::Error;
 pub use evolution::Breaking;
+pub use generate::HandlerDefault;
 pub use lock::{LOCK_FILE, Lock, LockError, Locked};
 pub use mapping::Candidate;
 pub use output::{Generated, Stale, Written};

@@ -13,7 +13,6 @@ use std::path::Path;
 use prost_reflect::{EnumDescriptor, MessageDescriptor};
 use serde::{Deserialize, Serialize};
 
-use crate::builder::Builder;
 use crate::diagnostic::Diagnostics;
 use crate::error::Error;
 use crate::mapping::Event;
@@ -26,7 +25,8 @@ pub const LOCK_FILE: &str = "tidings.lock";
 const FORMAT: u32 = 1;
 
 /// What each event major of a schema folder looks like: the contract a later change inside the
-/// major must keep. Made by [`Builder::lock`], read back with [`Lock::parse`].
+/// major must keep. Made by [`Builder::lock`](crate::Builder::lock), read back with
+/// [`Lock::parse`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lock {
@@ -265,28 +265,8 @@ pub struct Locked {
     pub warnings: Diagnostics,
 }
 
-impl Builder {
-    /// Records what each event major of the schemas under `dir` looks like, to be written with
-    /// [`Lock::write`] and committed.
-    ///
-    /// The schemas are checked first, against the existing lock too: a breaking change fails
-    /// with [`Error::Schema`] unless [`breaking`](Self::breaking) is set to
-    /// [`Breaking::Warn`](crate::Breaking::Warn), which records it anyway (to retire a major
-    /// nobody reads any more, for instance).
-    pub fn lock(&self, dir: impl AsRef<Path>) -> Result<Locked, Error> {
-        let (_, events, diagnostics) = self.analyze(dir.as_ref())?;
-        if diagnostics.has_errors() {
-            return Err(Error::Schema(diagnostics));
-        }
-        Ok(Locked {
-            lock: snapshot(&events),
-            warnings: diagnostics,
-        })
-    }
-}
-
 /// The lock of some events, as they are now.
-pub(crate) fn snapshot(events: &[Event]) -> Lock {
+pub(crate) fn lock(events: &[Event]) -> Lock {
     let reached = shape::reach(events.iter().map(|e| e.message.clone()));
     Lock {
         tidings_lock: FORMAT,

@@ -44,15 +44,49 @@ impl Publisher {
 ///
 /// [`subscribe`] subscribes an implementation to all of them. A method that returns an error
 /// has its event retried, then dead-lettered, as the subscription's options say.
+{%- match handler_default %}
+{%- when HandlerDefault::Required %}
+{%- when HandlerDefault::Ignore %}
+///
+/// Every method has a default that acks its event and drops it, so an implementation overrides
+/// the events it handles, and an event added to the package does not break it.
+{%- when HandlerDefault::DeadLetter %}
+///
+/// Every method has a default that dead-letters its event at once, without retries, so an
+/// implementation overrides the events it handles, and an event added to the package does not
+/// break it: its events are dead-lettered until the implementation handles them.
+{%- endmatch %}
 pub trait Handler: Send + Sync + 'static {
 {%- for e in events %}
 {%- if !loop.first %}
 {% endif %}
     /// Handles [`{{ e.type_name }}`] from `{{ e.info.topic }}`.
+{%- match handler_default %}
+{%- when HandlerDefault::Required %}
+{%- when HandlerDefault::Ignore %}
+    ///
+    /// By default, acks the event and drops it.
+{%- when HandlerDefault::DeadLetter %}
+    ///
+    /// By default, dead-letters the event at once, without retries.
+{%- endmatch %}
     fn {{ e.method }}(
         &self,
-        event: {{ rt }}::Received<{{ e.type_name }}>,
-    ) -> impl ::core::future::Future<Output = ::core::result::Result<(), {{ rt }}::HandlerError>> + Send;
+        {{ event_param }}: {{ rt }}::Received<{{ e.type_name }}>,
+    ) -> impl ::core::future::Future<Output = ::core::result::Result<(), {{ rt }}::HandlerError>> + Send
+{%- match handler_default %}
+{%- when HandlerDefault::Required %};
+{%- when HandlerDefault::Ignore %} {
+        async { ::core::result::Result::Ok(()) }
+    }
+{%- when HandlerDefault::DeadLetter %} {
+        async move {
+            ::core::result::Result::Err({{ rt }}::HandlerError::permanent(
+                "no handler for {{ e.info.topic }} in this service",
+            ))
+        }
+    }
+{%- endmatch %}
 {%- endfor %}
 }
 
@@ -60,17 +94,19 @@ pub trait Handler: Send + Sync + 'static {
 /// plain subscriber gets every event (fan-out), and the members of a group named in `options`
 /// share them (competing consumers).
 ///
-/// Returns one subscription per event, in declaration order. When one cannot be made, those
-/// already made are dropped, which stops them, and the error is returned.
+/// Returns one handle on the subscriptions, one per event; its `shutdown` stops them all. When
+/// one cannot be made, those already made are shut down and the error is returned.
 pub async fn subscribe<H: Handler>(
     bus: &{{ rt }}::Bus,
     handler: H,
     options: {{ rt }}::SubscribeOptions,
-) -> ::core::result::Result<::std::vec::Vec<{{ rt }}::Subscription>, {{ rt }}::SubscribeError> {
+) -> ::core::result::Result<{{ rt }}::Subscriptions, {{ rt }}::SubscribeError> {
     let handler = ::std::sync::Arc::new(handler);
-    ::core::result::Result::Ok(::std::vec![
+    let mut subscriptions = {{ rt }}::Subscriptions::new();
 {%- for e in events %}
-        bus.subscribe_with(
+
+    let subscribed = bus
+        .subscribe_with(
             {
                 let handler = ::std::sync::Arc::clone(&handler);
                 move |event: {{ rt }}::Received<{{ e.type_name }}>| {
@@ -80,7 +116,15 @@ pub async fn subscribe<H: Handler>(
             },
             options.clone(),
         )
-        .await?,
+        .await;
+    match subscribed {
+        ::core::result::Result::Ok(subscription) => subscriptions.push(subscription),
+        ::core::result::Result::Err(error) => {
+            subscriptions.shutdown().await;
+            return ::core::result::Result::Err(error);
+        }
+    }
 {%- endfor %}
-    ])
+
+    ::core::result::Result::Ok(subscriptions)
 }

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use tidings_codegen::HandlerDefault;
+
 const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
 
 fn tidings(args: &[&str]) -> Output {
@@ -34,6 +36,14 @@ fn check_exits_0_on_clean_schemas_1_on_errors_2_on_usage_errors() {
         &["check"],
         &["frobnicate", "x"],
         &["list", SCHEMAS, "--format", "xml"],
+        &[
+            "generate",
+            SCHEMAS,
+            "--out",
+            "x",
+            "--handler-defaults",
+            "ignored",
+        ],
     ] {
         let out = tidings(args);
         assert_eq!(
@@ -128,6 +138,33 @@ fn generate_writes_what_the_library_generates_and_check_spots_staleness() {
     expected_now.push(("hand_written.rs".to_owned(), b"// mine\n".to_vec()));
     expected_now.sort();
     assert_eq!(files_in(&dir), expected_now);
+}
+
+#[test]
+fn handler_defaults_reach_the_generated_code_as_the_builder_writes_it() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("events");
+    let written = tidings(&[
+        "generate",
+        SCHEMAS,
+        "--out",
+        dir.to_str().unwrap(),
+        "--handler-defaults",
+        "dead-letter",
+    ]);
+    assert_eq!(written.status.code(), Some(0), "{}", text(&written.stderr));
+    let files = |builder: tidings_codegen::Builder| -> Vec<(String, Vec<u8>)> {
+        builder
+            .generate(SCHEMAS)
+            .unwrap()
+            .files()
+            .map(|(n, c)| (n.to_owned(), c.to_vec()))
+            .collect()
+    };
+    let dead_letter =
+        files(tidings_codegen::configure().handler_defaults(HandlerDefault::DeadLetter));
+    assert_eq!(files_in(&dir), dead_letter);
+    assert_ne!(files(tidings_codegen::configure()), dead_letter);
 }
 
 #[test]

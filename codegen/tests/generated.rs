@@ -1,6 +1,6 @@
 //! The code generated for the shop's schemas (`schemas/`), pinned with snapshots.
 
-use tidings_codegen::configure;
+use tidings_codegen::{Generated, HandlerDefault, configure};
 
 const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
 
@@ -36,7 +36,7 @@ fn generated_code_for_the_shop_schemas_is_pinned() {
 fn the_same_schemas_give_the_same_bytes() {
     let first = configure().generate(SCHEMAS).unwrap();
     let second = configure().generate(SCHEMAS).unwrap();
-    let files = |g: &tidings_codegen::Generated| {
+    let files = |g: &Generated| {
         g.files()
             .map(|(n, c)| (n.to_owned(), c.to_vec()))
             .collect::<Vec<_>>()
@@ -155,6 +155,69 @@ fn formatting_can_be_turned_off_without_changing_the_items() {
                 b.matches(item).count(),
                 "{item} in {name}"
             );
+        }
+    }
+}
+
+/// The `Handler` trait in a generated package file, its doc comment included.
+fn handler_trait(code: &str) -> &str {
+    let start = code
+        .find("/// Handles the events of package")
+        .expect("a Handler trait");
+    let end = code
+        .find("/// Subscribes `handler`")
+        .expect("a subscribe function");
+    &code[start..end]
+}
+
+fn file<'a>(generated: &'a Generated, name: &str) -> &'a str {
+    let (_, code) = generated.files().find(|(n, _)| *n == name).unwrap();
+    std::str::from_utf8(code).unwrap()
+}
+
+#[test]
+fn handler_defaults_give_every_method_a_body_and_change_nothing_else() {
+    let required = configure().generate(SCHEMAS).unwrap();
+    for (default, name) in [
+        (HandlerDefault::Ignore, "ignore"),
+        (HandlerDefault::DeadLetter, "dead_letter"),
+    ] {
+        let generated = configure()
+            .handler_defaults(default)
+            .generate(SCHEMAS)
+            .unwrap();
+        insta::assert_snapshot!(
+            format!("handler_defaults_{name}"),
+            handler_trait(file(&generated, "events.order.v1.rs"))
+        );
+        for ((file_name, code), (name_before, before)) in generated.files().zip(required.files()) {
+            assert_eq!(file_name, name_before);
+            if !file_name.starts_with("events.") {
+                assert_eq!(code, before, "{file_name} changed with {default:?}");
+                continue;
+            }
+            let (code, before) = (
+                std::str::from_utf8(code).unwrap(),
+                std::str::from_utf8(before).unwrap(),
+            );
+            let (now, was) = (handler_trait(code), handler_trait(before));
+            assert_eq!(
+                code.replace(now, ""),
+                before.replace(was, ""),
+                "{file_name} changed outside its Handler trait with {default:?}"
+            );
+            // Every method gets a body, and its parameter a name that does not warn unused.
+            let methods = was.matches(" + Send;\n").count();
+            assert!(methods > 0, "{was}");
+            assert_eq!(now.matches(" + Send {\n").count(), methods, "{now}");
+            assert_eq!(now.matches("\n        _event: ").count(), methods, "{now}");
+        }
+        if default == HandlerDefault::DeadLetter {
+            for event in generated.events() {
+                let reason = format!("\"no handler for {} in this service\"", event.topic());
+                let code = file(&generated, &format!("{}.rs", event.package()));
+                assert!(code.contains(&reason), "{reason} in {}", event.package());
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Writing the `Event` implementation of a checked event.
 
-use proc_macro2::{Ident, Literal, Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
 use crate::validate::{Event, Key};
@@ -12,13 +12,11 @@ pub(crate) fn event_impl(event: &Event) -> TokenStream {
         ident,
         where_clause,
         topic,
-        version,
         schema,
         codec,
         krate,
         key,
     } = event;
-    let version = Literal::u32_unsuffixed(*version);
     let (codec, codec_span) = *codec;
     // Spanned at the `codec` literal (at the derive for the default) so that a struct the codec
     // cannot encode gets its error there.
@@ -29,7 +27,6 @@ pub(crate) fn event_impl(event: &Event) -> TokenStream {
         #[automatically_derived]
         impl #krate::Event for #ident #where_clause {
             const TOPIC: &'static str = #topic;
-            const VERSION: u32 = #version;
             const SCHEMA: &'static str = #schema;
             type Codec = #codec_ty;
             #key_fn

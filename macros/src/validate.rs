@@ -16,8 +16,6 @@ pub(crate) struct Event {
     pub(crate) where_clause: Option<WhereClause>,
     /// The topic literal, as written.
     pub(crate) topic: LitStr,
-    /// The major version the topic's last segment names.
-    pub(crate) version: u32,
     /// The schema name: given, or derived from the topic.
     pub(crate) schema: LitStr,
     /// The codec and where it was chosen (the literal, or the derive for the default).
@@ -82,7 +80,7 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
             None
         }
         (_, Some(schema)) => Some(schema),
-        (Some((topic, _)), None) => {
+        (Some(topic), None) => {
             // The topic passed the topic rule, so it has the three segments a schema needs.
             let schema = tidings_contract::default_schema(&topic.value()).unwrap_or_default();
             Some(LitStr::new(&schema, topic.span()))
@@ -96,14 +94,13 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
         return Err(error);
     }
     // No error means a topic and a schema were found.
-    let (Some((topic, version)), Some(schema)) = (topic, schema) else {
+    let (Some(topic), Some(schema)) = (topic, schema) else {
         unreachable!("a missing topic or schema is reported as an error above")
     };
     Ok(Event {
         ident: input.ident.clone(),
         where_clause: input.generics.where_clause.clone(),
         topic,
-        version,
         schema,
         codec: attrs.codec.unwrap_or((Codec::Protobuf, Span::call_site())),
         krate: attrs.krate.unwrap_or_else(|| syn::parse_quote!(::tidings)),
@@ -111,12 +108,13 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
     })
 }
 
-/// The topic literal and the major version it names, checked with the one topic rule.
+/// The topic literal, checked with the one topic rule (the major version follows from it where
+/// the trait is defined).
 fn checked_topic(
     input: &DeriveInput,
     attrs: &ItemAttrs,
     errors: &mut Vec<syn::Error>,
-) -> Option<(LitStr, u32)> {
+) -> Option<LitStr> {
     let Some(topic) = &attrs.topic else {
         // An attribute that failed to parse may have held the topic: its error says enough.
         if attrs.incomplete {
@@ -133,7 +131,7 @@ fn checked_topic(
         return None;
     };
     match validate_topic(&topic.value()) {
-        Ok(version) => Some((topic.clone(), version.major)),
+        Ok(_) => Some(topic.clone()),
         Err(e) => {
             let value = topic.value();
             let mut message = format!("invalid topic `{}`: {e}", value.escape_debug());

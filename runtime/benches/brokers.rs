@@ -62,7 +62,6 @@ struct OrderCreated {
 
 impl Event for OrderCreated {
     const TOPIC: &'static str = "bench.order.created.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "bench.order.v1.Created";
     type Codec = Protobuf;
 }
@@ -178,7 +177,9 @@ async fn typed(broker: Arc<dyn Broker>, group: &str, events: u64) -> Duration {
     let start = Instant::now();
     publish_all(events, move |_| {
         let (bus, event) = (bus.clone(), event.clone());
-        async move { bus.publish(&*event).await.expect("publishing") }
+        async move {
+            bus.publish(&*event).await.expect("publishing");
+        }
     })
     .await;
     tally.done.notified().await;

@@ -63,7 +63,6 @@ enum Channel {
 
 impl Event for Created {
     const TOPIC: &'static str = "events.order.created.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "events.order.v1.Created";
     type Codec = Protobuf;
 }
@@ -120,7 +119,6 @@ struct Flat {
 
 impl Event for Flat {
     const TOPIC: &'static str = "events.bench.flat.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "events.bench.v1.Flat";
     type Codec = Protobuf;
 }

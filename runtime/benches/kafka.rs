@@ -45,7 +45,6 @@ struct OrderCreated {
 
 impl Event for OrderCreated {
     const TOPIC: &'static str = "bench.kafka.order_created.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "events.order.v1.Created";
     type Codec = Protobuf;
     fn key(&self) -> Option<String> {
@@ -126,7 +125,9 @@ async fn typed(bus: &Bus, round: &str) -> Duration {
     let publisher = bus.clone();
     publish_all(move |n| {
         let bus = publisher.clone();
-        async move { bus.publish(&sample(n)).await.expect("publishing") }
+        async move {
+            bus.publish(&sample(n)).await.expect("publishing");
+        }
     })
     .await;
     tally.done.notified().await;

@@ -31,7 +31,6 @@ struct PaymentCaptured {
 
 impl Event for PaymentCaptured {
     const TOPIC: &'static str = "kafka.interop.payment_captured.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "shop.payments.v1.PaymentCaptured";
     type Codec = Protobuf;
 }

@@ -47,7 +47,11 @@ mod without_nack_delay {
             }
         }
 
-        async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+        async fn publish(
+            &self,
+            topic: &Topic,
+            message: Message,
+        ) -> Result<tidings::Confirmation, BrokerError> {
             self.0.publish(topic, message).await
         }
 

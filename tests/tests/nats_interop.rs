@@ -32,7 +32,6 @@ struct Placed {
 
 impl Event for Placed {
     const TOPIC: &'static str = "interop.order.placed.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "interop.order.v1.Placed";
     type Codec = tidings::Protobuf;
 }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tidings_codegen::{Breaking, Builder, Diagnostics, Error, EventInfo, LOCK_FILE};
+use tidings_codegen::{
+    Breaking, Builder, Diagnostics, Error, EventInfo, HandlerDefault, LOCK_FILE,
+};
 
 /// Versioned protobuf event schemas to typed Rust publishers and subscribers.
 #[derive(Parser)]
@@ -33,6 +35,10 @@ enum Command {
         /// Leaves the message types as prost-build writes them, unformatted.
         #[arg(long)]
         no_format: bool,
+        /// What each method of a generated `Handler` trait does when an implementation leaves
+        /// it out.
+        #[arg(long, value_enum, value_name = "DEFAULT", default_value_t = HandlerDefaults::Required)]
+        handler_defaults: HandlerDefaults,
     },
     /// Lints a schema folder: versions, topics, duplicates, reserved words, empty events; and
     /// refuses breaking changes inside a major, against `tidings.lock` when the folder has one.
@@ -116,6 +122,29 @@ impl Schemas {
     }
 }
 
+/// The choices of [`HandlerDefault`], as the command line spells them; a type of the binary's
+/// own, so the library's public enum does not depend on clap.
+#[derive(Clone, Copy, ValueEnum)]
+enum HandlerDefaults {
+    /// None: every method must be written, and an event added to a package breaks the
+    /// implementations of its trait until they handle it.
+    Required,
+    /// Acks the event and drops it.
+    Ignore,
+    /// Dead-letters the event at once, without retries.
+    DeadLetter,
+}
+
+impl From<HandlerDefaults> for HandlerDefault {
+    fn from(choice: HandlerDefaults) -> Self {
+        match choice {
+            HandlerDefaults::Required => HandlerDefault::Required,
+            HandlerDefaults::Ignore => HandlerDefault::Ignore,
+            HandlerDefaults::DeadLetter => HandlerDefault::DeadLetter,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     /// Aligned columns.
@@ -153,10 +182,12 @@ fn run(command: Command) -> Result<u8, Error> {
             out,
             check,
             no_format,
+            handler_defaults,
         } => {
             let generated = schemas
                 .builder()
                 .format(!no_format)
+                .handler_defaults(handler_defaults.into())
                 .generate(&schemas.dir)?;
             report(generated.warnings());
             if check {

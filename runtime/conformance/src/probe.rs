@@ -32,7 +32,7 @@ pub trait Probe: Event + prost::Message + Default {
 }
 
 macro_rules! probes {
-    ($($(#[$doc:meta])* $name:ident => $topic:literal, $major:literal;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $topic:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Clone, PartialEq, prost::Message)]
         pub struct $name {
@@ -49,7 +49,6 @@ macro_rules! probes {
 
         impl Event for $name {
             const TOPIC: &'static str = $topic;
-            const VERSION: u32 = $major;
             const SCHEMA: &'static str = PROBE_SCHEMA;
             type Codec = tidings_core::Protobuf;
             fn key(&self) -> Option<String> {
@@ -73,41 +72,41 @@ macro_rules! probes {
 
 probes! {
     /// For `publish_subscribe`.
-    PublishSubscribe => "conformance.publish_subscribe.probe.v1", 1;
+    PublishSubscribe => "conformance.publish_subscribe.probe.v1";
     /// For `many_publishers_and_subscribers`.
-    ManyAtOnce => "conformance.many_at_once.probe.v1", 1;
+    ManyAtOnce => "conformance.many_at_once.probe.v1";
     /// For `fan_out`.
-    FanOut => "conformance.fan_out.probe.v1", 1;
+    FanOut => "conformance.fan_out.probe.v1";
     /// For `groups`.
-    Groups => "conformance.groups.probe.v1", 1;
+    Groups => "conformance.groups.probe.v1";
     /// For `order_per_key`.
-    OrderPerKey => "conformance.order_per_key.probe.v1", 1;
+    OrderPerKey => "conformance.order_per_key.probe.v1";
     /// For `start_from_oldest`.
-    StartOldest => "conformance.start_oldest.probe.v1", 1;
+    StartOldest => "conformance.start_oldest.probe.v1";
     /// For `dead_letter_after_bound`.
-    DeadLetterBound => "conformance.dead_letter_bound.probe.v1", 1;
+    DeadLetterBound => "conformance.dead_letter_bound.probe.v1";
     /// For `refusals_are_dead_lettered`: the subscribed type.
-    Refusals => "conformance.refusals.probe.v1", 1;
+    Refusals => "conformance.refusals.probe.v1";
     /// For `refusals_are_dead_lettered`: the same event one major later.
-    RefusalsV2 => "conformance.refusals.probe.v2", 2;
+    RefusalsV2 => "conformance.refusals.probe.v2";
     /// For `foreign_messages_are_dead_lettered`.
-    Foreign => "conformance.foreign.probe.v1", 1;
+    Foreign => "conformance.foreign.probe.v1";
     /// For `retry_then_success`.
-    RetryThenSuccess => "conformance.retry_then_success.probe.v1", 1;
+    RetryThenSuccess => "conformance.retry_then_success.probe.v1";
     /// For `handler_panic_is_isolated`.
-    HandlerPanic => "conformance.handler_panic.probe.v1", 1;
+    HandlerPanic => "conformance.handler_panic.probe.v1";
     /// For `handler_timeout`.
-    HandlerTimeout => "conformance.handler_timeout.probe.v1", 1;
+    HandlerTimeout => "conformance.handler_timeout.probe.v1";
     /// For `concurrency_limit`.
-    Concurrency => "conformance.concurrency.probe.v1", 1;
+    Concurrency => "conformance.concurrency.probe.v1";
     /// For `graceful_shutdown`.
-    Shutdown => "conformance.shutdown.probe.v1", 1;
+    Shutdown => "conformance.shutdown.probe.v1";
     /// For `dedup_by_event_id`.
-    Dedup => "conformance.dedup.probe.v1", 1;
+    Dedup => "conformance.dedup.probe.v1";
     /// For `close_and_resubscribe`.
-    Resubscribe => "conformance.resubscribe.probe.v1", 1;
+    Resubscribe => "conformance.resubscribe.probe.v1";
     /// For `broker_restart`.
-    Restart => "conformance.restart.probe.v1", 1;
+    Restart => "conformance.restart.probe.v1";
 }
 
 /// An id unique to this process and call: lower-case letters and digits, so it fits inside a

@@ -218,7 +218,7 @@ pub async fn broker_restart(factory: &impl BrokerFactory) -> Outcome {
         };
         loop {
             match bus.publish_with(&event).correlation_id(&run).await {
-                Ok(()) => break,
+                Ok(_) => break,
                 Err(e) if tokio::time::Instant::now() >= deadline => {
                     panic!("broker_restart: publishing after the restart: {e}")
                 }

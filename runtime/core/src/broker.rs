@@ -209,6 +209,67 @@ pub struct Capabilities {
     pub publish_dedup: bool,
 }
 
+/// What a broker said when it confirmed a publish.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confirmation {
+    /// Where the broker keeps the message, on brokers that say.
+    pub position: Option<Position>,
+    /// The broker recognised the event id and dropped this publish as a duplicate of one it
+    /// holds (brokers with [`Capabilities::publish_dedup`]).
+    pub duplicate: bool,
+}
+
+impl Confirmation {
+    /// A confirmation that says nothing but that the broker holds the message.
+    pub const fn held() -> Confirmation {
+        Confirmation {
+            position: None,
+            duplicate: false,
+        }
+    }
+
+    /// A confirmation of a message kept at `position`.
+    pub const fn at(position: Position) -> Confirmation {
+        Confirmation {
+            position: Some(position),
+            duplicate: false,
+        }
+    }
+}
+
+/// Where a broker keeps a published message, in its own terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Position {
+    /// A sequence number in a stream (NATS JetStream).
+    Sequence {
+        /// The stream.
+        stream: String,
+        /// The message's sequence number in it.
+        sequence: u64,
+    },
+    /// An offset in a partition (Kafka).
+    Offset {
+        /// The partition.
+        partition: i32,
+        /// The message's offset in it.
+        offset: i64,
+    },
+    /// An entry id (Redis Streams).
+    Entry(String),
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::Sequence { stream, sequence } => write!(f, "{stream} #{sequence}"),
+            Position::Offset { partition, offset } => {
+                write!(f, "partition {partition} offset {offset}")
+            }
+            Position::Entry(id) => write!(f, "entry {id}"),
+        }
+    }
+}
+
 /// A transport failure, naming the broker and its address (credentials redacted).
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -279,7 +340,7 @@ pub trait Broker: Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities;
 
     /// Publishes and returns once the broker confirmed it holds the message.
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError>;
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError>;
 
     /// Publishes without waiting, when the broker can confirm at once (an in-process broker
     /// with room): `Ok` with the result, or `Err` with the message back, meaning call
@@ -289,7 +350,7 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         topic: &Topic,
         message: Message,
-    ) -> Result<Result<(), BrokerError>, Message> {
+    ) -> Result<Result<Confirmation, BrokerError>, Message> {
         let _ = topic;
         Err(message)
     }

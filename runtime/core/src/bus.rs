@@ -7,11 +7,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::broker::memory::MemoryBroker;
-use crate::broker::{Broker, BrokerError, Message};
+use crate::broker::{Broker, BrokerError, Confirmation, Message};
 use crate::codec::{Codec, CodecError};
 use crate::deadline;
 use crate::envelope::Envelope;
 use crate::event::Event;
+use crate::id::EventId;
+use crate::receipt::Receipt;
 use crate::schema::data_schema;
 use crate::topic::{Topic, TopicError};
 
@@ -115,22 +117,24 @@ impl Bus {
         &self.broker
     }
 
-    /// Publishes `event` to its topic and waits for the broker's confirmation.
-    pub async fn publish<E: Event>(&self, event: &E) -> Result<(), PublishError> {
+    /// Publishes `event` to its topic and waits for the broker's confirmation; the receipt
+    /// carries the event's id.
+    pub async fn publish<E: Event>(&self, event: &E) -> Result<Receipt, PublishError> {
         // Checked on every publish, before anything else: a topic that breaks the rule never
         // reaches a broker.
         let topic = Topic::of::<E>()?;
         // In a block, so the message is not kept in this future's state across the wait.
         let publish = {
             let message = self.message(event, PublishOptions::default())?;
+            let id = message.envelope.id.clone();
             match self.broker.try_publish(&topic, message) {
                 Ok(confirmed) => {
                     // Confirmed without waiting: count it against the task's budget like any
                     // tokio resource, so a publishing loop lets other tasks run.
                     tokio::task::consume_budget().await;
-                    return Ok(confirmed?);
+                    return Ok(Receipt::new(id, confirmed?));
                 }
-                Err(message) => self.broker.publish(&topic, message),
+                Err(message) => (id, self.broker.publish(&topic, message)),
             }
         };
         confirm(&topic, publish, self.publish_timeout).await
@@ -174,15 +178,19 @@ impl Bus {
     }
 }
 
-/// Waits for the broker's confirmation of `publish`. Only the broker's (boxed) future and the
+/// A broker's publish in flight.
+type BrokerPublish<'a> =
+    Pin<Box<dyn Future<Output = Result<Confirmation, BrokerError>> + Send + 'a>>;
+
+/// Waits for the broker's confirmation of `publish`, the event `id`. Only the broker's (boxed) future and the
 /// timer live across the wait, not the message, which keeps every publish's future small.
 async fn confirm(
     topic: &Topic,
-    mut publish: Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send + '_>>,
+    (id, mut publish): (EventId, BrokerPublish<'_>),
     timeout: Duration,
-) -> Result<(), PublishError> {
+) -> Result<Receipt, PublishError> {
     match deadline::within(timeout, publish.as_mut()).await {
-        Ok(confirmed) => Ok(confirmed?),
+        Ok(confirmed) => Ok(Receipt::new(id, confirmed?)),
         Err(_) => Err(PublishError::Timeout {
             topic: topic.clone(),
             after: timeout,
@@ -248,7 +256,7 @@ impl<E: Event> Publish<'_, E> {
 }
 
 impl<'a, E: Event> IntoFuture for Publish<'a, E> {
-    type Output = Result<(), PublishError>;
+    type Output = Result<Receipt, PublishError>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
@@ -257,7 +265,10 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
             let topic = Topic::of::<E>()?;
             let publish = {
                 let message = self.bus.message(self.event, self.options)?;
-                self.bus.broker.publish(&topic, message)
+                (
+                    message.envelope.id.clone(),
+                    self.bus.broker.publish(&topic, message),
+                )
             };
             confirm(&topic, publish, timeout).await
         })

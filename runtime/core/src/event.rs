@@ -1,5 +1,7 @@
 //! The contract an event type fulfils.
 
+use tidings_contract::validate_topic;
+
 use crate::codec::Codec;
 
 /// A type that travels as an event: a topic, a major version, a schema name and a codec.
@@ -10,16 +12,37 @@ use crate::codec::Codec;
 pub trait Event: Sized + Send + Sync + 'static {
     /// The topic, `events.order.created.v1`; its last segment is the version.
     const TOPIC: &'static str;
-    /// The major version, the number in the topic's last segment.
-    const VERSION: u32;
+    /// The major version, the number in the topic's last segment. It follows from
+    /// [`Event::TOPIC`]: leave it out. An implementation that sets it to anything else does not
+    /// build once the event is published or subscribed (0 for a topic that breaks the rule,
+    /// which the runtime refuses anyway).
+    const VERSION: u32 = major_of(Self::TOPIC);
     /// The full schema name, `events.order.v1.Created` for a protobuf message.
     const SCHEMA: &'static str;
     /// How the event is written when published, and which content types it can be read from.
     type Codec: Codec<Self>;
 
+    /// Fails the build of an implementation whose [`Event::VERSION`] is not its topic's.
+    /// Evaluated by [`Topic::of`](crate::Topic::of), which every publish and subscribe goes
+    /// through; not to be set.
+    #[doc(hidden)]
+    const VERSION_FOLLOWS_TOPIC: () = assert!(
+        Self::VERSION == major_of(Self::TOPIC),
+        "Event::VERSION differs from the version Event::TOPIC ends in; leave VERSION out: it \
+         follows from TOPIC"
+    );
+
     /// The partition key: events with the same key keep their order where the broker promises
     /// order per key. `None` by default; a publish option can set one as well.
     fn key(&self) -> Option<String> {
         None
+    }
+}
+
+/// The major version `topic` ends in, or 0 when it breaks the topic rule.
+const fn major_of(topic: &str) -> u32 {
+    match validate_topic(topic) {
+        Ok(version) => version.major,
+        Err(_) => 0,
     }
 }

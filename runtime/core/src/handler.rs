@@ -12,24 +12,44 @@ use crate::event::Event;
 /// Handles the events of one subscription.
 ///
 /// Returning `Ok` acks the delivery; an error, a panic or a timeout counts as a failed attempt
-/// (retried with backoff, then dead-lettered). Any async closure
-/// `Fn(Received<E>) -> impl Future<Output = Result<(), Err>>` with `Err: Into<HandlerError>` is a
-/// handler; implement the trait on a type of your own to hold state.
+/// (retried with backoff, then dead-lettered), and a [permanent](HandlerError::permanent) error
+/// dead-letters the event at once. Any async closure `Fn(Received<E>) -> impl Future` whose
+/// output is `()` or `Result<(), Err>` with `Err: Into<HandlerError>` is a handler (see
+/// [`IntoHandlerResult`]); implement the trait on a type of your own to hold state.
 pub trait Handler<E: Event>: Send + Sync + 'static {
     /// Handles one event.
     fn handle(&self, event: Received<E>) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
-impl<E, F, Fut, Err> Handler<E> for F
+impl<E, F, Fut> Handler<E> for F
 where
     E: Event,
     F: Fn(Received<E>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Err>> + Send,
-    Err: Into<HandlerError>,
+    Fut: Future<Output: IntoHandlerResult> + Send,
 {
     fn handle(&self, event: Received<E>) -> impl Future<Output = Result<(), HandlerError>> + Send {
         let fut = self(event);
-        async move { fut.await.map_err(Into::into) }
+        async move { fut.await.into_handler_result() }
+    }
+}
+
+/// What a handler closure may return: `()` (the event was handled), or `Result<(), E>` for any
+/// error type that converts into a [`HandlerError`] (every `std::error::Error`, `String`,
+/// `&str`, `anyhow::Error`...).
+pub trait IntoHandlerResult {
+    /// The result the subscription acts on.
+    fn into_handler_result(self) -> Result<(), HandlerError>;
+}
+
+impl IntoHandlerResult for () {
+    fn into_handler_result(self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+impl<Err: Into<HandlerError>> IntoHandlerResult for Result<(), Err> {
+    fn into_handler_result(self) -> Result<(), HandlerError> {
+        self.map_err(Into::into)
     }
 }
 
@@ -85,28 +105,49 @@ impl<E> Deref for Received<E> {
     }
 }
 
-/// Why a handler failed: any error type converts into it with `?`.
+/// Why a handler failed: any error type converts into it with `?`, as a failure worth retrying.
+/// [`HandlerError::permanent`] marks one that no retry can fix.
 ///
 /// It does not implement [`Error`] itself, so that every error type can convert into it.
-pub struct HandlerError(Box<dyn Error + Send + Sync>);
+pub struct HandlerError {
+    error: Box<dyn Error + Send + Sync>,
+    permanent: bool,
+}
 
 impl HandlerError {
+    /// A failure no retry can fix (an event that fails validation, say): the event is
+    /// dead-lettered at once with this error as its reason, after one attempt.
+    pub fn permanent(error: impl Into<Box<dyn Error + Send + Sync>>) -> HandlerError {
+        HandlerError {
+            error: error.into(),
+            permanent: true,
+        }
+    }
+
+    /// Whether this failure is [permanent](HandlerError::permanent).
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
     /// The error the handler returned.
     pub fn into_inner(self) -> Box<dyn Error + Send + Sync> {
-        self.0
+        self.error
     }
 }
 
 impl<T: Into<Box<dyn Error + Send + Sync>>> From<T> for HandlerError {
     fn from(error: T) -> Self {
-        HandlerError(error.into())
+        HandlerError {
+            error: error.into(),
+            permanent: false,
+        }
     }
 }
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)?;
-        let mut source = self.0.source();
+        fmt::Display::fmt(&self.error, f)?;
+        let mut source = self.error.source();
         while let Some(cause) = source {
             write!(f, ": {cause}")?;
             source = cause.source();
@@ -117,6 +158,9 @@ impl fmt::Display for HandlerError {
 
 impl fmt::Debug for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        f.debug_struct("HandlerError")
+            .field("error", &self.error)
+            .field("permanent", &self.permanent)
+            .finish()
     }
 }

@@ -25,29 +25,33 @@ mod event;
 mod handler;
 mod id;
 mod include;
+mod receipt;
 mod receive;
 mod retry;
 mod schema;
 mod subscription;
+mod subscriptions;
 pub mod topic;
 
 pub use broker::memory::{MemoryBroker, MemoryLimits};
-pub use broker::{Broker, BrokerError, Capabilities, StartFrom};
+pub use broker::{Broker, BrokerError, Capabilities, Confirmation, Position, StartFrom};
 pub use bus::{Bus, DEFAULT_PUBLISH_TIMEOUT, Publish, PublishError};
 pub use codec::CodecError;
 pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
 pub use dedup::{DedupError, DedupStore, MemoryDedup};
 pub use envelope::Envelope;
 pub use event::Event;
-pub use handler::{Handler, HandlerError, Received};
+pub use handler::{Handler, HandlerError, IntoHandlerResult, Received};
 pub use id::EventId;
 /// The protobuf well-known types (`Timestamp`, `Duration`, `Any`...) that generated events use.
 pub use prost_types as well_known;
+pub use receipt::Receipt;
 pub use receive::{Refusal, decode};
 pub use retry::RetryPolicy;
 pub use subscription::{
     DEFAULT_HANDLER_TIMEOUT, SubscribeBuilder, SubscribeError, SubscribeOptions, Subscription,
 };
+pub use subscriptions::Subscriptions;
 pub use topic::{Topic, TopicError};
 
 /// Re-exports used by code that `#[derive(Event)]` and the code generator emit; not a stable API.

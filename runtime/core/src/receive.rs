@@ -137,7 +137,6 @@ mod tests {
 
     impl Event for Shipped {
         const TOPIC: &'static str = "events.order.shipped.v1";
-        const VERSION: u32 = 1;
         const SCHEMA: &'static str = "events.order.v1.Shipped";
         type Codec = ProtobufOrJson;
     }
@@ -150,7 +149,6 @@ mod tests {
 
     impl Event for ShippedBinary {
         const TOPIC: &'static str = "events.order.shipped.v1";
-        const VERSION: u32 = 1;
         const SCHEMA: &'static str = "events.order.v1.Shipped";
         type Codec = Protobuf;
     }

@@ -550,7 +550,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         if self.retry.exhausted(attempt) {
             return self.dead_letter(acker, reason, attempt).await;
         }
-        let delay = self.retry.delay_after(attempt);
+        let delay = self.retry.jittered_delay_after(attempt);
         if self.broker_delays {
             let _ = acker.nack(Nack::Retry(delay)).await;
         } else {

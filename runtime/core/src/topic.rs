@@ -30,6 +30,8 @@ impl Topic {
 
     /// The topic of event type `E`, checked.
     pub fn of<E: crate::Event>() -> Result<Self, TopicError> {
+        // A VERSION set by hand that disagrees with the topic stops the build here.
+        const { E::VERSION_FOLLOWS_TOPIC };
         // The same check as `Topic::new`, evaluated once per event type at compile time.
         match const { validate_topic(E::TOPIC) } {
             Ok(version) => Ok(Topic {

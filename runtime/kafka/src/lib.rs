@@ -57,7 +57,8 @@ use rdkafka::util::Timeout;
 use tidings_core::adapter::lock;
 use tidings_core::adapter::{address_from_env, redact};
 use tidings_core::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+    Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, Position,
+    SubscribeRequest,
 };
 use tidings_core::topic::Topic;
 
@@ -308,7 +309,7 @@ impl Broker for KafkaBroker {
         }
     }
 
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         self.inner.ensure_topic(topic).await?;
         let headers = binding::headers(&message.envelope);
         let key = message.envelope.partition_key.as_deref();
@@ -361,7 +362,7 @@ impl Inner {
         key: Option<&[u8]>,
         headers: rdkafka::message::OwnedHeaders,
         value: &[u8],
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Confirmation, BrokerError> {
         let mut record = FutureRecord::<[u8], [u8]>::to(topic.as_str())
             .payload(value)
             .headers(headers);
@@ -373,7 +374,10 @@ impl Inner {
             .send(record, Timeout::After(self.config.timeout))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(delivery) => Ok(Confirmation::at(Position::Offset {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            })),
             Err((e, _)) => Err(self.error(&e, || format!("publish to {topic}"))),
         }
     }

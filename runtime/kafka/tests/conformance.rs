@@ -71,7 +71,6 @@ struct Keyed {
 
 impl Event for Keyed {
     const TOPIC: &'static str = "kafka.keyed.probe.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "tidings.kafka.v1.Keyed";
     type Codec = Protobuf;
     fn key(&self) -> Option<String> {

@@ -48,7 +48,7 @@ use rumqttc::v5::MqttOptions;
 use tidings_core::EventId;
 use tidings_core::adapter::{address_from_env, redact};
 use tidings_core::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+    Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, SubscribeRequest,
 };
 use tidings_core::topic::Topic;
 
@@ -267,12 +267,13 @@ impl Broker for MqttBroker {
         }
     }
 
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         let properties = binding::properties(&message);
         self.inner
             .publisher
             .publish(&topic_path(topic), message.data, properties)
             .await
+            .map(|()| Confirmation::held())
     }
 
     async fn subscribe(

@@ -18,8 +18,8 @@ use super::{NAME, Shared, binding};
 use tidings_core::adapter::Backoff;
 use tidings_core::adapter::lock;
 use tidings_core::broker::{
-    Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Message, Nack, StartFrom,
-    SubscribeRequest,
+    Acker, BrokerError, Confirmation, DeadLetter, Delivery, DeliveryStream, Message, Nack,
+    Position, StartFrom, SubscribeRequest,
 };
 use tidings_core::envelope::attr;
 use tidings_core::topic::Topic;
@@ -108,7 +108,7 @@ pub(super) async fn publish(
     shared: &Shared,
     topic: &Topic,
     message: Message,
-) -> Result<(), BrokerError> {
+) -> Result<Confirmation, BrokerError> {
     let headers = binding::headers(&message.envelope, &[]);
     store(
         shared,
@@ -121,14 +121,14 @@ pub(super) async fn publish(
 }
 
 /// Publishes `data` with `headers` to the stream of `subject`, deduplicated by `id`, and waits
-/// until the server stored it.
+/// until the server stored it, or said it holds one of the same id already.
 async fn store(
     shared: &Shared,
     subject: &str,
     headers: HeaderMap,
     data: Bytes,
     id: &str,
-) -> Result<(), BrokerError> {
+) -> Result<Confirmation, BrokerError> {
     stream_for(shared, subject).await?;
     let publish = PublishMessage::build()
         .payload(data)
@@ -143,13 +143,21 @@ async fn store(
         Ok(ack) => ack.await,
         Err(e) => Err(e),
     };
-    stored.map(drop).map_err(|e| {
-        if e.kind() == PublishErrorKind::StreamNotFound {
-            // Deleted behind our back: the next publish makes it again.
-            streams_mut(shared).remove(subject);
-        }
-        shared.failure(format_args!("publish to {subject}"), e)
-    })
+    stored
+        .map(|ack| Confirmation {
+            position: Some(Position::Sequence {
+                stream: ack.stream,
+                sequence: ack.sequence,
+            }),
+            duplicate: ack.duplicate,
+        })
+        .map_err(|e| {
+            if e.kind() == PublishErrorKind::StreamNotFound {
+                // Deleted behind our back: the next publish makes it again.
+                streams_mut(shared).remove(subject);
+            }
+            shared.failure(format_args!("publish to {subject}"), e)
+        })
 }
 
 pub(super) async fn subscribe(

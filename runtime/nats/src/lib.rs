@@ -42,7 +42,7 @@ pub use config::{CA_FILE_ENV, DEFAULT_URL, NatsConfig, NatsMode, URL_ENV};
 
 use tidings_core::adapter::redact;
 use tidings_core::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+    Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, SubscribeRequest,
 };
 use tidings_core::topic::Topic;
 
@@ -203,10 +203,12 @@ impl Broker for NatsBroker {
         }
     }
 
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         match self.shared.config.mode {
             NatsMode::JetStream => jetstream::publish(&self.shared, topic, message).await,
-            NatsMode::Core => core_nats::publish(&self.shared, topic, message).await,
+            NatsMode::Core => core_nats::publish(&self.shared, topic, message)
+                .await
+                .map(|()| Confirmation::held()),
         }
     }
 

@@ -33,14 +33,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 pub use config::{DEFAULT_URL, RabbitConfig, URL_ENV};
 
 use tidings_core::adapter::lock;
 use tidings_core::adapter::redact;
 use tidings_core::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+    Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, SubscribeRequest,
 };
 use tidings_core::topic::Topic;
 
@@ -199,9 +199,9 @@ impl Shared {
         ));
         let confirm = send.await.map_err(|e| self.failure(operation(), e))?;
         match confirm.await.map_err(|e| self.failure(operation(), e))? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(true),
-            Confirmation::Ack(Some(_)) => Ok(false),
-            Confirmation::Nack(_) => Err(self.rejected(
+            lapin::Confirmation::Ack(None) | lapin::Confirmation::NotRequested => Ok(true),
+            lapin::Confirmation::Ack(Some(_)) => Ok(false),
+            lapin::Confirmation::Nack(_) => Err(self.rejected(
                 operation(),
                 "the broker could not take the message (a queue limit, or a disk or memory alarm)",
             )),
@@ -279,7 +279,7 @@ impl Broker for RabbitBroker {
         }
     }
 
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         self.shared
             .publish(
                 &self.shared.config.exchange,
@@ -289,7 +289,7 @@ impl Broker for RabbitBroker {
                 || binding::properties(&message.envelope),
             )
             .await
-            .map(drop)
+            .map(|_| Confirmation::held())
     }
 
     async fn subscribe(

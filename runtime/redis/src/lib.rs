@@ -49,7 +49,8 @@ use redis::{Client, RedisError};
 
 use tidings_core::adapter::{address_from_env, redact};
 use tidings_core::broker::{
-    Broker, BrokerError, Capabilities, DeliveryStream, Message, SubscribeRequest,
+    Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, Position,
+    SubscribeRequest,
 };
 use tidings_core::topic::Topic;
 
@@ -221,14 +222,14 @@ impl Broker for RedisBroker {
         }
     }
 
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         let fields = fields::encode(&message);
         let mut commands = self.inner.commands.clone();
-        let _id: String = xadd(topic.as_str(), self.inner.config.max_len, &fields)
+        let entry: String = xadd(topic.as_str(), self.inner.config.max_len, &fields)
             .query_async(&mut commands)
             .await
             .map_err(|e| self.inner.error(&e, || format!("publish to {topic}")))?;
-        Ok(())
+        Ok(Confirmation::at(Position::Entry(entry)))
     }
 
     async fn subscribe(

@@ -20,8 +20,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    Acker, Broker, BrokerError, Capabilities, DeadLetter, Delivery, DeliveryStream, Message, Nack,
-    StartFrom, SubscribeRequest,
+    Acker, Broker, BrokerError, Capabilities, Confirmation, DeadLetter, Delivery, DeliveryStream,
+    Message, Nack, StartFrom, SubscribeRequest,
 };
 use crate::adapter::lock;
 use crate::topic::Topic;
@@ -452,19 +452,20 @@ impl Broker for MemoryBroker {
         &self,
         topic: &Topic,
         message: Message,
-    ) -> Result<Result<(), BrokerError>, Message> {
+    ) -> Result<Result<Confirmation, BrokerError>, Message> {
         match self.inner.try_publish(topic, message) {
-            Ok(()) => Ok(Ok(())),
+            Ok(()) => Ok(Ok(Confirmation::held())),
             Err((_, message)) => Err(message),
         }
     }
 
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         match self.inner.try_publish(topic, message) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Confirmation::held()),
             // Boxed: waiting is the rare case, and its state would weigh on every publish.
             Err((full, message)) => {
-                Box::pin(self.inner.publish_when_room(topic, message, full)).await
+                Box::pin(self.inner.publish_when_room(topic, message, full)).await?;
+                Ok(Confirmation::held())
             }
         }
     }

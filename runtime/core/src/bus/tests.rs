@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use crate::broker::{DeliveryStream, Message, SubscribeRequest};
 use crate::topic::VersionError;
 use crate::{
-    Broker, BrokerError, Bus, Capabilities, Event, HandlerError, MemoryBroker, Protobuf,
-    PublishError, Received, SubscribeError, Topic, TopicError,
+    Broker, BrokerError, Bus, Capabilities, Confirmation, Event, HandlerError, MemoryBroker,
+    Protobuf, PublishError, Received, SubscribeError, Topic, TopicError,
 };
 
 /// A `MemoryBroker` that counts the calls it gets.
@@ -40,7 +40,7 @@ impl Broker for Recording {
         self.inner.capabilities()
     }
 
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<(), BrokerError> {
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         self.record();
         self.inner.publish(topic, message).await
     }
@@ -49,7 +49,7 @@ impl Broker for Recording {
         &self,
         topic: &Topic,
         message: Message,
-    ) -> Result<Result<(), BrokerError>, Message> {
+    ) -> Result<Result<Confirmation, BrokerError>, Message> {
         self.record();
         self.inner.try_publish(topic, message)
     }
@@ -103,7 +103,6 @@ macro_rules! events {
 
         impl Event for $name {
             const TOPIC: &'static str = $topic;
-            const VERSION: u32 = 1;
             const SCHEMA: &'static str = "tests.v1.Probe";
             type Codec = Protobuf;
         }

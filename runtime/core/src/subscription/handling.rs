@@ -111,6 +111,15 @@ where
                     .as_mut()
                     .map_or(Poll::Ready(()), |r| r.as_mut().poll(cx));
             }
+            Ok(Poll::Ready(Err(error))) if error.is_permanent() => {
+                // No retry can fix it: straight to the dead letters, after this one attempt.
+                this.future.set(None);
+                let acker = this.acker.take().expect("settled once");
+                let reason = format!("handler refused the event for good: {error}");
+                let rest: Rest<'a> =
+                    Box::pin(this.consumer.dead_letter(acker, reason, *this.attempt));
+                return this.rest.insert(rest).as_mut().poll(cx);
+            }
             Ok(Poll::Ready(Err(error))) => format!("handler failed: {error}"),
             Err(panic) => format!("handler panicked: {}", panic_message(&*panic)),
             Ok(Poll::Pending) => {

@@ -24,7 +24,6 @@ struct Step {
 
 impl Event for Step {
     const TOPIC: &'static str = "tests.consumer.step.v1";
-    const VERSION: u32 = 1;
     const SCHEMA: &'static str = "tests.consumer.v1.Step";
     type Codec = Protobuf;
 }
@@ -125,8 +124,8 @@ impl Broker for Failing {
         MemoryBroker::new().capabilities()
     }
 
-    async fn publish(&self, _: &Topic, _: Message) -> Result<(), BrokerError> {
-        Ok(())
+    async fn publish(&self, _: &Topic, _: Message) -> Result<crate::Confirmation, BrokerError> {
+        Ok(crate::Confirmation::held())
     }
 
     async fn subscribe(

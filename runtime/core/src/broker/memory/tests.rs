@@ -11,7 +11,7 @@ use super::{MemoryBroker, MemoryLimits};
 use crate::broker::{
     Broker, BrokerError, Delivery, DeliveryStream, Message, Nack, StartFrom, SubscribeRequest,
 };
-use crate::{ContentType, Envelope, Topic};
+use crate::{Confirmation, ContentType, Envelope, Topic};
 
 fn topic() -> Topic {
     Topic::new("tests.memory.probe.v1").unwrap()
@@ -82,7 +82,7 @@ async fn full_queue() -> (MemoryBroker, Box<dyn DeliveryStream>) {
 fn publish_in_background(
     broker: &MemoryBroker,
     n: u8,
-) -> tokio::task::JoinHandle<Result<(), BrokerError>> {
+) -> tokio::task::JoinHandle<Result<Confirmation, BrokerError>> {
     let broker = broker.clone();
     tokio::spawn(async move { broker.publish(&topic(), message(n)).await })
 }
