@@ -3,6 +3,8 @@
 
 tidings::include_events!();
 
+pub mod services;
+
 use events::order::{v1, v2};
 
 /// Upcasts an order placed under v1 to v2: two majors are two types, and a service that moves
