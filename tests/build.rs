@@ -8,14 +8,25 @@ fn main() {
 mod corpus;
 
 /// Generates the code the codegen tests include: the shop's schemas through the build-script
-/// entry point exactly as a user's `build.rs` calls it (into `$OUT_DIR/tidings`), the JSON
-/// mapping schemas of `proto/`, and a 100-file corpus written here.
+/// entry point exactly as a user's `build.rs` calls it (into `$OUT_DIR/tidings`), and again with
+/// each default of the handler methods (into `$OUT_DIR/ignore` and `$OUT_DIR/dead_letter`), the
+/// JSON mapping schemas of `proto/`, and a 100-file corpus written here.
 fn generate_events() {
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("Cargo sets OUT_DIR"));
     // The generator's errors print as diagnostics with `Debug` too.
     tidings_codegen::configure()
         .compile("../schemas")
         .expect("the shop's schemas compile");
+    for (dir, default) in [
+        ("ignore", tidings_codegen::HandlerDefault::Ignore),
+        ("dead_letter", tidings_codegen::HandlerDefault::DeadLetter),
+    ] {
+        tidings_codegen::configure()
+            .handler_defaults(default)
+            .out_dir(out.join(dir))
+            .compile("../schemas")
+            .expect("the shop's schemas compile with handler defaults");
+    }
     let mapping = tidings_codegen::configure().out_dir(out.join("mapping"));
     mapping
         .compile("proto")

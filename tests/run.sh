@@ -120,8 +120,8 @@ case "${1:-test}" in
     ;;
   test)
     setup
-    log "cargo test --workspace --all-features --tests -- --include-ignored"
-    cargo test --workspace --all-features --tests -- --include-ignored
+    log "cargo test --workspace --all-features --no-fail-fast --tests -- --include-ignored"
+    cargo test --workspace --all-features --no-fail-fast --tests -- --include-ignored
     log "cargo test --workspace --all-features --doc"
     cargo test --workspace --all-features --doc
     ;;

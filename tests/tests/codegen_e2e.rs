@@ -371,3 +371,56 @@ fn every_event_type_reads_back_from_the_canonical_json_it_writes() {
         ..Default::default()
     });
 }
+
+#[tokio::test]
+async fn a_package_subscription_stops_every_event_of_the_package_on_shutdown() {
+    let bus = Bus::memory();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The probe's sender is the only one: the channel closes once every handler is dropped.
+    let probe = Probe {
+        name: "payments",
+        seen: tx,
+    };
+    let subscriptions = payment::v1::subscribe(&bus, probe, SubscribeOptions::default())
+        .await
+        .unwrap();
+    let topics: Vec<&str> = subscriptions.iter().map(|s| s.topic().as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            payment::v1::Authorized::TOPIC,
+            payment::v1::Captured::TOPIC,
+            payment::v1::Failed::TOPIC,
+        ],
+        "one subscription per event of the package"
+    );
+    assert!(subscriptions.iter().all(Subscription::is_running));
+
+    // Every one of them runs.
+    publish_one_of_each(&bus).await;
+    let mut received: Vec<&str> = receive(&mut rx, 3)
+        .await
+        .into_iter()
+        .map(|(_, topic, _)| topic)
+        .collect();
+    received.sort_unstable();
+    assert_eq!(
+        received,
+        [
+            payment::v1::Authorized::TOPIC,
+            payment::v1::Captured::TOPIC,
+            payment::v1::Failed::TOPIC,
+        ]
+    );
+
+    subscriptions.shutdown().await;
+    publish_one_of_each(&bus).await;
+    // Every consumer ended and dropped the handler, and none had an event published after the
+    // shutdown.
+    let after = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(
+        after.expect("the handler is dropped once every subscription stopped"),
+        None,
+        "a handler ran after the shutdown"
+    );
+}

@@ -1,5 +1,7 @@
-//! The conformance suite on the in-process broker, as it is and as a broker that cannot delay a
-//! redelivery (so the typed layer waits out each backoff itself before it nacks).
+//! The conformance suite on the in-process broker, as it is, as a broker that cannot delay a
+//! redelivery (so the typed layer waits out each backoff itself before it nacks), and as a broker
+//! without consumer groups (so the cases that need them are excluded by its capabilities, as an
+//! adapter outside this repository would see them).
 
 use std::sync::Arc;
 
@@ -74,5 +76,82 @@ mod without_nack_delay {
     tidings_conformance::conformance_tests!(
         Factory(NoNackDelay::default()),
         not_promised[broker_restart, foreign_messages_are_dead_lettered]
+    );
+}
+
+mod without_groups {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use tidings::broker::{DeliveryStream, Message, SubscribeRequest};
+    use tidings::{Broker, BrokerError, Capabilities, Confirmation, MemoryBroker, Topic};
+    use tidings_conformance::BrokerFactory;
+
+    /// The in-process broker, declaring that it has no consumer groups and refusing to join one.
+    #[derive(Clone, Default)]
+    struct NoGroups(MemoryBroker);
+
+    #[async_trait]
+    impl Broker for NoGroups {
+        fn name(&self) -> &'static str {
+            "memory-without-groups"
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                groups: false,
+                ..self.0.capabilities()
+            }
+        }
+
+        async fn publish(
+            &self,
+            topic: &Topic,
+            message: Message,
+        ) -> Result<Confirmation, BrokerError> {
+            self.0.publish(topic, message).await
+        }
+
+        fn try_publish(
+            &self,
+            topic: &Topic,
+            message: Message,
+        ) -> Result<Result<Confirmation, BrokerError>, Message> {
+            self.0.try_publish(topic, message)
+        }
+
+        async fn subscribe(
+            &self,
+            request: SubscribeRequest,
+        ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+            if request.group.is_some() {
+                return Err(BrokerError::Unsupported {
+                    broker: self.name(),
+                    what: "consumer groups",
+                });
+            }
+            self.0.subscribe(request).await
+        }
+    }
+
+    struct Factory(NoGroups);
+
+    impl BrokerFactory for Factory {
+        async fn connect(&self) -> Result<Arc<dyn Broker>, BrokerError> {
+            Ok(Arc::new(self.0.clone()))
+        }
+    }
+
+    tidings_conformance::conformance_tests!(
+        Factory(NoGroups::default()),
+        // Without groups: `groups` itself, and the cases that need a group to redeliver to or to
+        // rejoin. Then what the in-process broker never promises.
+        not_promised[
+            groups,
+            redelivery_after_consumer_dies,
+            close_and_resubscribe,
+            broker_restart,
+            foreign_messages_are_dead_lettered
+        ]
     );
 }

@@ -143,7 +143,11 @@ mod tests {
                     wait >= least && wait <= (least * 2).min(Duration::from_millis(1000)),
                     "seed {seed}, attempt {attempt}: {wait:?} is outside [{least:?}, 2x] capped"
                 );
-                assert_eq!(wait, seeded.jittered_delay_after(attempt), "seeded: repeatable");
+                assert_eq!(
+                    wait,
+                    seeded.jittered_delay_after(attempt),
+                    "seeded: repeatable"
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Invalid topics are refused by `Bus::publish` and `Bus::subscribe` before anything reaches a
-//! broker: a broker that records every call must see none.
+//! broker: a broker that records every call must see none. And a publish's receipt names the id
+//! the subscriber receives.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -271,4 +272,117 @@ async fn a_topic_without_room_for_its_dead_letter_topic_is_refused_at_subscribe(
     assert_eq!(broker.calls(), 0, "nothing was asked of the broker");
     // Publishing it is fine: nothing is dead-lettered on that side.
     bus.publish(&NoRoomForDeadLetters::default()).await.unwrap();
+}
+
+/// A `MemoryBroker` that cannot confirm without waiting: every publish goes through
+/// `Broker::publish` and the bus's wait for the confirmation, not the `try_publish` shortcut.
+#[derive(Clone, Default)]
+struct WaitsToConfirm(MemoryBroker);
+
+#[async_trait]
+impl Broker for WaitsToConfirm {
+    fn name(&self) -> &'static str {
+        "waits-to-confirm"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
+        self.0.publish(topic, message).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        self.0.subscribe(request).await
+    }
+}
+
+/// Publishes one event plainly and one with a key, and checks that each receipt names the id the
+/// handler receives and says nothing the in-process broker does not say.
+async fn receipts_name_the_received_ids(bus: Bus) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // A handler that returns `()`.
+    let handler = move |event: Received<Valid>| {
+        let tx = tx.clone();
+        async move {
+            let (event, envelope) = event.into_parts();
+            let _ = tx.send((event.note, envelope));
+        }
+    };
+    let sub = bus.subscribe(handler).await.unwrap();
+    let plain = bus
+        .publish(&Valid {
+            note: "plain".into(),
+        })
+        .await
+        .unwrap();
+    let keyed = bus
+        .publish_with(&Valid {
+            note: "keyed".into(),
+        })
+        .key("order-7")
+        .await
+        .unwrap();
+    assert_ne!(plain.id(), keyed.id(), "each publish has an id of its own");
+
+    let mut received = std::collections::BTreeMap::new();
+    while received.len() < 2 {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await;
+        let (note, envelope) = next
+            .expect("both events are received within 5 s")
+            .expect("the handler is running");
+        assert!(
+            received.insert(note, envelope).is_none(),
+            "an event was received twice"
+        );
+    }
+    sub.shutdown().await;
+
+    let plain_envelope = &received["plain"];
+    assert_eq!(plain.id(), &plain_envelope.id);
+    assert_eq!(plain_envelope.partition_key, None);
+    let keyed_envelope = &received["keyed"];
+    assert_eq!(keyed.id(), &keyed_envelope.id);
+    assert_eq!(keyed_envelope.partition_key.as_deref(), Some("order-7"));
+    for receipt in [&plain, &keyed] {
+        assert_eq!(
+            receipt.position(),
+            None,
+            "the in-process broker has no positions"
+        );
+        assert!(
+            !receipt.duplicate(),
+            "the in-process broker drops no duplicates"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_names_the_id_the_handler_receives() {
+    receipts_name_the_received_ids(Bus::memory()).await;
+}
+
+#[tokio::test]
+async fn a_receipt_names_the_id_the_handler_receives_when_the_broker_confirms_later() {
+    let broker = WaitsToConfirm::default();
+    // The shortcut is not taken: the receipt comes from the wait for the confirmation.
+    let message = Message::new(
+        crate::Envelope::new(
+            std::sync::Arc::from("tests"),
+            std::borrow::Cow::Borrowed(Valid::TOPIC),
+            crate::ContentType::Protobuf,
+            None,
+        ),
+        bytes::Bytes::new(),
+    );
+    assert!(
+        broker
+            .try_publish(&Topic::of::<Valid>().unwrap(), message)
+            .is_err()
+    );
+    receipts_name_the_received_ids(Bus::new(broker)).await;
 }

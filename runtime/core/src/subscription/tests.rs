@@ -1,7 +1,9 @@
 //! What the consumer does when the broker fails it: a dead letter that cannot be moved calls no
 //! handler past the bound and makes no busy loop; a subscription the broker ends says why. And
 //! when its handler fails before it has begun: a panic while making the handler's future is an
-//! attempt that failed like any other.
+//! attempt that failed like any other. What a handler's result does: a permanent error is
+//! dead-lettered after one attempt, an ordinary one after the retry bound, and `()` acks. And
+//! that a set of [`Subscriptions`](crate::Subscriptions) shut down stops every one of them.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -241,4 +243,289 @@ async fn a_handler_that_panics_before_it_returns_a_future_is_retried_and_the_con
     let mut seen = attempts.lock().unwrap().clone();
     seen.sort_unstable();
     assert_eq!(seen, [(1, 1), (1, 2), (2, 1)]);
+}
+
+/// A subscription on the broker seam to the dead letters of `E`.
+async fn dead_letters_of<E: Event>(bus: &Bus) -> Box<dyn crate::broker::DeliveryStream> {
+    bus.broker()
+        .subscribe(SubscribeRequest {
+            topic: Topic::of::<E>().unwrap().dead_letter().unwrap(),
+            group: None,
+            start: StartFrom::New,
+            prefetch: 8,
+        })
+        .await
+        .unwrap()
+}
+
+/// The next dead letter on `stream`, within 5 s.
+async fn next_dead_letter(stream: &mut Box<dyn crate::broker::DeliveryStream>) -> Arc<Envelope> {
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+    let delivery = next
+        .expect("a dead letter within 5 s")
+        .expect("the dead-letter subscription is open")
+        .expect("no transport error");
+    let envelope = delivery
+        .message
+        .as_ref()
+        .expect("a readable dead letter")
+        .envelope
+        .clone();
+    delivery.acker.ack().await.unwrap();
+    envelope
+}
+
+fn dead_letter_attribute<'a>(envelope: &'a Envelope, name: &str) -> &'a str {
+    envelope
+        .extension(name)
+        .unwrap_or_else(|| panic!("the dead letter has no `{name}`: {envelope:?}"))
+}
+
+/// Retries a handful of times, without waiting to speak of.
+fn tiny_backoffs(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(max_attempts)
+        .initial_backoff(Duration::from_millis(1))
+        .max_backoff(Duration::from_millis(2))
+}
+
+/// A handler that reports each call's event and attempt, and fails every one with `error`.
+fn failing_with(
+    error: fn() -> HandlerError,
+) -> (
+    impl crate::Handler<Step>,
+    tokio::sync::mpsc::UnboundedReceiver<(u32, u32)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let handler = move |event: Received<Step>| {
+        let _ = tx.send((event.n, event.attempt()));
+        async move { Err::<(), HandlerError>(error()) }
+    };
+    (handler, rx)
+}
+
+#[tokio::test]
+async fn a_permanent_error_is_dead_lettered_after_one_attempt_whatever_the_retry_bound() {
+    let bus = Bus::memory();
+    let mut dead = dead_letters_of::<Step>(&bus).await;
+    let (handler, mut calls) = failing_with(|| HandlerError::permanent("bad sku"));
+    let sub = bus
+        .subscribe(handler)
+        .retry(tiny_backoffs(5))
+        .await
+        .unwrap();
+    let receipt = bus.publish(&Step { n: 1 }).await.unwrap();
+
+    let letter = next_dead_letter(&mut dead).await;
+    assert_eq!(letter.id, *receipt.id());
+    let reason = dead_letter_attribute(&letter, crate::envelope::attr::DEAD_LETTER_REASON);
+    assert!(reason.contains("bad sku"), "{reason}");
+    assert_eq!(reason, "handler refused the event for good: bad sku");
+    assert_eq!(
+        dead_letter_attribute(&letter, crate::envelope::attr::DEAD_LETTER_ATTEMPTS),
+        "1"
+    );
+    assert_eq!(
+        dead_letter_attribute(&letter, crate::envelope::attr::DEAD_LETTER_TOPIC),
+        Step::TOPIC
+    );
+    // The dead letter settled the event: every call the handler had is behind us.
+    sub.shutdown().await;
+    let mut seen = Vec::new();
+    while let Ok(call) = calls.try_recv() {
+        seen.push(call);
+    }
+    assert_eq!(seen, [(1, 1)], "one attempt, out of the 5 allowed");
+}
+
+#[tokio::test]
+async fn an_ordinary_error_is_retried_up_to_the_bound_then_dead_lettered() {
+    let bus = Bus::memory();
+    let mut dead = dead_letters_of::<Step>(&bus).await;
+    let (handler, mut calls) = failing_with(|| "bad sku".into());
+    let sub = bus
+        .subscribe(handler)
+        .retry(tiny_backoffs(5))
+        .await
+        .unwrap();
+    let receipt = bus.publish(&Step { n: 1 }).await.unwrap();
+
+    let letter = next_dead_letter(&mut dead).await;
+    assert_eq!(letter.id, *receipt.id());
+    assert_eq!(
+        dead_letter_attribute(&letter, crate::envelope::attr::DEAD_LETTER_REASON),
+        "handler failed: bad sku"
+    );
+    assert_eq!(
+        dead_letter_attribute(&letter, crate::envelope::attr::DEAD_LETTER_ATTEMPTS),
+        "5"
+    );
+    sub.shutdown().await;
+    let mut seen = Vec::new();
+    while let Ok(call) = calls.try_recv() {
+        seen.push(call);
+    }
+    assert_eq!(seen, [(1, 1), (1, 2), (1, 3), (1, 4), (1, 5)]);
+}
+
+#[tokio::test]
+async fn a_closure_handler_returning_unit_acks() {
+    let bus = Bus::memory();
+    let mut dead = dead_letters_of::<Step>(&bus).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // No `Ok`: the future's output is `()`.
+    let handler = move |event: Received<Step>| {
+        let _ = tx.send((event.n, event.attempt()));
+        async {}
+    };
+    // Were `()` a failure, event 1 would come back at once as attempt 2 and then be
+    // dead-lettered.
+    let sub = bus
+        .subscribe(handler)
+        .retry(tiny_backoffs(2))
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        bus.publish(&Step { n }).await.unwrap();
+    }
+    for n in 1..=3 {
+        let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(
+            next.expect("handled within 5 s"),
+            Some((n, 1)),
+            "each event once, in order, on its first attempt"
+        );
+    }
+    // Absence checks, bounded: no redelivery, no dead letter.
+    let again = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await;
+    assert!(again.is_err(), "an event came back: {again:?}");
+    let letter = tokio::time::timeout(Duration::from_millis(50), dead.next()).await;
+    assert!(letter.is_err(), "an event was dead-lettered");
+    sub.shutdown().await;
+}
+
+/// A `MemoryBroker` that counts the subscriptions open on it: opened, and not yet closed or
+/// dropped.
+#[derive(Clone, Default)]
+struct Tracking {
+    inner: MemoryBroker,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Tracking {
+    fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+struct TrackedStream {
+    inner: Box<dyn crate::broker::DeliveryStream>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    closed: bool,
+}
+
+impl TrackedStream {
+    fn leave(&mut self) {
+        if !std::mem::replace(&mut self.closed, true) {
+            self.open.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for TrackedStream {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::broker::DeliveryStream for TrackedStream {
+    async fn next(&mut self) -> Option<Result<crate::broker::Delivery, BrokerError>> {
+        self.inner.next().await
+    }
+
+    fn try_next(&mut self) -> Option<Result<crate::broker::Delivery, BrokerError>> {
+        self.inner.try_next()
+    }
+
+    async fn close(&mut self) {
+        self.inner.close().await;
+        self.leave();
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for Tracking {
+    fn name(&self) -> &'static str {
+        "tracking"
+    }
+
+    fn capabilities(&self) -> crate::Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn publish(
+        &self,
+        topic: &Topic,
+        message: Message,
+    ) -> Result<crate::Confirmation, BrokerError> {
+        self.inner.publish(topic, message).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequest,
+    ) -> Result<Box<dyn crate::broker::DeliveryStream>, BrokerError> {
+        let inner = self.inner.subscribe(request).await?;
+        self.open.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(TrackedStream {
+            inner,
+            open: self.open.clone(),
+            closed: false,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn shutting_down_subscriptions_stops_every_one_of_them() {
+    let broker = Tracking::default();
+    let bus = Bus::new(broker.clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut all = crate::Subscriptions::new();
+    for which in 0..3 {
+        let tx = tx.clone();
+        let handler = move |event: Received<Step>| {
+            let _ = tx.send((which, event.n));
+            async {}
+        };
+        all.push(bus.subscribe(handler).await.unwrap());
+    }
+    // Only the handlers hold a sender now: the channel closes once all of them are gone.
+    drop(tx);
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(crate::Subscription::is_running));
+    assert!(all.iter().all(|sub| sub.topic().as_str() == Step::TOPIC));
+    assert_eq!(broker.open(), 3, "three subscriptions on the broker");
+
+    // All three run.
+    bus.publish(&Step { n: 1 }).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        got.push(next.expect("handled within 5 s").expect("the handlers run"));
+    }
+    got.sort_unstable();
+    assert_eq!(got, [(0, 1), (1, 1), (2, 1)]);
+
+    all.shutdown().await;
+    assert_eq!(broker.open(), 0, "every broker subscription is closed");
+    bus.publish(&Step { n: 2 }).await.unwrap();
+    // Every consumer ended and dropped its handler, and none had the event published after
+    // the shutdown.
+    let after = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(
+        after.expect("the handlers are dropped at once"),
+        None,
+        "no handler may run after the shutdown"
+    );
 }
