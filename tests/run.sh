@@ -81,6 +81,7 @@ setup() {
   need_command mosquitto mosquitto
   need_command mosquitto_pub mosquitto-clients
   need_command pg_ctlcluster postgresql
+  need_command kill procps
 
   log "services"
   as_root mkdir -p /var/lib/nats-server /var/lib/redis /var/log/redis
