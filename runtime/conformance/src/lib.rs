@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use tidings_core::{Broker, BrokerError, Topic};
 
+pub mod dedup;
 mod delivery;
 mod failure;
 mod flow;

@@ -37,6 +37,8 @@
 //! retries its reads with a backoff while Redis is away, and recreates its group if Redis came
 //! back without it.
 
+pub use dedup::{DEFAULT_DEDUP_TTL, MAX_DEDUP_ID_LEN, RedisDedup};
+
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use redis;
 
@@ -54,6 +56,7 @@ use tidings_core::broker::{
 };
 use tidings_core::topic::Topic;
 
+mod dedup;
 pub mod fields;
 mod subscription;
 
@@ -126,6 +129,11 @@ impl RedisConfig {
     /// The address, with any password replaced by `***`.
     pub fn address(&self) -> String {
         redact(&self.url)
+    }
+
+    /// The address as given, password included: for the server's own client.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Connects; see [`RedisBroker::connect`].
