@@ -150,6 +150,14 @@ impl Bus {
         }
     }
 
+    /// What [`Bus::publish`] would send for `event`, without sending it: its checked topic and
+    /// the message (a fresh envelope with this bus's source, and the encoded data). For a
+    /// transactional outbox, which stores it now and sends it later.
+    pub fn prepare<E: Event>(&self, event: &E) -> Result<(Topic, Message), PublishError> {
+        let topic = Topic::of::<E>()?;
+        Ok((topic, self.message(event, PublishOptions::default())?))
+    }
+
     /// The message for `event`, its topic already checked.
     fn message<E: Event>(
         &self,
