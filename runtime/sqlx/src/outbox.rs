@@ -2,10 +2,13 @@
 //! so that it exists if and only if the change was committed, and a relay that publishes what
 //! is stored.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use tidings_core::adapter::Backoff;
 use tidings_core::broker::{Broker, BrokerError, Message};
@@ -81,8 +84,9 @@ impl Outbox {
     }
 }
 
-/// Publishes the stored events in the order they were stored, marks each sent once the broker
-/// confirmed it, and deletes sent rows after a retention.
+/// Publishes the stored events, those of one partition key in the order they were stored (and
+/// different keys at once), marks each sent once the broker confirmed it, and deletes sent rows
+/// after a retention.
 ///
 /// Several relays may run on one database: one publishes at a time (a transaction-scoped
 /// advisory lock), the others stand by, so no event is published twice by two relays and the
@@ -110,6 +114,9 @@ impl std::fmt::Debug for Relay {
             .finish_non_exhaustive()
     }
 }
+
+/// Stored events of one partition key, in order: each row's sequence number and its message.
+type Chain = Vec<(i64, Result<(Topic, Message), OutboxError>)>;
 
 /// The key of the advisory lock that lets one relay publish at a time.
 const RELAY_LOCK: i64 = 0x7469_6469_6e67_7301;
@@ -152,10 +159,10 @@ impl Relay {
         self
     }
 
-    /// One turn: publishes up to a batch of pending events in order and marks them sent.
-    /// Returns how many were sent; 0 when nothing is pending or another relay has the turn.
-    /// On a failure, those sent before it are marked, the rest stay pending, and the error is
-    /// returned.
+    /// One turn: publishes up to a batch of pending events and marks them sent. Returns how
+    /// many were sent; 0 when nothing is pending or another relay has the turn. On a failure,
+    /// what was sent is marked, the events of the failed one's key after it stay pending with
+    /// it, and the error is returned.
     pub async fn relay_once(&self) -> Result<usize, OutboxError> {
         let mut tx = self.pool.begin().await?;
         let turn: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
@@ -172,17 +179,36 @@ impl Relay {
         .bind(self.batch)
         .fetch_all(&mut *tx)
         .await?;
+        // Events of one partition key go out one after another, in the order stored, and a
+        // chain stops at its first failure, so a key's order holds even then; different keys
+        // (and events without one) go out at once, as the broker confirms each on its own.
+        let mut chains: Vec<Chain> = Vec::new();
+        let mut chain_of_key: HashMap<String, usize> = HashMap::new();
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let message = stored_message(seq, row);
+            let key = message
+                .as_ref()
+                .ok()
+                .and_then(|(_, m)| m.envelope.partition_key.clone());
+            let chain = match key {
+                Some(key) => *chain_of_key.entry(key).or_insert_with(|| {
+                    chains.push(Vec::new());
+                    chains.len() - 1
+                }),
+                None => {
+                    chains.push(Vec::new());
+                    chains.len() - 1
+                }
+            };
+            chains[chain].push((seq, message));
+        }
+        let outcomes = join_all(chains.into_iter().map(|chain| self.send_chain(chain))).await;
         let mut sent = Vec::with_capacity(rows.len());
         let mut failure = None;
-        for row in rows {
-            let seq: i64 = row.try_get("seq")?;
-            match self.send(seq, &row).await {
-                Ok(()) => sent.push(seq),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
+        for (seqs, error) in outcomes {
+            sent.extend(seqs);
+            failure = failure.or(error);
         }
         sqlx::query("UPDATE tidings_outbox SET sent_at = now() WHERE seq = ANY($1)")
             .bind(&sent)
@@ -195,20 +221,27 @@ impl Relay {
         }
     }
 
-    async fn send(&self, seq: i64, row: &sqlx::postgres::PgRow) -> Result<(), OutboxError> {
-        let corrupt = |reason: String| OutboxError::Corrupt { seq, reason };
-        let topic: String = row.try_get("topic")?;
-        let names: Vec<String> = row.try_get("attribute_names")?;
-        let values: Vec<String> = row.try_get("attribute_values")?;
-        let data: Vec<u8> = row.try_get("data")?;
-        let topic = Topic::new(topic).map_err(|e: TopicError| corrupt(e.to_string()))?;
-        let envelope = Envelope::from_attributes(names.into_iter().zip(values))
-            .map_err(|e: EnvelopeError| corrupt(e.to_string()))?;
-        let message = Message::new(envelope, data.into());
-        match tokio::time::timeout(self.timeout, self.broker.publish(&topic, message)).await {
-            Ok(confirmed) => confirmed.map(drop).map_err(OutboxError::from),
-            Err(_) => Err(OutboxError::Timeout(self.timeout)),
+    /// Publishes a chain in order until one fails: the sequence numbers sent, and the failure.
+    async fn send_chain(&self, chain: Chain) -> (Vec<i64>, Option<OutboxError>) {
+        let mut sent = Vec::with_capacity(chain.len());
+        for (seq, message) in chain {
+            let published = match message {
+                Ok((topic, message)) => {
+                    match tokio::time::timeout(self.timeout, self.broker.publish(&topic, message))
+                        .await
+                    {
+                        Ok(confirmed) => confirmed.map(drop).map_err(OutboxError::from),
+                        Err(_) => Err(OutboxError::Timeout(self.timeout)),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match published {
+                Ok(()) => sent.push(seq),
+                Err(e) => return (sent, Some(e)),
+            }
         }
+        (sent, None)
     }
 
     /// Deletes sent rows older than the retention; returns how many.
@@ -259,4 +292,17 @@ impl Relay {
             }
         }
     }
+}
+
+/// The topic and message a stored row holds.
+fn stored_message(seq: i64, row: &PgRow) -> Result<(Topic, Message), OutboxError> {
+    let corrupt = |reason: String| OutboxError::Corrupt { seq, reason };
+    let topic: String = row.try_get("topic")?;
+    let names: Vec<String> = row.try_get("attribute_names")?;
+    let values: Vec<String> = row.try_get("attribute_values")?;
+    let data: Vec<u8> = row.try_get("data")?;
+    let topic = Topic::new(topic).map_err(|e: TopicError| corrupt(e.to_string()))?;
+    let envelope = Envelope::from_attributes(names.into_iter().zip(values))
+        .map_err(|e: EnvelopeError| corrupt(e.to_string()))?;
+    Ok((topic, Message::new(envelope, data.into())))
 }

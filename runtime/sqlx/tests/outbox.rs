@@ -1,8 +1,8 @@
 //! The outbox on a real PostgreSQL server (`TIDINGS_POSTGRES_URL`, or the local server's
 //! `postgres` database), relaying to the in-process broker: an event stored in a committed
 //! transaction reaches a handler as it was stored, one in a rolled-back transaction never does,
-//! a broker that refuses publishes loses nothing, and two relays at once publish every event
-//! once and in order. Each test has a schema of its own, so their relays never meet.
+//! a broker that refuses publishes loses nothing and keeps each key's order, and two relays at
+//! once publish every event once and in order. Each test has a schema of its own, so their relays never meet.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,7 +198,7 @@ impl Broker for Flaky {
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL at TIDINGS_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): run with --include-ignored, as the test command does"]
-async fn events_wait_while_the_broker_is_away_and_go_out_in_order_after() {
+async fn events_wait_while_the_broker_is_away_and_go_out_in_order_per_key_after() {
     let (pool, schema) = pool().await;
     let broker = Flaky::default();
     let bus = Bus::new(broker.clone());
@@ -232,9 +232,21 @@ async fn events_wait_while_the_broker_is_away_and_go_out_in_order_after() {
             )
             .await;
     });
-    for seq in 0..20 {
-        assert_eq!(next(&mut rx).await.seq, seq, "in the order stored");
+    let mut per_key: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for _ in 0..20 {
+        let event = next(&mut rx).await.into_inner();
+        per_key.entry(event.key).or_default().push(event.seq);
     }
+    for (key, seqs) in &per_key {
+        let stored: Vec<u64> = (0..20)
+            .filter(|seq| format!("k{}", seq % 3) == *key)
+            .collect();
+        assert_eq!(
+            seqs, &stored,
+            "the events of {key}, once each, in the order stored"
+        );
+    }
+    assert_eq!(per_key.len(), 3);
     stop_tx.send(()).expect("the relay runs");
     running.await.expect("the relay stopped cleanly");
     assert_eq!(pending(&pool).await, 0);
