@@ -14,6 +14,13 @@ use async_trait::async_trait;
 
 use crate::adapter::lock;
 
+/// The scope a subscription in `group` on `topic` keeps its handled ids under: one per group,
+/// wherever and whenever its members run. An inbox that records ids in the handler's own
+/// transaction records them under this scope.
+pub fn group_scope(topic: &str, group: &str) -> String {
+    format!("{topic}#{group}")
+}
+
 /// Why a dedup store could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("dedup store failed: {0}; check that the store is reachable")]

@@ -38,7 +38,7 @@ pub use broker::{Broker, BrokerError, Capabilities, Confirmation, Position, Star
 pub use bus::{Bus, DEFAULT_PUBLISH_TIMEOUT, Publish, PublishError};
 pub use codec::CodecError;
 pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
-pub use dedup::{DedupError, DedupStore, MemoryDedup};
+pub use dedup::{DedupError, DedupStore, MemoryDedup, group_scope};
 pub use envelope::Envelope;
 pub use event::Event;
 pub use handler::{Handler, HandlerError, IntoHandlerResult, Received};

@@ -299,7 +299,7 @@ impl Bus {
         // Dedup is per consumer: a group is one, wherever and whenever its members run; a plain
         // subscription is one of its own, as every plain subscriber gets every event.
         let scope = match &options.group {
-            Some(group) => format!("{topic}#{group}"),
+            Some(group) => crate::dedup::group_scope(topic.as_str(), group),
             None => format!("{topic}~{}", crate::id::EventId::new()),
         };
         let (stop, stopped) = watch::channel(false);

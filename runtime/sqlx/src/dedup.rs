@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::PgPool;
-use tidings_core::{DedupError, DedupStore};
+use sqlx::{PgConnection, PgPool};
+use tidings_core::{DedupError, DedupStore, Event, Received, group_scope};
 
 /// How long a handled id is remembered unless told otherwise: a week.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -36,6 +36,33 @@ impl PgDedup {
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
         self
+    }
+
+    /// Records `event` as handled by `group` through `conn`, in the handler's own transaction
+    /// (the inbox): the handler's writes and this row are committed together or not at all.
+    /// A subscription in `group` deduplicating with this store then skips the event when the
+    /// broker delivers it again (after a crash between the commit and the ack, say), so its
+    /// effect is applied once; the record the subscription makes after the handler returns
+    /// finds the row there already.
+    ///
+    /// ```ignore
+    /// let mut tx = pool.begin().await?;
+    /// sqlx::query("UPDATE stock SET reserved = reserved + 1 WHERE sku = $1")
+    ///     .bind(&event.sku)
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// store.record_in(&mut tx, "reservations", &event).await?;
+    /// tx.commit().await?;
+    /// ```
+    pub async fn record_in<E: Event>(
+        &self,
+        conn: &mut PgConnection,
+        group: &str,
+        event: &Received<E>,
+    ) -> Result<(), DedupError> {
+        let id = &event.envelope().id;
+        checked(id)?;
+        insert(conn, &group_scope(E::TOPIC, group), id, self.retention).await
     }
 
     /// Deletes the rows older than the retention; returns how many. Run it from time to time
@@ -83,18 +110,33 @@ impl DedupStore for PgDedup {
 
     async fn record(&self, scope: &str, id: &str) -> Result<(), DedupError> {
         checked(id)?;
-        // A row past the retention is taken over, as if the id were new.
-        sqlx::query(
-            "INSERT INTO tidings_processed (scope, id) VALUES ($1, $2) \
-             ON CONFLICT (scope, id) DO UPDATE SET processed_at = now() \
-             WHERE tidings_processed.processed_at < now() - make_interval(secs => $3)",
-        )
-        .bind(scope)
-        .bind(id)
-        .bind(self.retention.as_secs_f64())
-        .execute(&self.pool)
-        .await
-        .map(drop)
-        .map_err(|e| failed("record a handled event id", e))
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| failed("reach the database", e))?;
+        insert(&mut conn, scope, id, self.retention).await
     }
+}
+
+/// Inserts the row of `id` in `scope`; a row past the retention is taken over, as if the id
+/// were new.
+async fn insert(
+    conn: &mut PgConnection,
+    scope: &str,
+    id: &str,
+    retention: Duration,
+) -> Result<(), DedupError> {
+    sqlx::query(
+        "INSERT INTO tidings_processed (scope, id) VALUES ($1, $2) \
+         ON CONFLICT (scope, id) DO UPDATE SET processed_at = now() \
+         WHERE tidings_processed.processed_at < now() - make_interval(secs => $3)",
+    )
+    .bind(scope)
+    .bind(id)
+    .bind(retention.as_secs_f64())
+    .execute(conn)
+    .await
+    .map(drop)
+    .map_err(|e| failed("record a handled event id", e))
 }

@@ -9,15 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
-use tidings_conformance::probe::run_id;
+use sqlx::PgPool;
 use tidings_core::broker::{DeliveryStream, Message, SubscribeRequest};
 use tidings_core::{
     Broker, BrokerError, Bus, Capabilities, Confirmation, Event, MemoryBroker, Protobuf, Received,
     Topic,
 };
-use tidings_sqlx::{Outbox, OutboxError, Relay, migrate};
+use tidings_sqlx::{Outbox, OutboxError, Relay};
+
+mod support;
+use support::{drop_schema, pool};
 use tokio::sync::mpsc;
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -36,42 +37,6 @@ impl Event for Recorded {
     fn key(&self) -> Option<String> {
         Some(self.key.clone())
     }
-}
-
-/// A pool whose connections work in a fresh schema of their own, with the tables made, and
-/// the schema's name, to drop once the test passed.
-async fn pool() -> (PgPool, String) {
-    let url = std::env::var("TIDINGS_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let schema = format!("outbox_{}", run_id());
-    let admin = PgPool::connect(&url)
-        .await
-        .expect("PostgreSQL is reachable");
-    admin
-        .execute(format!("CREATE SCHEMA {schema}").as_str())
-        .await
-        .expect("a schema of its own");
-    let scoped = schema.clone();
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .after_connect(move |conn, _| {
-            let schema = scoped.clone();
-            let set = format!("SET search_path TO {schema}");
-            Box::pin(async move { conn.execute(set.as_str()).await.map(drop) })
-        })
-        .connect(&url)
-        .await
-        .expect("PostgreSQL is reachable");
-    migrate(&pool).await.expect("the migrations run");
-    (pool, schema)
-}
-
-/// Drops the test's schema with its tables.
-async fn drop_schema(pool: PgPool, schema: &str) {
-    pool.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
-        .await
-        .expect("dropped");
-    pool.close().await;
 }
 
 /// The events a subscriber of `bus` receives, in arrival order.
