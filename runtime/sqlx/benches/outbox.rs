@@ -13,11 +13,14 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use tidings_core::{Bus, Event, Protobuf};
 use tidings_nats::{NatsBroker, NatsConfig};
-use tidings_sqlx::{Outbox, Relay, migrate};
+use tidings_sqlx::{Outbox, Relay};
+
+// The tests' scratch schema: a database of the bench's own to work in.
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 const ROUNDS: usize = 7;
 const STORED: usize = 2_000;
@@ -57,33 +60,6 @@ fn sample(n: usize) -> Created {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-async fn pool(schema: &str) -> PgPool {
-    let url = std::env::var("TIDINGS_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let admin = PgPool::connect(&url)
-        .await
-        .expect("PostgreSQL is reachable");
-    admin
-        .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}").as_str())
-        .await
-        .expect("a schema of its own");
-    let set = format!("SET search_path TO {schema}");
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .after_connect(move |conn, _| {
-            let set = set.clone();
-            Box::pin(async move { conn.execute(set.as_str()).await.map(drop) })
-        })
-        .connect(&url)
-        .await
-        .expect("PostgreSQL is reachable");
-    migrate(&pool).await.expect("the migrations run");
-    pool.execute("CREATE TABLE plain (seq BIGSERIAL PRIMARY KEY, topic TEXT, names TEXT[], vals TEXT[], data BYTEA)")
-        .await
-        .expect("the plain table");
-    pool
 }
 
 /// Seconds to store `STORED` events, each in a transaction of its own, through the outbox.
@@ -151,8 +127,13 @@ async fn direct(bus: &Bus) -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let schema = "tidings_bench_outbox";
-    let pool = pool(schema).await;
+    let (pool, schema) = support::pool().await;
+    pool.execute(
+        "CREATE TABLE plain (seq BIGSERIAL PRIMARY KEY, topic TEXT, names TEXT[], vals TEXT[], \
+         data BYTEA)",
+    )
+    .await
+    .expect("the plain table");
     let nats = NatsBroker::connect(NatsConfig::from_env().max_age(Duration::from_secs(600)))
         .await
         .expect("NATS is reachable");
@@ -205,7 +186,5 @@ async fn main() {
         "  ratio {:.2} (target >= 0.70)",
         ratio(&relayed, &published)
     );
-    pool.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
-        .await
-        .expect("dropped");
+    support::drop_schema(pool, &schema).await;
 }
