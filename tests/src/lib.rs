@@ -1,2 +1,4 @@
 //! End-to-end tests across the tidings crates; the tests are in `tests/`, the broker conformance
 //! suite in the `tidings-conformance` crate.
+
+pub mod nats_server;

@@ -7,9 +7,8 @@
 //! again with the same command.
 
 use std::io::Write;
-use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tidings::broker::nats::{DEFAULT_URL, NatsBroker, NatsConfig};
 use tidings::{Broker, BrokerError};
@@ -29,7 +28,7 @@ impl BrokerFactory for NatsService {
     }
 
     async fn restart(&self) -> Result<(), String> {
-        tokio::task::spawn_blocking(restart_server)
+        tokio::task::spawn_blocking(tidings_tests::nats_server::restart)
             .await
             .map_err(|e| e.to_string())?
     }
@@ -37,58 +36,6 @@ impl BrokerFactory for NatsService {
     fn patience(&self) -> Duration {
         Duration::from_secs(60)
     }
-}
-
-fn run(command: &mut Command) -> Result<String, String> {
-    let output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Result<(), String> {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > limit {
-            return Err(format!("{what}: not within {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// Stops the server by its pid and starts it with the service command.
-fn restart_server() -> Result<(), String> {
-    let pid = run(Command::new("pidof").args(["-s", "nats-server"]))?;
-    run(Command::new("kill").arg(&pid))?;
-    let proc = format!("/proc/{pid}");
-    wait("nats-server to stop", Duration::from_secs(30), || {
-        !std::path::Path::new(&proc).exists()
-    })?;
-    run(Command::new("start-stop-daemon").args([
-        "--start",
-        "--oknodo",
-        "--background",
-        "--exec",
-        "/usr/sbin/nats-server",
-        "--",
-        "-a",
-        "127.0.0.1",
-        "-p",
-        "4222",
-        "-js",
-        "-sd",
-        "/var/lib/nats-server",
-        "-l",
-        "/var/log/nats-server.log",
-    ]))?;
-    wait("nats-server to listen", Duration::from_secs(30), || {
-        std::net::TcpStream::connect("127.0.0.1:4222").is_ok()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
