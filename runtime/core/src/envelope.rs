@@ -117,13 +117,11 @@ impl Envelope {
         content_type: ContentType,
         data_schema: Option<Cow<'static, str>>,
     ) -> Self {
-        // One clock read serves the id's timestamp and `time`.
-        let now = crate::clock::now_unix_ns();
         Envelope {
-            id: EventId::v7_at(now),
+            id: EventId::new(),
             source,
             event_type,
-            time: Some(crate::clock::time_of(now)),
+            time: Some(crate::clock::time_of(crate::clock::now_unix_ns())),
             data_content_type: Some(Cow::Borrowed(content_type.as_str())),
             data_schema,
             subject: None,
