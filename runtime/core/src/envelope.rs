@@ -121,7 +121,7 @@ impl Envelope {
             id: EventId::new(),
             source,
             event_type,
-            time: Some(crate::clock::time_of(crate::clock::now_unix_ns())),
+            time: Some(SystemTime::now()),
             data_content_type: Some(Cow::Borrowed(content_type.as_str())),
             data_schema,
             subject: None,
