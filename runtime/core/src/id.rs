@@ -248,7 +248,10 @@ mod tests {
             assert_ne!(a & TAIL, b & TAIL, "{} then {}", pair[0], pair[1]);
             same_drawn += usize::from(a & DRAWN == b & DRAWN);
         }
-        assert!(same_drawn < 2, "{same_drawn} of 100 pairs drew the same bits");
+        assert!(
+            same_drawn < 2,
+            "{same_drawn} of 100 pairs drew the same bits"
+        );
     }
 
     #[test]
