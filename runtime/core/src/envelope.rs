@@ -120,11 +120,13 @@ impl Envelope {
         content_type: ContentType,
         data_schema: Option<Cow<'static, str>>,
     ) -> Self {
+        // One clock read serves the id's timestamp and `time`.
+        let now = SystemTime::now();
         Envelope {
-            id: EventId::new(),
+            id: EventId::v7_at(now),
             source,
             event_type,
-            time: Some(SystemTime::now()),
+            time: Some(now),
             data_content_type: Some(Cow::Borrowed(content_type.as_str())),
             data_schema,
             subject: None,
@@ -393,6 +395,24 @@ mod tests {
             .duration_since(a.time.unwrap())
             .unwrap_or_default();
         assert!(age < std::time::Duration::from_secs(1), "{age:?}");
+        // One clock reading stamps both: the id's milliseconds are those of `time` (or a little
+        // later, when another thread's id of a later millisecond took uuid's context first).
+        let (secs, nanos) = uuid::Uuid::parse_str(&a.id)
+            .unwrap()
+            .get_timestamp()
+            .expect("a v7 timestamp")
+            .to_unix();
+        let id_ms = u128::from(secs) * 1000 + u128::from(nanos / 1_000_000);
+        let time_ms = a
+            .time
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        assert!(
+            id_ms >= time_ms && id_ms - time_ms < 1000,
+            "{id_ms} {time_ms}"
+        );
     }
 
     #[test]

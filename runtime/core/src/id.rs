@@ -1,9 +1,11 @@
 //! Event ids: the [`EventId`] type, and the UUID v7 ids tidings makes.
 //!
-//! Ids are the `uuid` crate's own, [`Uuid::now_v7`]: RFC 9562's "fixed-length dedicated counter"
-//! method, 48 bits of Unix milliseconds, a 42-bit counter that uuid reseeds with 41 random bits
-//! each millisecond and counts up within it (a process-wide context behind a mutex, so ids made
-//! in one process increase), then 32 random bits drawn for every id. With uuid's `fast-rng`
+//! Ids are made by the `uuid` crate as [`Uuid::now_v7`] makes them, [`Uuid::new_v7`] over a
+//! process-wide [`ContextV7`] behind a mutex, but from the clock reading that also stamps the
+//! envelope's `time`, so the two agree and a publish reads the clock once. RFC 9562's
+//! "fixed-length dedicated counter" method: 48 bits of Unix milliseconds, a 42-bit counter that
+//! uuid reseeds with 41 random bits each millisecond and counts up within it (so ids made in one
+//! process increase), then 32 random bits drawn for every id. With uuid's `fast-rng`
 //! feature the random bits come from `rand::random`, that is `rand`'s `ThreadRng`: ChaCha12,
 //! seeded from the operating system and reseeded after every 64 KiB of output, a cryptographically
 //! secure generator, so one id does not tell what the next one's random bits will be. (Without
@@ -14,8 +16,15 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use uuid::Uuid;
+use uuid::{ContextV7, Timestamp, Uuid};
+
+/// The counter of every id tidings makes, uuid's own v7 context as [`Uuid::now_v7`] keeps one:
+/// ids made in this process increase, whatever the thread, and a clock that steps back does not
+/// break their order.
+static CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
 
 /// The CloudEvents `id` of an event: any text, unique per source.
 ///
@@ -36,8 +45,20 @@ enum Repr {
 impl EventId {
     /// A new UUID v7 id, time-ordered.
     pub fn new() -> Self {
+        Self::v7_at(SystemTime::now())
+    }
+
+    /// A UUID v7 id for an event that happens at `time`: what [`Uuid::now_v7`] makes, from a
+    /// clock reading the caller already has (an envelope's `time`).
+    pub(crate) fn v7_at(time: SystemTime) -> Self {
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let uuid = Uuid::new_v7(Timestamp::from_unix(
+            &CONTEXT,
+            since_epoch.as_secs(),
+            since_epoch.subsec_nanos(),
+        ));
         let mut bytes = [0; INLINE];
-        let len = Uuid::now_v7().hyphenated().encode_lower(&mut bytes).len();
+        let len = uuid.hyphenated().encode_lower(&mut bytes).len();
         EventId(Repr::Inline {
             len: len as u8,
             bytes,
