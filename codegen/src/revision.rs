@@ -6,31 +6,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use tempfile::TempDir;
 
 use crate::error::Error;
 
-/// A temporary folder, removed when dropped.
-pub(crate) struct Tree {
-    path: PathBuf,
-}
-
-impl Tree {
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        // A leftover temporary folder is harmless; nothing to report.
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 /// The `.proto` files under `dir` as they were at `rev`, in a temporary folder laid out like
 /// `dir`; `None` when `dir` held no `.proto` file at `rev`.
-pub(crate) fn checkout(dir: &Path, rev: &str) -> Result<Option<Tree>, Error> {
+pub(crate) fn checkout(dir: &Path, rev: &str) -> Result<Option<TempDir>, Error> {
     let fail = |reason: String| Error::Revision {
         rev: rev.to_owned(),
         reason,
@@ -62,10 +45,11 @@ pub(crate) fn checkout(dir: &Path, rev: &str) -> Result<Option<Tree>, Error> {
     }
     let objects: String = files.iter().map(|(_, o)| format!("{o}\n")).collect();
     let blobs = run(dir, &["cat-file", "--batch"], Some(objects)).map_err(&fail)?;
-    let tree = Tree {
-        path: unique_temp_dir()
-            .map_err(|e| fail(format!("cannot create a temporary folder: {e}")))?,
-    };
+    // Removed when dropped; a leftover one is harmless, so a failure to remove it is not reported.
+    let tree = tempfile::Builder::new()
+        .prefix("tidings-revision-")
+        .tempdir()
+        .map_err(|e| fail(format!("cannot create a temporary folder: {e}")))?;
     let mut reader = BufReader::new(blobs.as_slice());
     for (path, object) in &files {
         let mut header = String::new();
@@ -89,7 +73,7 @@ pub(crate) fn checkout(dir: &Path, rev: &str) -> Result<Option<Tree>, Error> {
             .read_exact(&mut content)
             .map_err(|e| fail(e.to_string()))?;
         content.pop();
-        let target = tree.path.join(path);
+        let target = tree.path().join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
         }
@@ -138,20 +122,4 @@ fn run(dir: &Path, args: &[&str], input: Option<String>) -> Result<Vec<u8>, Stri
         ));
     }
     Ok(output.stdout)
-}
-
-fn unique_temp_dir() -> std::io::Result<PathBuf> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let path = std::env::temp_dir().join(format!(
-            "tidings-revision-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        match std::fs::create_dir(&path) {
-            Ok(()) => return Ok(path),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
 }

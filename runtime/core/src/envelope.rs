@@ -9,6 +9,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -118,12 +121,12 @@ impl Envelope {
         data_schema: Option<Cow<'static, str>>,
     ) -> Self {
         // One clock read serves the id's timestamp and `time`.
-        let now = crate::clock::now_unix_ns();
+        let now = SystemTime::now();
         Envelope {
             id: EventId::v7_at(now),
             source,
             event_type,
-            time: Some(crate::clock::time_of(now)),
+            time: Some(now),
             data_content_type: Some(Cow::Borrowed(content_type.as_str())),
             data_schema,
             subject: None,
@@ -347,42 +350,23 @@ pub fn parse_time(text: &str) -> Result<SystemTime, EnvelopeError> {
         .map_err(|_| EnvelopeError::Time(text.to_owned()))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// `data_base64`: RFC 4648 base64 with the standard alphabet, written padded. Read leniently,
+/// as the hand-written decoder this replaces did on purpose: padding may be left out or cut short
+/// (some producers strip it), and the unused low bits of the last character need not be zero, as
+/// most decoders allow. Too much padding, or anything outside the alphabet, is refused.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    BASE64.encode(data)
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in text.trim_end_matches('=').as_bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    BASE64.decode(text).ok()
 }
 
 #[cfg(test)]
@@ -411,6 +395,24 @@ mod tests {
             .duration_since(a.time.unwrap())
             .unwrap_or_default();
         assert!(age < std::time::Duration::from_secs(1), "{age:?}");
+        // One clock reading stamps both: the id's milliseconds are those of `time` (or a little
+        // later, when another thread's id of a later millisecond took uuid's context first).
+        let (secs, nanos) = uuid::Uuid::parse_str(&a.id)
+            .unwrap()
+            .get_timestamp()
+            .expect("a v7 timestamp")
+            .to_unix();
+        let id_ms = u128::from(secs) * 1000 + u128::from(nanos / 1_000_000);
+        let time_ms = a
+            .time
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        assert!(
+            id_ms >= time_ms && id_ms - time_ms < 1000,
+            "{id_ms} {time_ms}"
+        );
     }
 
     #[test]
@@ -490,6 +492,24 @@ mod tests {
         ] {
             assert_eq!(base64_encode(plain.as_bytes()), encoded);
             assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
+            // Read without its padding too.
+            let bare = encoded.trim_end_matches('=');
+            assert_eq!(base64_decode(bare).unwrap(), plain.as_bytes(), "{bare}");
         }
+        // Unused low bits of the last character that are not zero are read past.
+        assert_eq!(base64_decode("Zh==").unwrap(), b"f");
+        assert_eq!(base64_decode("Zm9=").unwrap(), b"fo");
+        // Not base64: outside the alphabet, too much padding, an impossible length.
+        for bad in ["Zm9v!", "Zm-_", "Zg===", "Z", "Zm9vY", " Zm9v"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn structured_data_base64_without_padding_is_read() {
+        let doc = br#"{"specversion":"1.0","id":"1","source":"s","type":"t",
+            "datacontenttype":"application/protobuf","data_base64":"Zm9vYg"}"#;
+        let (_, data) = Envelope::from_structured(doc).unwrap();
+        assert_eq!(&data[..], b"foob");
     }
 }

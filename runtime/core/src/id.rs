@@ -1,19 +1,30 @@
-//! Event ids: the [`EventId`] type, and the UUID v7 ids tidings makes, without a system call
-//! per id.
+//! Event ids: the [`EventId`] type, and the UUID v7 ids tidings makes.
 //!
-//! RFC 9562 v7 layout with its "fixed-length dedicated counter" method: 48 bits of Unix
-//! milliseconds, then a 42-bit counter that starts at a random value each millisecond and counts
-//! up within it, then 32 random bits. Ids made on one thread are strictly increasing; the
-//! randomness comes from a per-thread generator seeded once from the operating system, because
-//! asking the kernel for random bytes on every id costs more than the rest of a publish.
+//! Ids are made by the `uuid` crate as [`Uuid::now_v7`] makes them, [`Uuid::new_v7`] over a
+//! process-wide [`ContextV7`] behind a mutex, but from the clock reading that also stamps the
+//! envelope's `time`, so the two agree and a publish reads the clock once. RFC 9562's
+//! "fixed-length dedicated counter" method: 48 bits of Unix milliseconds, a 42-bit counter that
+//! uuid reseeds with 41 random bits each millisecond and counts up within it (so ids made in one
+//! process increase), then 32 random bits drawn for every id. With uuid's `fast-rng`
+//! feature the random bits come from `rand::random`, that is `rand`'s `ThreadRng`: ChaCha12,
+//! seeded from the operating system and reseeded after every 64 KiB of output, a cryptographically
+//! secure generator, so one id does not tell what the next one's random bits will be. (Without
+//! `fast-rng`, uuid would ask the kernel through `getrandom` for every id.) The text is written by
+//! uuid's own encoder into the id's inline buffer.
 
 use std::borrow::Borrow;
-use std::cell::Cell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use uuid::Uuid;
+use uuid::{ContextV7, Timestamp, Uuid};
+
+/// The counter of every id tidings makes, uuid's own v7 context as [`Uuid::now_v7`] keeps one:
+/// ids made in this process increase, whatever the thread, and a clock that steps back does not
+/// break their order.
+static CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
 
 /// The CloudEvents `id` of an event: any text, unique per source.
 ///
@@ -34,15 +45,22 @@ enum Repr {
 impl EventId {
     /// A new UUID v7 id, time-ordered.
     pub fn new() -> Self {
-        Self::v7_at(crate::clock::now_unix_ns())
+        Self::v7_at(SystemTime::now())
     }
 
-    /// A UUID v7 id for an event that happens `unix_ns` nanoseconds after the Unix epoch.
-    pub(crate) fn v7_at(unix_ns: u64) -> Self {
+    /// A UUID v7 id for an event that happens at `time`: what [`Uuid::now_v7`] makes, from a
+    /// clock reading the caller already has (an envelope's `time`).
+    pub(crate) fn v7_at(time: SystemTime) -> Self {
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let uuid = Uuid::new_v7(Timestamp::from_unix(
+            &CONTEXT,
+            since_epoch.as_secs(),
+            since_epoch.subsec_nanos(),
+        ));
         let mut bytes = [0; INLINE];
-        hyphenated(new_v7(unix_ns / 1_000_000), &mut bytes);
+        let len = uuid.hyphenated().encode_lower(&mut bytes).len();
         EventId(Repr::Inline {
-            len: uuid::fmt::Hyphenated::LENGTH as u8,
+            len: len as u8,
             bytes,
         })
     }
@@ -203,115 +221,28 @@ impl PartialEq<EventId> for String {
     }
 }
 
-const COUNTER_BITS: u32 = 42;
-const COUNTER_LOW_BITS: u32 = 30;
-
-#[derive(Clone, Copy)]
-struct State {
-    millis: u64,
-    counter: u64,
-    rng: u64,
-    seeded: bool,
-}
-
-thread_local! {
-    static STATE: Cell<State> = const {
-        Cell::new(State {
-            millis: 0,
-            counter: 0,
-            rng: 0,
-            seeded: false,
-        })
-    };
-}
-
-/// SplitMix64: tiny, fast and well distributed; the seed is what makes ids unpredictable.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn seed() -> u64 {
-    // One id from the uuid crate draws its random bits from the operating system.
-    let random = Uuid::now_v7().as_u128();
-    (random as u64) ^ ((random >> 64) as u64).rotate_left(17)
-}
-
-/// A new UUID v7 for an event that happens `unix_ms` milliseconds after the Unix epoch.
-fn new_v7(unix_ms: u64) -> u128 {
-    let mut state = STATE.get();
-    if !state.seeded {
-        state.rng = seed();
-        state.seeded = true;
-    }
-    if unix_ms > state.millis {
-        state.millis = unix_ms;
-        // The top counter bit starts clear, leaving room to count up within the millisecond.
-        state.counter = next_random(&mut state.rng) >> (64 - (COUNTER_BITS - 1));
-    } else {
-        // Same millisecond, or the clock went back: keep order by counting on.
-        state.counter += 1;
-        if state.counter >> COUNTER_BITS != 0 {
-            state.millis += 1;
-            state.counter = 0;
-        }
-    }
-    let random = next_random(&mut state.rng) as u32;
-    STATE.set(state);
-    (u128::from(state.millis & 0xFFFF_FFFF_FFFF) << 80)
-        | (0x7 << 76)
-        | (u128::from(state.counter >> COUNTER_LOW_BITS) << 64)
-        | (0b10 << 62)
-        | (u128::from(state.counter & ((1 << COUNTER_LOW_BITS) - 1)) << 32)
-        | u128::from(random)
-}
-
-/// Eight lower-case hex digits of `x`, most significant first: each nibble spread into a byte
-/// of its own, then turned into its digit, all eight at once.
-fn hex8(x: u32) -> [u8; 8] {
-    let mut x = u64::from(x);
-    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
-    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
-    x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
-    // 0x01 in each byte whose nibble is 10 or more, which `a`..`f` start 0x27 past `9` + 1.
-    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
-    (x + 0x3030_3030_3030_3030 + letters * 0x27).to_be_bytes()
-}
-
-/// The hyphenated lower-case text of a UUID, 8-4-4-4-12.
-fn hyphenated(uuid: u128, out: &mut [u8; INLINE]) {
-    let [a, b, c, d] = [96, 64, 32, 0].map(|shift| hex8((uuid >> shift) as u32));
-    out[..8].copy_from_slice(&a);
-    out[8] = b'-';
-    out[9..13].copy_from_slice(&b[..4]);
-    out[13] = b'-';
-    out[14..18].copy_from_slice(&b[4..]);
-    out[18] = b'-';
-    out[19..23].copy_from_slice(&c[..4]);
-    out[23] = b'-';
-    out[24..28].copy_from_slice(&c[4..]);
-    out[28..36].copy_from_slice(&d);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn ids_are_v7_rfc_variant_and_increase_on_a_thread() {
-        let ids: Vec<Uuid> = (0..10_000)
+    fn burst(n: usize) -> Vec<Uuid> {
+        (0..n)
             .map(|_| Uuid::parse_str(&EventId::new()).expect("a UUID"))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn ids_are_unique_increasing_v7_of_the_rfc_variant() {
+        let ids = burst(10_000);
         for id in &ids {
             assert_eq!(id.get_version_num(), 7);
+            // RFC 9562 keeps RFC 4122's variant bits, `10`.
             assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(id.as_bytes()[8] >> 6, 0b10);
         }
         assert!(
             ids.windows(2).all(|w| w[0] < w[1]),
-            "ids made on one thread increase"
+            "ids made in a burst increase, and so are unique"
         );
         let (secs, _) = ids[0].get_timestamp().expect("a v7 timestamp").to_unix();
         let now = std::time::SystemTime::now()
@@ -325,18 +256,31 @@ mod tests {
     }
 
     #[test]
+    fn ids_made_in_a_row_share_no_random_tail() {
+        // The 62 bits after the variant: the low 30 bits of uuid's counter, then 32 bits drawn
+        // afresh for every id. Two ids of one millisecond differ in the counter; the drawn bits
+        // match by chance once in 2^32 pairs, and never all of 100 pairs.
+        const TAIL: u128 = (1 << 62) - 1;
+        const DRAWN: u128 = (1 << 32) - 1;
+        let ids = burst(101);
+        let mut same_drawn = 0;
+        for pair in ids.windows(2) {
+            let (a, b) = (pair[0].as_u128(), pair[1].as_u128());
+            assert_ne!(a & TAIL, b & TAIL, "{} then {}", pair[0], pair[1]);
+            same_drawn += usize::from(a & DRAWN == b & DRAWN);
+        }
+        assert!(
+            same_drawn < 2,
+            "{same_drawn} of 100 pairs drew the same bits"
+        );
+    }
+
+    #[test]
     fn text_is_the_uuid_crate_s() {
-        let mut rng = seed();
-        for value in [0, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210]
-            .into_iter()
-            .chain((0..1000).map(|_| {
-                u128::from(next_random(&mut rng)) << 64 | u128::from(next_random(&mut rng))
-            }))
-        {
-            let mut ours = [0; INLINE];
-            hyphenated(value, &mut ours);
-            let theirs = Uuid::from_u128(value).hyphenated().to_string();
-            assert_eq!(&ours[..36], theirs.as_bytes());
+        for _ in 0..1000 {
+            let id = EventId::new();
+            let uuid = Uuid::parse_str(&id).expect("a UUID");
+            assert_eq!(id.as_str(), uuid.hyphenated().to_string());
         }
     }
 

@@ -9,14 +9,12 @@
 //! carries every event in a CloudEvents 1.0 [`Envelope`], and refuses, with a typed error and a
 //! dead letter, a message of another version or schema instead of decoding it as the wrong type.
 
-// One counter read in `clock` is the only exception, allowed where it is.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod adapter;
 pub mod broker;
 mod bus;
-mod clock;
 pub mod codec;
 mod deadline;
 mod dedup;
