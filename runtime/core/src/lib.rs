@@ -31,6 +31,7 @@ mod retry;
 mod schema;
 mod subscription;
 mod subscriptions;
+pub mod telemetry;
 pub mod topic;
 
 pub use broker::memory::{MemoryBroker, MemoryLimits};
