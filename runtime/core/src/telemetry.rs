@@ -53,9 +53,26 @@ pub mod kind {
     pub const SUBSCRIPTION_ENDED: &str = "subscription_ended";
 }
 
+/// Whether DEBUG spans can be enabled at all: two comparisons, so that the hot path does not
+/// call into the span's (out-of-line) making when no subscriber wants them.
+#[inline]
+fn spans_enabled() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    tracing::Level::DEBUG <= STATIC_MAX_LEVEL && tracing::Level::DEBUG <= LevelFilter::current()
+}
+
 /// The span of one publish; its event id is recorded with [`record_id`] once known.
 #[inline]
 pub(crate) fn publish_span(system: &'static str, topic: &Topic) -> Span {
+    if spans_enabled() {
+        make_publish_span(system, topic)
+    } else {
+        Span::none()
+    }
+}
+
+#[inline(never)]
+fn make_publish_span(system: &'static str, topic: &Topic) -> Span {
     // Field values are only computed when the span is enabled.
     tracing::debug_span!(
         "publish",
@@ -71,6 +88,21 @@ pub(crate) fn publish_span(system: &'static str, topic: &Topic) -> Span {
 /// The span of one handling attempt.
 #[inline]
 pub(crate) fn process_span(
+    system: &'static str,
+    topic: &Topic,
+    group: Option<&str>,
+    envelope: Option<&Envelope>,
+    attempt: u32,
+) -> Span {
+    if spans_enabled() {
+        make_process_span(system, topic, group, envelope, attempt)
+    } else {
+        Span::none()
+    }
+}
+
+#[inline(never)]
+fn make_process_span(
     system: &'static str,
     topic: &Topic,
     group: Option<&str>,
