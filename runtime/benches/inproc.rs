@@ -4,6 +4,8 @@
 //! `cargo bench -p tidings --bench inproc` prints events/s for both and `ratio 0.NN`, for two
 //! messages: the shop's order event as `schemas/events/order/v1/order.proto` defines it, and a
 //! flat one of six scalar fields, where the codec's share of the work is smallest.
+//! `TIDINGS_BENCH_TRACING=info` runs it with a `tracing` subscriber installed (see
+//! `install_tracing`).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -227,7 +229,24 @@ fn compare<E: Event + prost::Message + Default>(
     println!("  ratio {:.2}", typed / raw);
 }
 
+/// `TIDINGS_BENCH_TRACING=info` (or another level) installs `tracing_subscriber::fmt` at that
+/// level, writing to `std::io::sink`: what a service that logs pays. Unset, no subscriber is
+/// installed.
+fn install_tracing() -> Option<String> {
+    let level = std::env::var("TIDINGS_BENCH_TRACING").ok()?;
+    let filter: tracing::level_filters::LevelFilter = level
+        .parse()
+        .expect("TIDINGS_BENCH_TRACING is a level: error, warn, info, debug or trace");
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(filter)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    Some(level)
+}
+
 fn main() {
+    let tracing = install_tracing();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -239,7 +258,11 @@ fn main() {
     let bus = Bus::new(broker).with_source("bench");
     println!(
         "in-process bus, {EVENTS} events per round, median of {ROUNDS} rounds, one thread, \
-         queue capacity {capacity}"
+         queue capacity {capacity}, {}",
+        match &tracing {
+            Some(level) => format!("tracing_subscriber::fmt at {level} into a sink"),
+            None => "no tracing subscriber".to_owned(),
+        }
     );
     compare(
         &runtime,

@@ -6,6 +6,9 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures_util::future::Either;
+use tracing::Instrument;
+
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Broker, BrokerError, Confirmation, Message};
 use crate::codec::{Codec, CodecError};
@@ -15,6 +18,7 @@ use crate::event::Event;
 use crate::id::EventId;
 use crate::receipt::Receipt;
 use crate::schema::data_schema;
+use crate::telemetry;
 use crate::topic::{Topic, TopicError};
 
 /// How long a publish waits for the broker's confirmation unless told otherwise.
@@ -123,21 +127,34 @@ impl Bus {
         // Checked on every publish, before anything else: a topic that breaks the rule never
         // reaches a broker.
         let topic = Topic::of::<E>()?;
+        let span = telemetry::publish_span(self.broker.name(), &topic);
         // In a block, so the message is not kept in this future's state across the wait.
         let publish = {
+            let _in_span = span.enter();
             let message = self.message(event, PublishOptions::default())?;
             let id = message.envelope.id.clone();
+            telemetry::record_id(&span, &id);
             match self.broker.try_publish(&topic, message) {
                 Ok(confirmed) => {
-                    // Confirmed without waiting: count it against the task's budget like any
-                    // tokio resource, so a publishing loop lets other tasks run.
-                    tokio::task::consume_budget().await;
-                    return Ok(Receipt::new(id, confirmed?));
+                    Either::Left(confirmed.map(|confirmed| Receipt::new(id, confirmed)))
                 }
-                Err(message) => (id, self.broker.publish(&topic, message)),
+                Err(message) => Either::Right((id, self.broker.publish(&topic, message))),
             }
         };
-        confirm(&topic, publish, self.publish_timeout).await
+        match publish {
+            Either::Left(confirmed) => {
+                drop(span);
+                // Confirmed without waiting: count it against the task's budget like any
+                // tokio resource, so a publishing loop lets other tasks run.
+                tokio::task::consume_budget().await;
+                Ok(confirmed?)
+            }
+            Either::Right(publish) => {
+                confirm(&topic, publish, self.publish_timeout)
+                    .instrument(span)
+                    .await
+            }
+        }
     }
 
     /// Publishes `event` with options (partition key, subject, correlation, causation, trace,
@@ -271,14 +288,15 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
         Box::pin(async move {
             let timeout = self.options.timeout.unwrap_or(self.bus.publish_timeout);
             let topic = Topic::of::<E>()?;
+            let span = telemetry::publish_span(self.bus.broker.name(), &topic);
             let publish = {
+                let _in_span = span.enter();
                 let message = self.bus.message(self.event, self.options)?;
-                (
-                    message.envelope.id.clone(),
-                    self.bus.broker.publish(&topic, message),
-                )
+                let id = message.envelope.id.clone();
+                telemetry::record_id(&span, &id);
+                (id, self.bus.broker.publish(&topic, message))
             };
-            confirm(&topic, publish, timeout).await
+            confirm(&topic, publish, timeout).instrument(span).await
         })
     }
 }

@@ -29,6 +29,7 @@ mod retry;
 mod schema;
 mod subscription;
 mod subscriptions;
+pub mod telemetry;
 pub mod topic;
 
 pub use broker::memory::{MemoryBroker, MemoryLimits};

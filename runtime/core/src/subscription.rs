@@ -17,6 +17,7 @@ use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Message, Nack, StartFrom,
@@ -26,14 +27,21 @@ use crate::bus::Bus;
 use crate::dedup::DedupStore;
 use crate::envelope::Envelope;
 use crate::event::Event;
-use crate::handler::{Handler, Received};
+use crate::handler::{Handler, HandlerError, Received};
 use crate::receive::{self, Refusal};
 use crate::retry::RetryPolicy;
+use crate::telemetry::{self, consumer_event, kind};
 use crate::topic::{Topic, TopicError};
 
 mod handling;
 #[cfg(test)]
+mod telemetry_tests;
+#[cfg(test)]
 mod tests;
+
+/// A delivery being settled off the common path (boxed, so its state does not weigh on every
+/// message).
+type Settling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// How long a handler may run on one message unless told otherwise.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -169,9 +177,15 @@ impl Subscription {
     /// Stops taking new events, waits for those in flight to be handled and settled, then closes
     /// the broker subscription.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         // The consumer task only ends by returning; a panic inside a handler is caught there.
-        let _ = self.task.await;
+        if let Err(error) = self.task.await {
+            tracing::error!(
+                messaging.destination.name = self.topic.as_str(),
+                error = %error,
+                "the consumer task failed",
+            );
+        }
     }
 
     /// The subscribed topic.
@@ -306,6 +320,7 @@ impl Bus {
         let ended = Arc::new(OnceLock::new());
         let consumer = Consumer {
             broker: broker.name(),
+            group: options.group,
             ended: ended.clone(),
             handler,
             topic: topic.clone(),
@@ -330,6 +345,8 @@ impl Bus {
 struct Consumer<E, H> {
     /// The broker's name, for the error of a subscription it ended.
     broker: &'static str,
+    /// The group it consumes in, if any.
+    group: Option<String>,
     /// Why the consumer stopped, when it stopped on its own.
     ended: Arc<OnceLock<BrokerError>>,
     handler: H,
@@ -469,13 +486,23 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
 
     /// Records why the subscription ended on its own: `error`, or the broker closing it.
     fn end(&self, error: Option<BrokerError>) {
-        let _ = self.ended.set(error.unwrap_or(BrokerError::Closed {
+        let error = error.unwrap_or(BrokerError::Closed {
             broker: self.broker,
-        }));
+        });
+        consumer_event!(
+            ERROR,
+            self,
+            None,
+            kind::SUBSCRIPTION_ENDED,
+            error = %error,
+            "subscription ended by the broker; no more events are handled on it",
+        );
+        // Set once: the consumer ends here.
+        self.ended.get_or_init(|| error);
     }
 
-    /// Handles one delivery. The synchronous part (decoding) runs here, so the future made per
-    /// message stays small.
+    /// Handles one delivery, in its `process` span. The synchronous part (decoding) runs here,
+    /// so the future made per message stays small.
     fn process(&self, delivery: Delivery) -> impl Future<Output = ()> + Send + '_ {
         let Delivery {
             message,
@@ -483,18 +510,42 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             acker,
         } = delivery;
         let attempt = attempt.max(1);
+        let span = telemetry::process_span(
+            self.broker,
+            &self.topic,
+            self.group.as_deref(),
+            message.as_ref().ok().map(|m| &*m.envelope),
+            attempt,
+        );
+        let work = {
+            let _in_span = span.enter();
+            self.start(message, attempt, acker)
+        };
+        work.instrument(span)
+    }
+
+    /// Decodes a delivery and starts handling it, or settles it at once.
+    fn start(
+        &self,
+        message: Result<Message, crate::broker::Malformed>,
+        attempt: u32,
+        acker: Box<dyn Acker>,
+    ) -> Either<
+        handling::Handling<'_, E, H, impl Future<Output = Result<(), HandlerError>> + Send + '_>,
+        Settling<'_>,
+    > {
         let decoded = match message {
-            Ok(Message { envelope, data }) => {
-                receive::decode::<E>(&envelope, &data).map(|event| (event, envelope))
-            }
-            Err(malformed) => Err(receive::malformed::<E>(&malformed)),
+            Ok(Message { envelope, data }) => match receive::decode::<E>(&envelope, &data) {
+                Ok(event) => Ok((event, envelope)),
+                Err(refusal) => Err((refusal, Some(envelope))),
+            },
+            Err(malformed) => Err((receive::malformed::<E>(&malformed), None)),
         };
         let received = match decoded {
             Ok((event, envelope)) => Received::new(event, envelope, attempt),
             // Rare paths are boxed, so their state does not weigh on every message.
-            Err(refusal) => {
-                let refuse: Pin<Box<dyn Future<Output = ()> + Send + '_>> =
-                    Box::pin(self.refuse(acker, refusal, attempt));
+            Err((refusal, envelope)) => {
+                let refuse: Settling<'_> = Box::pin(self.refuse(acker, refusal, attempt, envelope));
                 return Either::Right(refuse);
             }
         };
@@ -505,7 +556,8 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 "attempt {attempt} is past the bound of {} attempts",
                 self.retry.max_attempts
             );
-            return Either::Right(Box::pin(self.dead_letter(acker, reason, attempt)));
+            let envelope = Some(received.shared_envelope().clone());
+            return Either::Right(Box::pin(self.dead_letter(acker, reason, attempt, envelope)));
         }
         match &self.dedup {
             None => Either::Left(self.handling(received, acker, false)),
@@ -521,58 +573,159 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         acker: Box<dyn Acker>,
     ) {
         match store.seen(&self.scope, &received.envelope().id).await {
-            Ok(true) => {
-                let _ = acker.ack().await;
-            }
+            Ok(true) => self.ack(acker, received.envelope()).await,
+            Ok(false) => self.handling(received, acker, true).await,
             // A store that cannot answer is no reason to hold back or dead-letter the event: it
             // is handled, at the risk of a duplicate, as it would be without dedup.
-            Ok(false) | Err(_) => self.handling(received, acker, true).await,
+            Err(error) => {
+                consumer_event!(
+                    ERROR,
+                    self,
+                    Some(received.envelope()),
+                    kind::DEDUP_CHECK_FAILED,
+                    error = %error,
+                    "dedup store cannot answer; the event is handled anyway and may be a duplicate",
+                );
+                self.handling(received, acker, true).await
+            }
         }
     }
 
     /// Records the id of a handled event, then acks.
     async fn record_and_ack(&self, envelope: Arc<Envelope>, acker: Box<dyn Acker>) {
-        if let Some(store) = &self.dedup {
+        if let Some(store) = &self.dedup
+            && let Err(error) = store.record(&self.scope, &envelope.id).await
+        {
             // Handled already: a store failure here only risks a later duplicate.
-            let _ = store.record(&self.scope, &envelope.id).await;
+            consumer_event!(
+                ERROR,
+                self,
+                Some(&*envelope),
+                kind::DEDUP_RECORD_FAILED,
+                error = %error,
+                "dedup store cannot record a handled event; a redelivery of it would be handled again",
+            );
         }
-        // A failed ack is redelivered by the broker; nothing better to do here.
-        let _ = acker.ack().await;
+        self.ack(acker, &envelope).await;
+    }
+
+    /// Acks; a failure is reported, as the broker may deliver the message again.
+    async fn ack(&self, acker: Box<dyn Acker>, envelope: &Envelope) {
+        if let Err(error) = acker.ack().await {
+            self.ack_failed(envelope, &error);
+        }
+    }
+
+    /// Reports an ack the broker did not take.
+    pub(super) fn ack_failed(&self, envelope: &Envelope, error: &BrokerError) {
+        consumer_event!(
+            ERROR,
+            self,
+            Some(envelope),
+            kind::ACK_FAILED,
+            error = %error,
+            "ack failed; the event was handled, and the broker may deliver it again",
+        );
     }
 
     /// A message that is not an `E`: no retry can fix it, so it goes to the dead letters now.
-    async fn refuse(&self, acker: Box<dyn Acker>, refusal: Refusal, attempt: u32) {
-        self.dead_letter(acker, refusal.to_string(), attempt).await;
+    async fn refuse(
+        &self,
+        acker: Box<dyn Acker>,
+        refusal: Refusal,
+        attempt: u32,
+        envelope: Option<Arc<Envelope>>,
+    ) {
+        let reason = refusal.to_string();
+        consumer_event!(
+            WARN,
+            self,
+            envelope.as_deref(),
+            kind::REFUSED,
+            reason = reason.as_str(),
+            messaging.tidings.attempt = attempt,
+            "refused a message that is not the subscribed event; it is dead-lettered",
+        );
+        self.dead_letter(acker, reason, attempt, envelope).await;
     }
 
     /// A failed attempt: retried after a backoff, or dead-lettered once the bound is reached.
-    async fn fail(&self, acker: Box<dyn Acker>, reason: String, attempt: u32) {
+    pub(super) async fn fail(
+        &self,
+        acker: Box<dyn Acker>,
+        reason: String,
+        attempt: u32,
+        envelope: Arc<Envelope>,
+    ) {
         if self.retry.exhausted(attempt) {
-            return self.dead_letter(acker, reason, attempt).await;
+            return self
+                .dead_letter(acker, reason, attempt, Some(envelope))
+                .await;
         }
         let delay = self.retry.jittered_delay_after(attempt);
-        if self.broker_delays {
-            let _ = acker.nack(Nack::Retry(delay)).await;
+        let nacked = if self.broker_delays {
+            acker.nack(Nack::Retry(delay)).await
         } else {
             // The broker redelivers at once, so the wait happens here; a shutdown cuts it short
             // and the message goes back without waiting.
             self.pause(delay).await;
-            let _ = acker.nack(Nack::Retry(Duration::ZERO)).await;
+            acker.nack(Nack::Retry(Duration::ZERO)).await
+        };
+        if let Err(error) = nacked {
+            consumer_event!(
+                ERROR,
+                self,
+                Some(&*envelope),
+                kind::NACK_FAILED,
+                error = %error,
+                reason = reason.as_str(),
+                messaging.tidings.attempt = attempt,
+                "nack failed; the retry waits for the broker to notice the delivery was abandoned",
+            );
         }
     }
 
-    async fn dead_letter(&self, acker: Box<dyn Acker>, reason: String, attempts: u32) {
+    pub(super) async fn dead_letter(
+        &self,
+        acker: Box<dyn Acker>,
+        reason: String,
+        attempts: u32,
+        envelope: Option<Arc<Envelope>>,
+    ) {
         let letter = DeadLetter {
             reason,
             attempts,
             topic: self.topic.clone(),
         };
+        // Kept for the event: the letter itself goes to the broker.
+        let reason = letter.reason.clone();
         // `dead_letter` consumes the acker; when it fails the broker still holds the message
         // unsettled and redelivers it once the acker is gone, past the bound, which sends it
         // straight back here. Waiting first keeps a dead-letter topic that refuses messages (full,
         // unreachable) from turning that into a busy loop.
-        if acker.dead_letter(letter).await.is_err() {
-            self.pause(self.retry.delay_after(attempts)).await;
+        match acker.dead_letter(letter).await {
+            Ok(()) => consumer_event!(
+                WARN,
+                self,
+                envelope.as_deref(),
+                kind::DEAD_LETTERED,
+                reason = reason.as_str(),
+                attempts,
+                "dead-lettered",
+            ),
+            Err(error) => {
+                consumer_event!(
+                    ERROR,
+                    self,
+                    envelope.as_deref(),
+                    kind::DEAD_LETTER_FAILED,
+                    error = %error,
+                    reason = reason.as_str(),
+                    attempts,
+                    "dead letter failed; the broker keeps the message and delivers it again",
+                );
+                self.pause(self.retry.delay_after(attempts)).await;
+            }
         }
     }
 

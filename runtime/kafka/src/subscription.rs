@@ -105,7 +105,8 @@ pub(super) async fn start(
         .name(format!("kafka {}", request.topic))
         .spawn(move || {
             run(consumer, &thread_shared, start);
-            let _ = done.send(());
+            // Nobody waits for the end once the stream is dropped.
+            done.send(()).unwrap_or(());
         })
         .map_err(|e| BrokerError::Rejected {
             broker: NAME,
@@ -196,11 +197,19 @@ impl Shared {
             record: Some(record),
         };
         self.queued.fetch_add(1, Ordering::Relaxed);
-        let _ = self.deliveries.send(Ok(Delivery {
+        let delivery = Delivery {
             message,
             attempt,
             acker: Box::new(acker),
-        }));
+        };
+        if self.deliveries.send(Ok(delivery)).is_err() {
+            // Not committed: the group reads it again.
+            tracing::debug!(
+                messaging.system = NAME,
+                messaging.destination.name = self.topic.as_str(),
+                "a record arrived after its subscription closed; it is read again from its offset",
+            );
+        }
     }
 
     /// Runs `f` on the partition of a delivery if it is still the same assignment.
@@ -237,18 +246,35 @@ impl Shared {
         let topic = self.topic.as_str();
         let (mut offsets, mut marks) = (TopicPartitionList::new(), TopicPartitionList::new());
         for (partition, snapshot) in &changed {
-            let _ =
-                offsets.add_partition_offset(topic, *partition, Offset::Offset(snapshot.offset));
-            let _ =
-                marks.add_partition_offset(topic, *partition, Offset::Offset(snapshot.mark.pack()));
+            let offset = Offset::Offset(snapshot.offset);
+            checked(topic, "list an offset to commit", || {
+                offsets.add_partition_offset(topic, *partition, offset)
+            });
+            let mark = Offset::Offset(snapshot.mark.pack());
+            checked(topic, "list a mark to commit", || {
+                marks.add_partition_offset(topic, *partition, mark)
+            });
         }
         let context = consumer.context();
         // The mark first: a successor that sees the new offset must not see an older mark.
         if let Some(attempts) = &context.attempts {
-            let _ = attempts.commit(&marks, mode);
+            // Committed again next time when it fails.
+            checked(topic, "commit the attempt marks", || {
+                attempts.commit(&marks, mode)
+            });
             attempts.poll(Duration::ZERO);
         }
-        if consumer.commit(&offsets, mode).is_ok() {
+        let committed = consumer.commit(&offsets, mode);
+        if let Err(error) = &committed {
+            // Committed again next time; until then a restart reads those records again.
+            tracing::warn!(
+                messaging.system = NAME,
+                messaging.destination.name = topic,
+                error = %error,
+                "commit failed; it is tried again, and a restart meanwhile handles those records again",
+            );
+        }
+        if committed.is_ok() {
             let mut state = self.state();
             for (partition, snapshot) in changed {
                 if let Some(part) = state.partitions.get_mut(&partition) {
@@ -284,16 +310,30 @@ impl ConsumerContext for Context {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => self.revoke(consumer),
             // librdkafka asks for the assignment to be dropped on a rebalance error.
             _ => {
+                tracing::warn!(
+                    messaging.system = NAME,
+                    messaging.destination.name = self.shared.topic.as_str(),
+                    error = ?err,
+                    "rebalance failed; the assignment is dropped",
+                );
                 self.forget();
-                let _ = consumer.unassign();
+                checked(self.shared.topic.as_str(), "drop the assignment", || {
+                    consumer.unassign()
+                });
             }
         }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        if result.is_ok() {
+        let Err(error) = result else {
             return;
-        }
+        };
+        tracing::warn!(
+            messaging.system = NAME,
+            messaging.destination.name = self.shared.topic.as_str(),
+            error = %error,
+            "commit failed; it is tried again",
+        );
         // Commit again next time, whether or not anything changed.
         let mut state = self.shared.state();
         for element in offsets.elements() {
@@ -337,7 +377,9 @@ impl Context {
                 None if known => {
                     let start = plan.get(&partition).copied();
                     if let Some(start) = start {
-                        let _ = fresh.add_partition_offset(topic, partition, Offset::Offset(start));
+                        checked(topic, "list a new group's start", || {
+                            fresh.add_partition_offset(topic, partition, Offset::Offset(start))
+                        });
                     }
                     start
                 }
@@ -349,7 +391,9 @@ impl Context {
                 None if known => Offset::Beginning, // created after subscribing: all of it is new
                 None => Offset::Stored,
             };
-            let _ = tpl.set_partition_offset(topic, partition, at);
+            checked(topic, "set where a partition starts", || {
+                tpl.set_partition_offset(topic, partition, at)
+            });
             assigned.push((partition, start, offset_of(&marks).map(Mark::unpack)));
         }
         let paused = {
@@ -365,25 +409,32 @@ impl Context {
         };
         // A new group's place is fixed now, so members joining later and restarts share it.
         if shared.commits && fresh.count() > 0 {
-            let _ = consumer.commit(&fresh, CommitMode::Sync);
+            checked(topic, "commit a new group's start", || {
+                consumer.commit(&fresh, CommitMode::Sync)
+            });
         }
-        let _ = consumer.assign(tpl);
+        checked(topic, "assign partitions", || consumer.assign(tpl));
         // Said either way: librdkafka keeps a partition's pause across a rebalance, and fetching
         // may have resumed while the partition was not assigned.
-        let _ = if paused {
-            consumer.pause(tpl)
-        } else {
-            consumer.resume(tpl)
-        };
+        checked(topic, "pause or resume fetching", || {
+            if paused {
+                consumer.pause(tpl)
+            } else {
+                consumer.resume(tpl)
+            }
+        });
         if let Some(ready) = lock(&self.ready).take() {
-            let _ = ready.send(Ok(()));
+            // The subscriber stopped waiting: nobody to tell.
+            ready.send(Ok(())).unwrap_or(());
         }
     }
 
     fn revoke(&self, consumer: &BaseConsumer<Self>) {
         self.shared.commit(consumer, CommitMode::Sync);
         self.forget();
-        let _ = consumer.unassign();
+        checked(self.shared.topic.as_str(), "drop the assignment", || {
+            consumer.unassign()
+        });
     }
 
     /// Drops the partitions: deliveries still open on them are settled without effect.
@@ -396,7 +447,8 @@ impl Context {
     /// Fails the subscription before its first assignment.
     fn fail(&self, error: BrokerError) {
         if let Some(ready) = lock(&self.ready).take() {
-            let _ = ready.send(Err(error));
+            // The subscriber stopped waiting: nobody to tell.
+            ready.send(Err(error)).unwrap_or(());
         }
     }
 }
@@ -423,20 +475,50 @@ fn run(consumer: BaseConsumer<Context>, shared: &Arc<Shared>, start: StartFrom) 
     }
     let interval = shared.broker.config.commit_interval;
     let mut last_commit = Instant::now();
+    // Whether the last poll failed: a message after it says consuming is back.
+    let mut failing = false;
     while !shared.stop.load(Ordering::Relaxed) {
         flow(&consumer, shared);
         match consumer.poll(POLL.min(interval)) {
-            Some(Ok(message)) => shared.hand_out(&message),
+            Some(Ok(message)) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(
+                        messaging.system = NAME,
+                        messaging.destination.name = topic,
+                        "consuming again",
+                    );
+                }
+                shared.hand_out(&message);
+            }
             // Fatal: the client cannot go on (librdkafka retries everything else itself).
             Some(Err(e))
                 if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::Fatal) =>
             {
-                let _ = shared
-                    .deliveries
-                    .send(Err(shared.broker.error(&e, || format!("consume {topic}"))));
+                // The subscriber reports it as the end of its subscription.
+                let error = shared.broker.error(&e, || format!("consume {topic}"));
+                if shared.deliveries.send(Err(error)).is_err() {
+                    tracing::debug!(
+                        messaging.system = NAME,
+                        messaging.destination.name = topic,
+                        error = %e,
+                        "the client failed for good after its subscription closed",
+                    );
+                }
                 break;
             }
-            Some(Err(_)) | None => {}
+            // librdkafka retries these itself (a broker down, a connection lost...).
+            Some(Err(e)) => {
+                let first = !std::mem::replace(&mut failing, true);
+                if first {
+                    tracing::warn!(
+                        messaging.system = NAME,
+                        messaging.destination.name = topic,
+                        error = %e,
+                        "cannot consume; the client tries again by itself",
+                    );
+                }
+            }
+            None => {}
         }
         if last_commit.elapsed() >= interval {
             shared.commit(&consumer, CommitMode::Async);
@@ -492,11 +574,13 @@ fn flow(consumer: &BaseConsumer<Context>, shared: &Shared) {
     let paused = !paused;
     shared.state().paused = paused;
     // Paused partitions restart from the last record handed out: nothing is skipped.
-    let _ = if paused {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
+    checked(shared.topic.as_str(), "pause or resume fetching", || {
+        if paused {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        }
+    });
 }
 
 /// The deliveries of one subscription.
@@ -534,8 +618,9 @@ impl DeliveryStream for KafkaStream {
     async fn close(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(finished) = self.finished.take() {
-            // The thread commits and leaves the group before it ends.
-            let _ = finished.await;
+            // The thread commits and leaves the group before it ends; an error means it ended
+            // without saying so, which is as good.
+            finished.await.unwrap_or(());
         }
         self.receiver.close();
     }
@@ -637,5 +722,17 @@ impl Acker for KafkaAcker {
 impl Drop for KafkaAcker {
     fn drop(&mut self) {
         self.again(Duration::ZERO);
+    }
+}
+
+/// Runs a client call whose failure nothing can return, and reports it.
+fn checked(topic: &str, what: &'static str, call: impl FnOnce() -> KafkaResult<()>) {
+    if let Err(error) = call() {
+        tracing::warn!(
+            messaging.system = NAME,
+            messaging.destination.name = topic,
+            error = %error,
+            "could not {what}",
+        );
     }
 }

@@ -51,7 +51,10 @@ impl Waiters {
         let collided = self.collided.take().map(|(_, w)| w);
         let sent = self.sent.drain().map(|(_, w)| w);
         for waiter in self.queued.drain(..).chain(sent).chain(collided) {
-            let _ = waiter.send(Err(Failure::Unreachable(reason.to_owned())));
+            // A publisher that stopped waiting has its answer already (a timeout).
+            waiter
+                .send(Err(Failure::Unreachable(reason.to_owned())))
+                .unwrap_or(());
         }
     }
 }
@@ -154,12 +157,21 @@ async fn drive(
 ) {
     let mut ready = Some(ready);
     let mut backoff = Backoff::new();
+    // Whether the connection was lost since the last CONNACK.
+    let mut lost = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
+                if std::mem::take(&mut lost) {
+                    tracing::info!(
+                        messaging.system = crate::NAME,
+                        "publisher connection regained"
+                    );
+                }
                 if let Some(ready) = ready.take() {
-                    let _ = ready.send(Ok(()));
+                    // The caller stopped waiting: nobody to tell.
+                    ready.send(Ok(())).unwrap_or(());
                 }
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
@@ -192,15 +204,24 @@ async fn drive(
                             }))
                         }
                     };
-                    let _ = waiter.send(outcome);
+                    // A publisher that stopped waiting has its answer already (a timeout).
+                    waiter.send(outcome).unwrap_or(());
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 let reason = e.to_string();
                 if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(reason));
+                    // The caller stopped waiting: nobody to tell.
+                    ready.send(Err(reason)).unwrap_or(());
                     return;
+                }
+                if !std::mem::replace(&mut lost, true) {
+                    tracing::warn!(
+                        messaging.system = crate::NAME,
+                        error = %reason,
+                        "publisher connection lost; publishes in flight fail, connecting again",
+                    );
                 }
                 {
                     let mut waiters = lock(&waiters);

@@ -101,11 +101,17 @@ impl Shared {
             session,
             attempt,
         };
-        let _ = self.deliveries.send(Ok(Delivery {
+        let delivery = Delivery {
             message,
             attempt,
             acker: Box::new(acker),
-        }));
+        };
+        if self.deliveries.send(Ok(delivery)).is_err() {
+            tracing::debug!(
+                messaging.system = NAME,
+                "a message arrived after its subscription closed; it is dropped unacknowledged",
+            );
+        }
     }
 }
 
@@ -118,6 +124,8 @@ async fn drive(
 ) {
     let mut ready = Some(ready);
     let mut backoff = Backoff::new();
+    // Whether the connection was lost since the last CONNACK.
+    let mut lost = false;
     let unreachable = |reason: String| BrokerError::Unreachable {
         broker: NAME,
         address: shared.inner.config.address(),
@@ -131,11 +139,28 @@ async fn drive(
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
+                if std::mem::take(&mut lost) {
+                    tracing::info!(
+                        messaging.system = NAME,
+                        messaging.destination.name = filter.as_str(),
+                        "subscriber connection regained; subscribing again",
+                    );
+                }
                 shared.session.fetch_add(1, Ordering::AcqRel);
                 // A clean session has no subscription; ask again. Sent from a task of its
                 // own, since this loop must keep polling for the request to go out.
                 let (client, filter) = (shared.client.clone(), filter.clone());
-                tokio::spawn(async move { client.subscribe(filter, QoS::AtLeastOnce).await });
+                tokio::spawn(async move {
+                    if let Err(error) = client.subscribe(filter.as_str(), QoS::AtLeastOnce).await {
+                        // The connection went again: the next CONNACK asks once more.
+                        tracing::warn!(
+                            messaging.system = NAME,
+                            messaging.destination.name = filter.as_str(),
+                            error = %error,
+                            "could not ask to subscribe; asking again on the next connection",
+                        );
+                    }
+                });
             }
             Ok(Event::Incoming(Packet::SubAck(suback))) => {
                 let refused = suback
@@ -152,12 +177,17 @@ async fn drive(
                 };
                 let failed = outcome.is_err();
                 match ready.take() {
-                    Some(ready) => {
-                        let _ = ready.send(outcome);
-                    }
+                    // The subscriber stopped waiting: nobody to tell.
+                    Some(ready) => ready.send(outcome).unwrap_or(()),
                     None => {
-                        if let Err(e) = outcome {
-                            let _ = shared.deliveries.send(Err(e));
+                        // The subscriber reports it as the end of its subscription.
+                        if let Err(e) = outcome
+                            && shared.deliveries.send(Err(e)).is_err()
+                        {
+                            tracing::debug!(
+                                messaging.system = NAME,
+                                "a subscription refused after its subscriber closed it",
+                            );
                         }
                     }
                 }
@@ -174,8 +204,17 @@ async fn drive(
                     return;
                 }
                 if let Some(ready) = ready.take() {
-                    let _ = ready.send(Err(unreachable(e.to_string())));
+                    // The subscriber stopped waiting: nobody to tell.
+                    ready.send(Err(unreachable(e.to_string()))).unwrap_or(());
                     return;
+                }
+                if !std::mem::replace(&mut lost, true) {
+                    tracing::warn!(
+                        messaging.system = NAME,
+                        messaging.destination.name = filter.as_str(),
+                        error = %e,
+                        "subscriber connection lost; connecting again",
+                    );
                 }
                 backoff.wait().await;
             }

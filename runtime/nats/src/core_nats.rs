@@ -111,8 +111,15 @@ impl DeliveryStream for CoreDeliveries {
     }
 
     async fn close(&mut self) {
-        if let Some(mut subscriber) = self.subscriber.take() {
-            let _ = subscriber.unsubscribe().await;
+        if let Some(mut subscriber) = self.subscriber.take()
+            && let Err(error) = subscriber.unsubscribe().await
+        {
+            // The server drops the interest with the connection at the latest.
+            tracing::warn!(
+                messaging.system = crate::NAME,
+                error = %error,
+                "could not unsubscribe a closed subscription; the server drops it with the connection",
+            );
         }
     }
 }
@@ -143,7 +150,13 @@ impl Acker for CoreAcker {
             let again = self.again.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let _ = again.send(pending);
+                if again.send(pending).is_err() {
+                    // Core NATS keeps nothing: with the subscription closed, the retry is lost.
+                    tracing::debug!(
+                        messaging.system = crate::NAME,
+                        "a retry came due after its subscription closed; core NATS keeps nothing, so it is dropped",
+                    );
+                }
             });
         }
         Ok(())
@@ -172,7 +185,12 @@ impl Drop for CoreAcker {
     fn drop(&mut self) {
         if let Some(mut pending) = self.pending.take() {
             pending.attempt += 1;
-            let _ = self.again.send(pending);
+            if self.again.send(pending).is_err() {
+                tracing::debug!(
+                    messaging.system = crate::NAME,
+                    "an unsettled delivery came back after its subscription closed; core NATS keeps nothing, so it is dropped",
+                );
+            }
         }
     }
 }

@@ -263,7 +263,13 @@ async fn keep_in_progress(shared: Arc<Shared>, in_flight: Weak<InFlight>, every:
         let replies: Vec<Subject> = lock(&in_flight.replies).values().cloned().collect();
         drop(in_flight);
         for reply in replies {
-            let _ = shared.client.publish(reply, AckKind::Progress.into()).await;
+            if let Err(error) = shared.client.publish(reply, AckKind::Progress.into()).await {
+                tracing::warn!(
+                    messaging.system = crate::NAME,
+                    error = %error,
+                    "could not tell the server a message is still being handled; it may deliver it again after its ack wait",
+                );
+            }
         }
     }
 }
@@ -449,14 +455,27 @@ impl DeliveryStream for Deliveries {
         self.consumer = None;
         if let (None, Some((stream, name))) = (&self.source.request.group, &self.source.consumer) {
             // Whatever it still holds goes with it; nobody else reads it.
-            if let Ok(handle) = self
+            let deleted = match self
                 .source
                 .shared
                 .js
                 .get_stream_no_info(&*stream.name)
                 .await
             {
-                let _ = handle.delete_consumer(name).await;
+                Ok(handle) => handle
+                    .delete_consumer(name)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = deleted {
+                tracing::warn!(
+                    messaging.system = crate::NAME,
+                    messaging.destination.name = self.source.request.topic.as_str(),
+                    error = %error,
+                    "could not delete the consumer of a closed subscription; the server removes it once inactive",
+                );
             }
         }
     }
@@ -608,7 +627,13 @@ impl Drop for JetStreamAcker {
             let client = self.shared.client.clone();
             runtime.spawn(async move {
                 let nak = AckKind::Nak(Some(REDELIVER_AFTER_DROP));
-                let _ = client.publish(reply, nak.into()).await;
+                if let Err(error) = client.publish(reply, nak.into()).await {
+                    tracing::warn!(
+                        messaging.system = crate::NAME,
+                        error = %error,
+                        "could not hand back a delivery dropped unsettled; the server delivers it again after its ack wait",
+                    );
+                }
             });
         }
     }

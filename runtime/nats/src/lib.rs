@@ -72,7 +72,8 @@ impl NatsBroker {
         let address = redact(&config.url);
         let mut options = async_nats::ConnectOptions::new()
             .name("tidings")
-            .connection_timeout(config.connect_timeout);
+            .connection_timeout(config.connect_timeout)
+            .event_callback(connection_event(address.clone()));
         if let Some(ca_file) = &config.ca_file {
             options = options.add_root_certificates(ca_file.clone());
         }
@@ -220,5 +221,56 @@ impl Broker for NatsBroker {
             NatsMode::JetStream => jetstream::subscribe(self.shared.clone(), request).await,
             NatsMode::Core => core_nats::subscribe(self.shared.clone(), request).await,
         }
+    }
+}
+
+/// Reports what the client says of its connection: lost at WARN, regained at INFO, server and
+/// client errors at ERROR; the first connection, and the rest, at DEBUG.
+fn connection_event(
+    address: String,
+) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
+    let lost = std::sync::atomic::AtomicBool::new(false);
+    move |event| {
+        use std::sync::atomic::Ordering;
+        match &event {
+            async_nats::Event::Disconnected => {
+                lost.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    messaging.system = NAME,
+                    server.address = address.as_str(),
+                    "connection lost; the client reconnects by itself",
+                );
+            }
+            async_nats::Event::Connected if lost.swap(false, Ordering::Relaxed) => {
+                tracing::info!(
+                    messaging.system = NAME,
+                    server.address = address.as_str(),
+                    "connection regained",
+                );
+            }
+            async_nats::Event::ServerError(_) | async_nats::Event::ClientError(_) => {
+                tracing::error!(
+                    messaging.system = NAME,
+                    server.address = address.as_str(),
+                    error = %event,
+                    "connection error",
+                );
+            }
+            async_nats::Event::SlowConsumer(_) | async_nats::Event::LameDuckMode => {
+                tracing::warn!(
+                    messaging.system = NAME,
+                    server.address = address.as_str(),
+                    event = %event,
+                    "connection event",
+                );
+            }
+            _ => tracing::debug!(
+                messaging.system = NAME,
+                server.address = address.as_str(),
+                event = %event,
+                "connection event",
+            ),
+        }
+        std::future::ready(())
     }
 }

@@ -115,8 +115,22 @@ impl Source {
     async fn reopen(&self) -> Open {
         let mut backoff = Backoff::new();
         loop {
-            if let Ok(open) = self.open().await {
-                return open;
+            match self.open().await {
+                Ok(open) => {
+                    tracing::info!(
+                        messaging.system = crate::NAME,
+                        messaging.destination.name = self.request.topic.as_str(),
+                        server.address = self.shared.address.as_str(),
+                        "consuming again",
+                    );
+                    return open;
+                }
+                Err(error) => tracing::warn!(
+                    messaging.system = crate::NAME,
+                    messaging.destination.name = self.request.topic.as_str(),
+                    error = %error,
+                    "cannot consume yet; trying again after a backoff",
+                ),
             }
             backoff.wait().await;
         }
@@ -143,7 +157,14 @@ impl DeliveryStream for RabbitDeliveries {
             }
             // The channel or connection went away: consume again once it is back. What this
             // consumer held unsettled goes back to the queue.
-            self.open = None;
+            if self.open.take().is_some() {
+                tracing::warn!(
+                    messaging.system = crate::NAME,
+                    messaging.destination.name = self.source.request.topic.as_str(),
+                    server.address = self.source.shared.address.as_str(),
+                    "consumer channel lost; consuming again once it is back",
+                );
+            }
             // Boxed, so the rare path's futures do not weigh on every delivery's.
             self.open = Some(Box::pin(self.source.reopen()).await);
         }
@@ -158,10 +179,18 @@ impl DeliveryStream for RabbitDeliveries {
             return;
         };
         let tag = open.consumer.tag();
-        let _ = open
+        if let Err(error) = open
             .channel
             .basic_cancel(tag, BasicCancelOptions::default())
-            .await;
+            .await
+        {
+            tracing::warn!(
+                messaging.system = crate::NAME,
+                messaging.destination.name = self.source.request.topic.as_str(),
+                error = %error,
+                "could not cancel the consumer of a closed subscription; the server drops it with its channel",
+            );
+        }
         // Prefetched messages nobody will see go back to the queue now. The channel stays open
         // while deliveries handed out are settled.
         let requeue = BasicNackOptions {
@@ -169,7 +198,14 @@ impl DeliveryStream for RabbitDeliveries {
             ..BasicNackOptions::default()
         };
         while let Some(Some(Ok(delivery))) = open.consumer.next().now_or_never() {
-            let _ = delivery.acker.nack(requeue).await;
+            if let Err(error) = delivery.acker.nack(requeue).await {
+                tracing::warn!(
+                    messaging.system = crate::NAME,
+                    messaging.destination.name = self.source.request.topic.as_str(),
+                    error = %error,
+                    "could not give back a prefetched message; the server requeues it when the channel closes",
+                );
+            }
         }
     }
 }
@@ -193,7 +229,14 @@ async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery
 /// already have handed to it go back to the queue.
 fn abandon(channel: Channel) {
     tokio::spawn(async move {
-        let _ = channel.close(200, "abandoned".into()).await;
+        if let Err(error) = channel.close(200, "abandoned".into()).await {
+            // Closed already, most likely: what it held went back to the queue then.
+            tracing::debug!(
+                messaging.system = crate::NAME,
+                error = %error,
+                "could not close an abandoned channel",
+            );
+        }
     });
 }
 
@@ -429,7 +472,13 @@ impl Drop for RabbitAcker {
                     requeue: true,
                     ..BasicNackOptions::default()
                 };
-                let _ = acker.nack(requeue).await;
+                if let Err(error) = acker.nack(requeue).await {
+                    tracing::warn!(
+                        messaging.system = crate::NAME,
+                        error = %error,
+                        "could not give back a delivery dropped unsettled; the server requeues it when its channel closes",
+                    );
+                }
                 drop(channel);
             });
         }

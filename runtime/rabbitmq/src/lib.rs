@@ -132,6 +132,14 @@ impl Shared {
             *live = Some(current.clone());
             return Ok(current);
         }
+        let lost = live.is_some();
+        if lost {
+            tracing::warn!(
+                messaging.system = NAME,
+                server.address = self.address.as_str(),
+                "connection lost; connecting again",
+            );
+        }
         let properties = ConnectionProperties::default().with_connection_name("tidings".into());
         let connection = tokio::time::timeout(
             self.config.connect_timeout,
@@ -155,6 +163,13 @@ impl Shared {
             publisher,
         };
         *live = Some(current.clone());
+        if lost {
+            tracing::info!(
+                messaging.system = NAME,
+                server.address = self.address.as_str(),
+                "connection regained",
+            );
+        }
         Ok(current)
     }
 

@@ -196,11 +196,19 @@ impl Shared {
             attempt,
             acker: Box::new(acker),
         };
-        let _ = self.deliveries.send(Queued::Entry {
+        let queued = Queued::Entry {
             id,
             attempt,
             delivery: Box::new(delivery),
-        });
+        };
+        if self.deliveries.send(queued).is_err() {
+            // The entry stays pending in Redis, where the group claims it back.
+            tracing::debug!(
+                messaging.system = crate::NAME,
+                redis.stream = self.key.as_str(),
+                "an entry was read after its subscription closed; it stays pending in the stream",
+            );
+        }
     }
 
     fn error(&self, e: &RedisError, operation: &str) -> BrokerError {
@@ -293,6 +301,8 @@ impl Reader {
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
         let mut backoff = Backoff::new();
         let mut next_claim = Instant::now();
+        // Whether the last round failed: a round that succeeds after it says reading is back.
+        let mut failing = false;
         loop {
             let first = tokio::select! {
                 _ = &mut stopped => return,
@@ -310,9 +320,24 @@ impl Reader {
                 round = self.round(permits, &mut next_claim) => round,
             };
             let Err(e) = round else {
+                if std::mem::take(&mut failing) {
+                    tracing::info!(
+                        messaging.system = crate::NAME,
+                        redis.stream = self.shared.key.as_str(),
+                        "reading the stream again",
+                    );
+                }
                 backoff.reset();
                 continue;
             };
+            if !std::mem::replace(&mut failing, true) {
+                tracing::warn!(
+                    messaging.system = crate::NAME,
+                    redis.stream = self.shared.key.as_str(),
+                    error = %e,
+                    "cannot read the stream; trying again after a backoff",
+                );
+            }
             if e.code() == Some("NOGROUP") {
                 // Redis came back without the stream or group (no persistence): everything
                 // in the new stream is unread, so the group starts from its beginning.
@@ -324,10 +349,15 @@ impl Reader {
                     continue;
                 }
             } else if matches!(e.retry_method(), RetryMethod::NoRetry) {
-                let _ = self
-                    .shared
-                    .deliveries
-                    .send(Queued::Failed(self.shared.error(&e, "read")));
+                // The subscriber reports it as the end of its subscription.
+                let failed = Queued::Failed(self.shared.error(&e, "read"));
+                if self.shared.deliveries.send(failed).is_err() {
+                    tracing::debug!(
+                        messaging.system = crate::NAME,
+                        error = %e,
+                        "reading failed for good after the subscription closed",
+                    );
+                }
                 return;
             }
             tokio::select! {
@@ -477,9 +507,16 @@ impl DeliveryStream for RedisStream {
 
     async fn close(&mut self) {
         let Some(stop) = self.stop.take() else { return };
-        let _ = stop.send(());
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
+        // The reader may have ended already, on an error it reported.
+        stop.send(()).ok();
+        if let Some(task) = self.task.take()
+            && let Err(error) = task.await
+        {
+            tracing::error!(
+                messaging.system = crate::NAME,
+                error = %error,
+                "the stream reader failed",
+            );
         }
         self.rx.close();
         let mut unread = Vec::new();

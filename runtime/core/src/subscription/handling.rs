@@ -18,6 +18,7 @@ use crate::broker::Acker;
 use crate::envelope::Envelope;
 use crate::event::Event;
 use crate::handler::{Handler, HandlerError, Received};
+use crate::telemetry::{consumer_event, kind};
 
 type Rest<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -32,9 +33,10 @@ pin_project! {
         consumer: &'a Consumer<E, H>,
         acker: Option<Box<dyn Acker>>,
         attempt: u32,
-        // With dedup on: the envelope whose id is recorded, once the handler succeeded, before
-        // the ack.
-        dedup: Option<Arc<Envelope>>,
+        // The event's envelope: its id goes into the events of a failure and, with dedup on,
+        // is recorded once the handler succeeded, before the ack.
+        envelope: Arc<Envelope>,
+        dedup: bool,
         // Armed only once the handler waits, so a handler that does not costs no timer.
         timer: Option<Pin<Box<Sleep>>>,
         // What is left once the handler is done with: settling that has to wait.
@@ -52,14 +54,15 @@ impl<'a, E: Event, H: Handler<E>> Consumer<E, H> {
         dedup: bool,
     ) -> Handling<'a, E, H, impl Future<Output = Result<(), HandlerError>> + Send + 'a> {
         let attempt = received.attempt();
-        let dedup = dedup.then(|| received.shared_envelope().clone());
+        let envelope = received.shared_envelope().clone();
         // Making the handler's future runs user code too, so it is guarded like its polling.
         let made = panic::catch_unwind(AssertUnwindSafe(|| self.handler.handle(received)));
         let (future, acker, rest) = match made {
             Ok(future) => (Some(future), Some(acker), None),
             Err(panic) => {
                 let reason = format!("handler panicked: {}", panic_message(&*panic));
-                let rest: Rest<'a> = Box::pin(self.fail(acker, reason, attempt));
+                self.attempt_failed(kind::HANDLER_PANIC, &reason, attempt, &envelope);
+                let rest: Rest<'a> = Box::pin(self.fail(acker, reason, attempt, envelope.clone()));
                 (None, None, Some(rest))
             }
         };
@@ -68,6 +71,7 @@ impl<'a, E: Event, H: Handler<E>> Consumer<E, H> {
             consumer: self,
             acker,
             attempt,
+            envelope,
             dedup,
             timer: None,
             rest,
@@ -96,15 +100,23 @@ where
                 this.future.set(None);
                 let consumer = *this.consumer;
                 let mut acker = this.acker.take().expect("settled once");
-                if let Some(envelope) = this.dedup.take() {
+                if *this.dedup {
+                    let envelope = this.envelope.clone();
                     *this.rest = Some(Box::pin(consumer.record_and_ack(envelope, acker)));
-                } else if acker.try_ack().is_some() {
-                    return Poll::Ready(());
                 } else {
-                    // A failed ack is redelivered by the broker; nothing better to do.
-                    *this.rest = Some(Box::pin(async move {
-                        let _ = acker.ack().await;
-                    }));
+                    match acker.try_ack() {
+                        Some(Ok(())) => return Poll::Ready(()),
+                        Some(Err(error)) => {
+                            consumer.ack_failed(this.envelope, &error);
+                            return Poll::Ready(());
+                        }
+                        None => {
+                            let envelope = this.envelope.clone();
+                            *this.rest = Some(Box::pin(async move {
+                                consumer.ack(acker, &envelope).await;
+                            }));
+                        }
+                    }
                 }
                 return this
                     .rest
@@ -116,12 +128,27 @@ where
                 this.future.set(None);
                 let acker = this.acker.take().expect("settled once");
                 let reason = format!("handler refused the event for good: {error}");
+                this.consumer.attempt_failed(
+                    kind::HANDLER_ERROR,
+                    &reason,
+                    *this.attempt,
+                    this.envelope,
+                );
+                let envelope = Some(this.envelope.clone());
                 let rest: Rest<'a> =
-                    Box::pin(this.consumer.dead_letter(acker, reason, *this.attempt));
+                    Box::pin(
+                        this.consumer
+                            .dead_letter(acker, reason, *this.attempt, envelope),
+                    );
                 return this.rest.insert(rest).as_mut().poll(cx);
             }
-            Ok(Poll::Ready(Err(error))) => format!("handler failed: {error}"),
-            Err(panic) => format!("handler panicked: {}", panic_message(&*panic)),
+            Ok(Poll::Ready(Err(error))) => {
+                (kind::HANDLER_ERROR, format!("handler failed: {error}"))
+            }
+            Err(panic) => (
+                kind::HANDLER_PANIC,
+                format!("handler panicked: {}", panic_message(&*panic)),
+            ),
             Ok(Poll::Pending) => {
                 let limit = this.consumer.handler_timeout;
                 let timer = this
@@ -130,13 +157,58 @@ where
                 if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                format!("handler timed out after {limit:?}")
+                (
+                    kind::HANDLER_TIMEOUT,
+                    format!("handler timed out after {limit:?}"),
+                )
             }
         };
+        let (kind, reason) = reason;
         // The handler is done with: drop its future before a backoff that may take a while.
         this.future.set(None);
         let acker = this.acker.take().expect("settled once");
-        let rest: Rest<'a> = Box::pin(this.consumer.fail(acker, reason, *this.attempt));
+        let consumer = *this.consumer;
+        consumer.attempt_failed(kind, &reason, *this.attempt, this.envelope);
+        let envelope = this.envelope.clone();
+        let rest: Rest<'a> = Box::pin(consumer.fail(acker, reason, *this.attempt, envelope));
         this.rest.insert(rest).as_mut().poll(cx)
+    }
+}
+
+impl<E: Event, H: Handler<E>> Consumer<E, H> {
+    /// Reports a failed handling attempt: a panic at ERROR, an error or a timeout at WARN.
+    fn attempt_failed(&self, kind: &'static str, reason: &str, attempt: u32, envelope: &Envelope) {
+        let envelope = Some(envelope);
+        if kind == kind::HANDLER_PANIC {
+            consumer_event!(
+                ERROR,
+                self,
+                envelope,
+                kind,
+                reason,
+                messaging.tidings.attempt = attempt,
+                "handler panicked",
+            );
+        } else if kind == kind::HANDLER_TIMEOUT {
+            consumer_event!(
+                WARN,
+                self,
+                envelope,
+                kind,
+                reason,
+                messaging.tidings.attempt = attempt,
+                "handler timed out",
+            );
+        } else {
+            consumer_event!(
+                WARN,
+                self,
+                envelope,
+                kind,
+                reason,
+                messaging.tidings.attempt = attempt,
+                "handler failed",
+            );
+        }
     }
 }
