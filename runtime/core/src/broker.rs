@@ -348,10 +348,9 @@ pub trait Broker: Send + Sync + 'static {
     #[allow(clippy::result_large_err)] // The message goes back to the caller unchanged, by value.
     fn try_publish(
         &self,
-        topic: &Topic,
+        _topic: &Topic,
         message: Message,
     ) -> Result<Result<Confirmation, BrokerError>, Message> {
-        let _ = topic;
         Err(message)
     }
 

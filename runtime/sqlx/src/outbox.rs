@@ -258,7 +258,8 @@ impl Relay {
 
     /// Relays until `stop` completes: a turn after another while events are pending, a wait
     /// of [`Relay::idle`] when none are, and a growing, jittered wait after a failure (the
-    /// broker or the database away), which is passed to `on_error` so it is seen. Sent rows
+    /// broker or the database away), which is emitted as a `tracing` event and passed to
+    /// `on_error` (for a metric, say). Sent rows
     /// past the retention are purged about once a minute.
     pub async fn run(
         &self,
@@ -276,6 +277,7 @@ impl Relay {
                     Duration::ZERO
                 }
                 Err(e) => {
+                    tracing::warn!(error = %e, "outbox relay: a turn failed; the events stay pending and are tried again");
                     on_error(&e);
                     backoff.next_wait()
                 }
@@ -283,6 +285,7 @@ impl Relay {
             if purged.elapsed() >= Duration::from_secs(60) {
                 purged = tokio::time::Instant::now();
                 if let Err(e) = self.purge().await {
+                    tracing::error!(error = %e, "outbox relay: sent rows could not be purged");
                     on_error(&e);
                 }
             }

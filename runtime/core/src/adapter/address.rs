@@ -28,11 +28,17 @@ const SECRET_WORDS: [&str; 6] = ["password", "pass", "secret", "token", "key", "
 pub fn redact(address: &str) -> String {
     match Url::parse(address) {
         Ok(mut url) if !url.cannot_be_a_base() => {
-            // Neither can fail: a URL with a user info has a host.
-            if url.password().is_some() {
-                let _ = url.set_password(Some(HIDDEN));
+            // Neither should fail, as a URL with a user info has a host; if one did, nothing of
+            // the address is shown rather than its secret.
+            let hidden = if url.password().is_some() {
+                url.set_password(Some(HIDDEN))
             } else if !url.username().is_empty() {
-                let _ = url.set_username(HIDDEN);
+                url.set_username(HIDDEN)
+            } else {
+                Ok(())
+            };
+            if hidden.is_err() {
+                return HIDDEN.to_owned();
             }
             if let Some(query) = url.query() {
                 let query = redact_query(query);
