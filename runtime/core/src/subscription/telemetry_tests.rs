@@ -13,6 +13,8 @@ use bytes::Bytes;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Level, Subscriber};
+
+use super::tests::Away;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::broker::{
@@ -599,20 +601,6 @@ async fn a_failed_dead_letter_is_an_error_and_the_message_comes_back_to_be_dead_
     let letter = &events[2];
     assert_about(letter, receipt.id().as_str(), Some("billing"));
     assert_eq!(letter.field("attempts"), Some("2"));
-}
-
-/// A dedup store that is never reachable.
-struct Away;
-
-#[async_trait::async_trait]
-impl crate::DedupStore for Away {
-    async fn seen(&self, _: &str, _: &str) -> Result<bool, crate::DedupError> {
-        Err(crate::DedupError("connection refused".into()))
-    }
-
-    async fn record(&self, _: &str, _: &str) -> Result<(), crate::DedupError> {
-        Err(crate::DedupError("connection refused".into()))
-    }
 }
 
 #[tokio::test]

@@ -166,7 +166,7 @@ async fn a_subscription_the_broker_ends_says_why() {
 }
 
 /// A dedup store that is never reachable.
-struct Away;
+pub(super) struct Away;
 
 #[async_trait::async_trait]
 impl crate::DedupStore for Away {
