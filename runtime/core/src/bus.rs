@@ -15,6 +15,7 @@ use crate::codec::{Codec, CodecError};
 use crate::deadline;
 use crate::envelope::Envelope;
 use crate::event::Event;
+use crate::fallback::{Fallback, FallbackError};
 use crate::id::EventId;
 use crate::receipt::Receipt;
 use crate::schema::data_schema;
@@ -31,6 +32,7 @@ pub struct Bus {
     broker: Arc<dyn Broker>,
     source: Arc<str>,
     publish_timeout: Duration,
+    fallback: Option<Arc<dyn Fallback>>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -39,6 +41,7 @@ impl std::fmt::Debug for Bus {
             .field("broker", &self.broker.name())
             .field("source", &self.source)
             .field("publish_timeout", &self.publish_timeout)
+            .field("fallback", &self.fallback.is_some())
             .finish()
     }
 }
@@ -65,6 +68,15 @@ pub enum PublishError {
         topic: Topic,
         /// How long was waited.
         after: Duration,
+    },
+    /// The broker did not take the event and the bus's fallback could not store it either:
+    /// the event is neither published nor stored.
+    #[error("{publish}, and the fallback could not store the event ({store}); nothing was stored")]
+    Fallback {
+        /// Why the broker did not take it.
+        publish: Box<PublishError>,
+        /// Why the fallback did not store it.
+        store: FallbackError,
     },
 }
 
@@ -95,6 +107,7 @@ impl Bus {
             broker,
             source: default_source(),
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
+            fallback: None,
         }
     }
 
@@ -116,6 +129,21 @@ impl Bus {
         self
     }
 
+    /// Gives the bus a durable store for the publishes the broker refuses or does not confirm
+    /// in time: such an event is stored there instead of the publish failing, the receipt says
+    /// so ([`Receipt::is_deferred`]), a warning is emitted, and a relay publishes it later (the
+    /// SQLite or PostgreSQL outbox of `tidings-sqlx`). Only when the store fails too does the
+    /// publish fail, with [`PublishError::Fallback`].
+    ///
+    /// An event that went to the fallback is published after the events that follow it, so
+    /// the order per partition key does not hold across a broker outage; its id does, so a
+    /// publish that timed out but reached the broker is dropped as a duplicate where the broker
+    /// or the consumer deduplicates.
+    pub fn with_fallback(mut self, fallback: impl Fallback) -> Bus {
+        self.fallback = Some(Arc::new(fallback));
+        self
+    }
+
     /// The broker underneath.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
@@ -134,26 +162,78 @@ impl Bus {
             let message = self.message(event, PublishOptions::default())?;
             let id = message.envelope.id.clone();
             telemetry::record_id(&span, &id);
+            let kept = self.keep_for_fallback(&message);
             match self.broker.try_publish(&topic, message) {
-                Ok(confirmed) => {
-                    Either::Left(confirmed.map(|confirmed| Receipt::new(id, confirmed)))
-                }
-                Err(message) => Either::Right((id, self.broker.publish(&topic, message))),
+                Ok(confirmed) => Either::Left((id, confirmed, kept)),
+                Err(message) => Either::Right((id, self.broker.publish(&topic, message), kept)),
             }
         };
         match publish {
-            Either::Left(confirmed) => {
+            Either::Left((id, confirmed, kept)) => {
                 drop(span);
                 // Confirmed without waiting: count it against the task's budget like any
                 // tokio resource, so a publishing loop lets other tasks run.
                 tokio::task::consume_budget().await;
-                Ok(confirmed?)
+                match confirmed {
+                    Ok(confirmed) => Ok(Receipt::new(id, confirmed)),
+                    Err(e) => self.fall_back(&topic, id, kept, e.into()).await,
+                }
             }
-            Either::Right(publish) => {
-                confirm(&topic, publish, self.publish_timeout)
+            Either::Right((id, publish, kept)) => {
+                self.settle(&topic, id, publish, kept, self.publish_timeout)
                     .instrument(span)
                     .await
             }
+        }
+    }
+
+    /// A copy of `message` for the fallback, when the bus has one: two reference counts.
+    fn keep_for_fallback(&self, message: &Message) -> Option<Message> {
+        self.fallback.as_ref().map(|_| message.clone())
+    }
+
+    /// Waits for the broker's confirmation of `publish`, the event `id`, and hands the message
+    /// `kept` to the fallback if it fails.
+    async fn settle(
+        &self,
+        topic: &Topic,
+        id: EventId,
+        publish: BrokerPublish<'_>,
+        kept: Option<Message>,
+        timeout: Duration,
+    ) -> Result<Receipt, PublishError> {
+        match confirm(topic, publish, timeout).await {
+            Ok(confirmed) => Ok(Receipt::new(id, confirmed)),
+            Err(e) => self.fall_back(topic, id, kept, e).await,
+        }
+    }
+
+    /// Stores a message the broker did not take in the fallback, if there is one; otherwise,
+    /// or if the fallback fails too, the publish fails.
+    async fn fall_back(
+        &self,
+        topic: &Topic,
+        id: EventId,
+        kept: Option<Message>,
+        error: PublishError,
+    ) -> Result<Receipt, PublishError> {
+        let (Some(fallback), Some(message)) = (&self.fallback, kept) else {
+            return Err(error);
+        };
+        match fallback.store(topic, &message).await {
+            Ok(()) => {
+                tracing::warn!(
+                    messaging.destination.name = %topic,
+                    messaging.message.id = %id,
+                    error = %error,
+                    "publish: the broker did not take the event; it is stored in the fallback for a relay to publish"
+                );
+                Ok(Receipt::deferred(id))
+            }
+            Err(store) => Err(PublishError::Fallback {
+                publish: Box::new(error),
+                store,
+            }),
         }
     }
 
@@ -207,15 +287,15 @@ impl Bus {
 type BrokerPublish<'a> =
     Pin<Box<dyn Future<Output = Result<Confirmation, BrokerError>> + Send + 'a>>;
 
-/// Waits for the broker's confirmation of `publish`, the event `id`. Only the broker's (boxed) future and the
+/// Waits for the broker's confirmation of `publish`. Only the broker's (boxed) future and the
 /// timer live across the wait, not the message, which keeps every publish's future small.
 async fn confirm(
     topic: &Topic,
-    (id, mut publish): (EventId, BrokerPublish<'_>),
+    mut publish: BrokerPublish<'_>,
     timeout: Duration,
-) -> Result<Receipt, PublishError> {
+) -> Result<Confirmation, PublishError> {
     match deadline::within(timeout, publish.as_mut()).await {
-        Ok(confirmed) => Ok(Receipt::new(id, confirmed?)),
+        Ok(confirmed) => Ok(confirmed?),
         Err(_) => Err(PublishError::Timeout {
             topic: topic.clone(),
             after: timeout,
@@ -294,9 +374,14 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
                 let message = self.bus.message(self.event, self.options)?;
                 let id = message.envelope.id.clone();
                 telemetry::record_id(&span, &id);
-                (id, self.bus.broker.publish(&topic, message))
+                let kept = self.bus.keep_for_fallback(&message);
+                (id, self.bus.broker.publish(&topic, message), kept)
             };
-            confirm(&topic, publish, timeout).instrument(span).await
+            let (id, publish, kept) = publish;
+            self.bus
+                .settle(&topic, id, publish, kept, timeout)
+                .instrument(span)
+                .await
         })
     }
 }

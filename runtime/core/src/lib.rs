@@ -20,6 +20,7 @@ mod deadline;
 mod dedup;
 pub mod envelope;
 mod event;
+mod fallback;
 mod handler;
 mod id;
 mod include;
@@ -40,6 +41,7 @@ pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
 pub use dedup::{DedupError, DedupStore, MemoryDedup, group_scope};
 pub use envelope::Envelope;
 pub use event::Event;
+pub use fallback::{Fallback, FallbackError};
 pub use handler::{Handler, HandlerError, IntoHandlerResult, Received};
 pub use id::EventId;
 /// The protobuf well-known types (`Timestamp`, `Duration`, `Any`...) that generated events use.

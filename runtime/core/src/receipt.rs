@@ -1,4 +1,4 @@
-//! What a publish gives back once the broker confirmed it.
+//! What a publish gives back once the broker confirmed it, or the bus's fallback stored it.
 
 use crate::broker::{Confirmation, Position};
 use crate::id::EventId;
@@ -9,11 +9,25 @@ use crate::id::EventId;
 pub struct Receipt {
     id: EventId,
     confirmation: Confirmation,
+    deferred: bool,
 }
 
 impl Receipt {
     pub(crate) fn new(id: EventId, confirmation: Confirmation) -> Receipt {
-        Receipt { id, confirmation }
+        Receipt {
+            id,
+            confirmation,
+            deferred: false,
+        }
+    }
+
+    /// The receipt of an event the broker did not take and the bus's fallback stored.
+    pub(crate) fn deferred(id: EventId) -> Receipt {
+        Receipt {
+            id,
+            confirmation: Confirmation::default(),
+            deferred: true,
+        }
     }
 
     /// The event's id.
@@ -31,5 +45,12 @@ impl Receipt {
     /// already holds (NATS JetStream, within its duplicate window).
     pub fn duplicate(&self) -> bool {
         self.confirmation.duplicate
+    }
+
+    /// The broker did not take the event; the bus's fallback stored it and a relay publishes
+    /// it later ([`Bus::with_fallback`](crate::Bus::with_fallback)). No broker confirmed it
+    /// yet, so it has no position.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
     }
 }

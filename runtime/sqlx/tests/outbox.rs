@@ -1,69 +1,22 @@
 //! The outbox on a real PostgreSQL server (`TIDINGS_POSTGRES_URL`, or the local server's
 //! `postgres` database), relaying to the in-process broker: an event stored in a committed
 //! transaction reaches a handler as it was stored, one in a rolled-back transaction never does,
-//! a broker that refuses publishes loses nothing and keeps each key's order, and two relays at
-//! once publish every event once and in order. Each test has a schema of its own, so their relays never meet.
+//! a broker that refuses publishes loses nothing and keeps each key's order, two relays at once
+//! publish every event once and in order, the relays of two outboxes in one database never wait
+//! for each other, and a bus with the outbox as its fallback stores what the broker did not
+//! take, for the relay. Each test has a schema of its own.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use sqlx::PgPool;
-use tidings_core::broker::{DeliveryStream, Message, SubscribeRequest};
-use tidings_core::{
-    Broker, BrokerError, Bus, Capabilities, Confirmation, Event, MemoryBroker, Protobuf, Received,
-    Topic,
-};
-use tidings_sqlx::{Outbox, OutboxError, Relay};
+use tidings_core::{Bus, PublishError};
+use tidings_sqlx::{Outbox, OutboxError, OutboxFallback, Relay};
 
+mod brokers;
 mod support;
+use brokers::{Controlled, Recorded, Running, next, receive, relay_at_once};
 use support::{drop_schema, pool};
-use tokio::sync::mpsc;
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct Recorded {
-    #[prost(uint64, tag = "1")]
-    seq: u64,
-    #[prost(string, tag = "2")]
-    key: String,
-}
-
-impl Event for Recorded {
-    const TOPIC: &'static str = "tests.outbox.recorded.v1";
-    const SCHEMA: &'static str = "tests.outbox.v1.Recorded";
-    type Codec = Protobuf;
-
-    fn key(&self) -> Option<String> {
-        Some(self.key.clone())
-    }
-}
-
-/// The events a subscriber of `bus` receives, in arrival order.
-async fn receive(
-    bus: &Bus,
-) -> (
-    tidings_core::Subscription,
-    mpsc::UnboundedReceiver<Received<Recorded>>,
-) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let subscription = bus
-        .subscribe(move |event: Received<Recorded>| {
-            let tx = tx.clone();
-            async move { tx.send(event).map_err(|_| "the test stopped listening") }
-        })
-        .concurrency(1)
-        .await
-        .expect("subscribed");
-    (subscription, rx)
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<Received<Recorded>>) -> Received<Recorded> {
-    tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("an event within 10 s")
-        .expect("the handler is alive")
-}
 
 async fn pending(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM tidings_outbox WHERE sent_at IS NULL")
@@ -125,47 +78,11 @@ async fn a_committed_event_is_relayed_as_stored_and_a_rolled_back_one_never() {
     drop_schema(pool, &schema).await;
 }
 
-/// The in-process broker, refusing every publish while `down` is set.
-#[derive(Clone, Default)]
-struct Flaky {
-    inner: MemoryBroker,
-    down: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl Broker for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(BrokerError::Unreachable {
-                broker: "flaky",
-                address: "nowhere".into(),
-                reason: "down for the test".into(),
-            });
-        }
-        self.inner.publish(topic, message).await
-    }
-
-    async fn subscribe(
-        &self,
-        request: SubscribeRequest,
-    ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
-        self.inner.subscribe(request).await
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs PostgreSQL at TIDINGS_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): run with --include-ignored, as the test command does"]
 async fn events_wait_while_the_broker_is_away_and_go_out_in_order_per_key_after() {
     let (pool, schema) = pool().await;
-    let broker = Flaky::default();
+    let broker = Controlled::default();
     let bus = Bus::new(broker.clone());
     let (_subscription, mut rx) = receive(&bus).await;
     let outbox = Outbox::new(&bus);
@@ -186,17 +103,7 @@ async fn events_wait_while_the_broker_is_away_and_go_out_in_order_per_key_after(
     assert_eq!(pending(&pool).await, 20, "nothing is marked sent");
 
     broker.down.store(false, Ordering::SeqCst);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        relay
-            .run(
-                async {
-                    stop_rx.await.ok();
-                },
-                |e| panic!("the relay failed: {e}"),
-            )
-            .await;
-    });
+    let running = Running::start(relay);
     let mut per_key: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     for _ in 0..20 {
         let event = next(&mut rx).await.into_inner();
@@ -212,8 +119,7 @@ async fn events_wait_while_the_broker_is_away_and_go_out_in_order_per_key_after(
         );
     }
     assert_eq!(per_key.len(), 3);
-    stop_tx.send(()).expect("the relay runs");
-    running.await.expect("the relay stopped cleanly");
+    running.stop().await;
     assert_eq!(pending(&pool).await, 0);
     assert!(rx.try_recv().is_err(), "each event once");
     drop_schema(pool, &schema).await;
@@ -243,30 +149,149 @@ async fn two_relays_at_once_publish_every_event_once_in_order() {
         }
         tx.commit().await.expect("committed");
     }
-    let relays: Vec<_> = (0..2)
-        .map(|_| {
-            let (pool, relay) = (pool.clone(), Relay::new(pool.clone(), &bus).batch(16));
-            tokio::spawn(async move {
-                let mut sent = 0;
-                while pending(&pool).await > 0 {
-                    match relay.relay_once().await.expect("a turn") {
-                        // The other relay has the turn.
-                        0 => tokio::task::yield_now().await,
-                        n => sent += n,
-                    }
-                }
-                sent
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for relay in relays {
-        total += relay.await.expect("the relay ran");
-    }
+    let relay = Relay::new(pool.clone(), &bus).batch(16);
+    let counted = pool.clone();
+    let total = relay_at_once([relay.clone(), relay], move || {
+        let pool = counted.clone();
+        async move { pending(&pool).await }
+    })
+    .await;
     assert_eq!(total as u64, EVENTS, "no event sent by both relays");
     for seq in 0..EVENTS {
         assert_eq!(next(&mut rx).await.seq, seq, "in the order stored");
     }
     assert!(rx.try_recv().is_err(), "each event once");
+    drop_schema(pool, &schema).await;
+}
+
+async fn store_one(pool: &PgPool, bus: &Bus, seq: u64) {
+    let mut tx = pool.begin().await.expect("begun");
+    Outbox::new(bus)
+        .publish(
+            &mut tx,
+            &Recorded {
+                seq,
+                key: "k".into(),
+            },
+        )
+        .await
+        .expect("stored");
+    tx.commit().await.expect("committed");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL at TIDINGS_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): run with --include-ignored, as the test command does"]
+async fn the_relays_of_two_outboxes_in_one_database_never_wait_for_each_other() {
+    let (first_pool, first_schema) = pool().await;
+    let (second_pool, second_schema) = pool().await;
+    let held = Controlled::holding();
+    let held_bus = Bus::new(held.clone());
+    store_one(&first_pool, &held_bus, 1).await;
+    let first = Relay::new(first_pool.clone(), &held_bus);
+    let turn = tokio::spawn(async move { first.relay_once().await });
+    // The first outbox's relay has its turn and is in the middle of a publish.
+    held.entered.notified().await;
+
+    let bus = Bus::memory();
+    let (_subscription, mut rx) = receive(&bus).await;
+    store_one(&second_pool, &bus, 2).await;
+    let second = Relay::new(second_pool.clone(), &bus);
+    assert_eq!(
+        second.relay_once().await.expect("a turn"),
+        1,
+        "the other outbox's relay has a turn of its own"
+    );
+    assert_eq!(next(&mut rx).await.seq, 2);
+
+    held.release.notify_one();
+    assert_eq!(turn.await.expect("ran").expect("a turn"), 1);
+    drop_schema(first_pool, &first_schema).await;
+    drop_schema(second_pool, &second_schema).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL at TIDINGS_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): run with --include-ignored, as the test command does"]
+async fn a_bus_with_the_outbox_as_fallback_stores_what_the_broker_refused_for_the_relay() {
+    let (pool, schema) = pool().await;
+    let broker = Controlled::default();
+    let bus = Bus::new(broker.clone()).with_fallback(OutboxFallback::new(pool.clone()));
+    let (_subscription, mut rx) = receive(&bus).await;
+
+    broker.down.store(true, Ordering::SeqCst);
+    let receipt = bus
+        .publish(&Recorded {
+            seq: 7,
+            key: "k".into(),
+        })
+        .await
+        .expect("stored instead of failing");
+    assert!(receipt.is_deferred());
+    assert_eq!(pending(&pool).await, 1);
+
+    broker.down.store(false, Ordering::SeqCst);
+    let relay = Relay::new(pool.clone(), &bus);
+    assert_eq!(relay.relay_once().await.expect("a turn"), 1);
+    let event = next(&mut rx).await;
+    assert_eq!(event.seq, 7);
+    assert_eq!(&event.envelope().id, receipt.id(), "the event keeps its id");
+    assert_eq!(pending(&pool).await, 0);
+
+    // A publish the broker takes does not touch the outbox.
+    let receipt = bus
+        .publish(&Recorded {
+            seq: 8,
+            key: "k".into(),
+        })
+        .await
+        .expect("published");
+    assert!(!receipt.is_deferred());
+    assert_eq!(next(&mut rx).await.seq, 8);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM tidings_outbox")
+        .fetch_one(&pool)
+        .await
+        .expect("counted");
+    assert_eq!(stored, 1);
+    drop_schema(pool, &schema).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL at TIDINGS_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): run with --include-ignored, as the test command does"]
+async fn a_publish_unconfirmed_in_time_goes_to_the_fallback_and_one_it_cannot_store_fails() {
+    let (pool, schema) = pool().await;
+    let held = Controlled::holding();
+    let bus = Bus::new(held.clone())
+        .with_publish_timeout(Duration::from_millis(50))
+        .with_fallback(OutboxFallback::new(pool.clone()));
+    let receipt = bus
+        .publish(&Recorded {
+            seq: 1,
+            key: "k".into(),
+        })
+        .await
+        .expect("stored after the timeout");
+    assert!(receipt.is_deferred());
+    assert_eq!(pending(&pool).await, 1);
+
+    // Without its table the outbox cannot store: the publish fails with both reasons.
+    sqlx::query("DROP TABLE tidings_outbox")
+        .execute(&pool)
+        .await
+        .expect("dropped");
+    let error = bus
+        .publish(&Recorded {
+            seq: 2,
+            key: "k".into(),
+        })
+        .await
+        .expect_err("neither published nor stored");
+    assert!(
+        matches!(&error, PublishError::Fallback { publish, .. } if matches!(**publish, PublishError::Timeout { .. })),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("no confirmation") && text.contains("tidings_outbox"),
+        "{text}"
+    );
     drop_schema(pool, &schema).await;
 }

@@ -123,8 +123,8 @@ async fn work(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                 after: usize::try_from(number(0)?)?,
                 confirmed: AtomicUsize::new(0),
             });
-            Relay::new(pool, &bus).relay_once().await?;
-            Err("the relay finished its batch before it was killed".into())
+            let sent = Relay::new(pool, &bus).relay_once().await?;
+            Err(format!("the relay's turn ended ({sent} sent) before it was killed").into())
         }
         "relay" => {
             let relay = Relay::new(pool, &Bus::from_arc(broker));
