@@ -105,8 +105,10 @@ enum Target {
 ///
 /// The rest of the URL (credentials, port, virtual host, database) goes to the adapter as
 /// written, with each adapter's default settings; build the adapter's config for more.
-/// Whether a variant such as `rediss://` or `mqtts://` is supported is the adapter's to say,
-/// as a [`ConnectError::Broker`].
+/// `amqps://`, `rediss://` and `mqtts://` connect over TLS; for `rediss://` and `mqtts://` the
+/// TLS files come from the adapter's environment variables (`TIDINGS_REDIS_CA_FILE`,
+/// `TIDINGS_REDIS_CLIENT_CERT`, `TIDINGS_REDIS_CLIENT_KEY`, and the same with `MQTT`), the
+/// system's root certificates being trusted when no CA file is named.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -249,14 +251,14 @@ async fn open(adapter: Adapter, url: &str, address: &str) -> Result<Arc<dyn Brok
         Adapter::Redis => {
             use tidings_redis::{RedisBroker, RedisConfig};
             Ok(Arc::new(
-                RedisBroker::connect(RedisConfig::new(address)).await?,
+                RedisBroker::connect(RedisConfig::new(address).tls_from_env()).await?,
             ))
         }
         #[cfg(feature = "mqtt")]
         Adapter::Mqtt => {
             use tidings_mqtt::{MqttBroker, MqttConfig};
             Ok(Arc::new(
-                MqttBroker::connect(MqttConfig::new(address)).await?,
+                MqttBroker::connect(MqttConfig::new(address).tls_from_env()).await?,
             ))
         }
         #[cfg(feature = "kafka")]

@@ -1,5 +1,6 @@
 //! What broker adapters share: the wait between attempts to reach a broker, the address read
-//! from the environment, credentials hidden in messages, and the poison-tolerant lock.
+//! from the environment, credentials hidden in messages, the poison-tolerant lock, and (with
+//! the `tls` feature) the TLS files a connection trusts and presents.
 //!
 //! Adapter crates (`tidings-nats`, `tidings-kafka`...) use these rather than copies of their
 //! own, so every adapter behaves the same way under failure. A broker adapter written outside
@@ -8,7 +9,11 @@
 mod address;
 mod backoff;
 mod lock;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use address::{address_from_env, redact};
 pub use backoff::Backoff;
 pub use lock::lock;
+#[cfg(feature = "tls")]
+pub use tls::{TlsError, TlsFiles, TlsPem, ensure_tls_provider};

@@ -32,6 +32,12 @@
 //!   handling one message at a time; a message handed out again after a nack comes after later
 //!   ones.
 //!
+//! **TLS**: an `mqtts://` address (port 8883 by default) connects over TLS (rustls with the
+//! `ring` provider), trusting the system's root certificates, or those of
+//! [`MqttConfig::ca_file`]; a broker that asks for a client certificate
+//! (`require_certificate true`) gets [`MqttConfig::client_cert`]. [`MqttConfig::from_env`]
+//! reads both from [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`].
+//!
 //! [`Nack::Retry`]: tidings_core::broker::Nack::Retry
 //! [`Nack::Terminate`]: tidings_core::broker::Nack::Terminate
 //! [`StartFrom::Oldest`]: tidings_core::StartFrom::Oldest
@@ -39,14 +45,16 @@
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use rumqttc;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rumqttc::v5::MqttOptions;
+use rumqttc::{TlsConfiguration, Transport};
 
 use tidings_core::EventId;
-use tidings_core::adapter::{address_from_env, redact};
+use tidings_core::adapter::{TlsFiles, address_from_env, redact};
 use tidings_core::broker::{
     Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, SubscribeRequest,
 };
@@ -58,8 +66,18 @@ mod subscription;
 
 use publisher::Publisher;
 
-/// The environment variable read by [`MqttConfig::from_env`].
+/// The environment variable read by [`MqttConfig::from_env`] for the address (`mqtt://...`,
+/// or `mqtts://...` for TLS).
 pub const URL_ENV: &str = "TIDINGS_MQTT_URL";
+/// Environment variable read by [`MqttConfig::from_env`]: a PEM file of root certificates
+/// trusted for TLS, for brokers whose certificate the system does not trust.
+pub const CA_FILE_ENV: &str = "TIDINGS_MQTT_CA_FILE";
+/// Environment variable read by [`MqttConfig::from_env`]: a PEM file of the client certificate
+/// presented to a broker that asks for one (with [`CLIENT_KEY_ENV`]).
+pub const CLIENT_CERT_ENV: &str = "TIDINGS_MQTT_CLIENT_CERT";
+/// Environment variable read by [`MqttConfig::from_env`]: the PEM file of the private key of
+/// [`CLIENT_CERT_ENV`]'s certificate.
+pub const CLIENT_KEY_ENV: &str = "TIDINGS_MQTT_CLIENT_KEY";
 /// The address used when none is given.
 pub const DEFAULT_URL: &str = "mqtt://127.0.0.1:1883";
 
@@ -71,6 +89,7 @@ const MAX_PACKET: u32 = 268_435_455;
 #[derive(Clone)]
 pub struct MqttConfig {
     url: String,
+    tls: TlsFiles,
     keep_alive: Duration,
     timeout: Duration,
 }
@@ -79,6 +98,7 @@ impl std::fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttConfig")
             .field("url", &redact(&self.url))
+            .field("tls", &self.tls)
             .field("keep_alive", &self.keep_alive)
             .field("timeout", &self.timeout)
             .finish()
@@ -87,18 +107,42 @@ impl std::fmt::Debug for MqttConfig {
 
 impl MqttConfig {
     /// A configuration for the broker at `url`: `mqtt://[user[:password]@]host[:port]` (or
-    /// `tcp://`), port 1883 by default. TLS (`mqtts://`) is not built in and is refused.
+    /// `tcp://`), port 1883 by default, or `mqtts://` (or `ssl://`) for TLS, port 8883 by
+    /// default.
     pub fn new(url: impl Into<String>) -> Self {
         MqttConfig {
             url: url.into(),
+            tls: TlsFiles::default(),
             keep_alive: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
         }
     }
 
-    /// The address from `TIDINGS_MQTT_URL`, or `mqtt://127.0.0.1:1883`.
+    /// Settings from the environment: the address from [`URL_ENV`] (default
+    /// [`DEFAULT_URL`]), and the TLS files of [`MqttConfig::tls_from_env`].
     pub fn from_env() -> Self {
-        MqttConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
+        MqttConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
+    }
+
+    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
+    /// place of those set before (a variable unset or empty names none).
+    pub fn tls_from_env(mut self) -> Self {
+        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
+        self
+    }
+
+    /// Trusts the root certificates of this PEM file for TLS instead of the system's.
+    /// Needs an `mqtts://` address.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.ca_file(path);
+        self
+    }
+
+    /// Presents this certificate chain, with this private key (both PEM files), to a broker
+    /// that asks for a client certificate. Needs an `mqtts://` address.
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.client_cert(cert, key);
+        self
     }
 
     /// How often an idle connection is checked (at least 5 seconds, as the client requires).
@@ -123,15 +167,51 @@ impl MqttConfig {
         MqttBroker::connect(self).await
     }
 
-    /// Client options for a new clean-session connection named `client_id`.
-    fn options(&self, client_id: String) -> Result<MqttOptions, BrokerError> {
-        let target = Target::parse(&self.url).map_err(|reason| BrokerError::Unreachable {
+    /// The address, parsed.
+    fn target(&self) -> Result<Target, BrokerError> {
+        Target::parse(&self.url).map_err(|reason| self.refused(reason))
+    }
+
+    /// How every connection to the broker travels: plain TCP, or TLS with the configured
+    /// files, loaded once.
+    fn transport(&self) -> Result<Transport, BrokerError> {
+        if !self.target()?.tls {
+            if !self.tls.is_empty() {
+                return Err(self.refused(
+                    "TLS files are set but the address is not a TLS one; write it as mqtts://"
+                        .to_owned(),
+                ));
+            }
+            return Ok(Transport::Tcp);
+        }
+        let config = self
+            .tls
+            .client_config()
+            .map_err(|e| self.refused(e.to_string()))?;
+        Ok(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(config),
+        )))
+    }
+
+    fn refused(&self, reason: String) -> BrokerError {
+        BrokerError::Unreachable {
             broker: NAME,
             address: self.address(),
             reason,
-        })?;
+        }
+    }
+
+    /// Client options for a new clean-session connection named `client_id`, travelling by
+    /// `transport` (from [`MqttConfig::transport`]).
+    fn options(
+        &self,
+        client_id: String,
+        transport: &Transport,
+    ) -> Result<MqttOptions, BrokerError> {
+        let target = self.target()?;
         let mut options = MqttOptions::new(client_id, target.host, target.port);
         options
+            .set_transport(transport.clone())
             .set_clean_start(true)
             .set_keep_alive(self.keep_alive)
             .set_connection_timeout(self.timeout.as_secs().max(1))
@@ -150,24 +230,27 @@ impl Default for MqttConfig {
     }
 }
 
-/// Host, port and credentials of an `mqtt://` address.
+/// Host, port, credentials and TLS of an `mqtt://` or `mqtts://` address.
 #[derive(Debug, PartialEq)]
 struct Target {
     host: String,
     port: u16,
     credentials: Option<(String, String)>,
+    tls: bool,
 }
 
 impl Target {
     fn parse(url: &str) -> Result<Target, String> {
         let (scheme, rest) = url.split_once("://").unwrap_or(("mqtt", url));
-        match scheme {
-            "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" => {
-                return Err("TLS is not built into this MQTT adapter; use mqtt://".to_owned());
+        let tls = match scheme {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => {
+                return Err(format!(
+                    "unknown scheme `{other}`; use mqtt://host:port, or mqtts://host:port for TLS"
+                ));
             }
-            other => return Err(format!("unknown scheme `{other}`; use mqtt://host:port")),
-        }
+        };
         let authority = rest.split('/').next().unwrap_or_default();
         let (credentials, host_port) = match authority.rsplit_once('@') {
             Some((user_info, host_port)) => {
@@ -183,7 +266,7 @@ impl Target {
                     .map_err(|_| format!("`{port}` is not a port number"))?;
                 (host, port)
             }
-            _ => (host_port, 1883),
+            _ => (host_port, if tls { 8883 } else { 1883 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
@@ -193,6 +276,7 @@ impl Target {
             host: host.to_owned(),
             port,
             credentials,
+            tls,
         })
     }
 }
@@ -216,6 +300,7 @@ pub struct MqttBroker {
 
 struct Inner {
     config: MqttConfig,
+    transport: Transport,
     publisher: Publisher,
 }
 
@@ -231,9 +316,14 @@ impl MqttBroker {
     /// Connects the publishing connection; fails when the broker cannot be reached. Each
     /// subscription opens a connection of its own.
     pub async fn connect(config: MqttConfig) -> Result<Self, BrokerError> {
-        let publisher = Publisher::connect(&config).await?;
+        let transport = config.transport()?;
+        let publisher = Publisher::connect(&config, &transport).await?;
         Ok(MqttBroker {
-            inner: Arc::new(Inner { config, publisher }),
+            inner: Arc::new(Inner {
+                config,
+                transport,
+                publisher,
+            }),
         })
     }
 
@@ -304,6 +394,7 @@ mod tests {
                 host: "broker.local".into(),
                 port: 1884,
                 credentials: Some(("user".into(), "secret".into())),
+                tls: false,
             })
         );
         assert_eq!(
@@ -311,7 +402,8 @@ mod tests {
             Ok(Target {
                 host: "::1".into(),
                 port: 1883,
-                credentials: None
+                credentials: None,
+                tls: false,
             })
         );
         assert_eq!(
@@ -319,13 +411,23 @@ mod tests {
             Ok(Target {
                 host: "127.0.0.1".into(),
                 port: 1883,
-                credentials: None
+                credentials: None,
+                tls: false,
+            })
+        );
+        assert_eq!(
+            Target::parse("mqtts://broker.local"),
+            Ok(Target {
+                host: "broker.local".into(),
+                port: 8883,
+                credentials: None,
+                tls: true,
             })
         );
         assert!(
-            Target::parse("mqtts://broker.local")
+            Target::parse("ws://broker.local")
                 .unwrap_err()
-                .contains("TLS")
+                .contains("mqtts://")
         );
         assert!(
             Target::parse("mqtt://host:port")
@@ -349,9 +451,24 @@ mod tests {
 
     #[test]
     fn errors_redact_the_password() {
-        let config = MqttConfig::new("mqtts://user:secret@broker.local");
-        let error = config.options("x".into()).unwrap_err().to_string();
+        let config = MqttConfig::new("mqtt://user:secret@broker.local:port");
+        let error = config.transport().err().expect("refused").to_string();
         assert!(error.contains("user:***@broker.local"), "{error}");
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn tls_files_need_a_tls_address() {
+        let config = MqttConfig::new("mqtt://user:secret@broker.local").ca_file("ca.pem");
+        let error = config.transport().err().expect("refused").to_string();
+        assert!(error.contains("mqtts://"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_named() {
+        let config = MqttConfig::new("mqtts://broker.local").ca_file("/nonexistent/ca.pem");
+        let error = config.transport().err().expect("refused").to_string();
+        assert!(error.contains("/nonexistent/ca.pem"), "{error}");
     }
 }

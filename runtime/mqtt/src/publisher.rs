@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PublishProperties};
 use rumqttc::v5::{AsyncClient, Event, EventLoop};
+use rumqttc::{Outgoing, Transport};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -75,8 +75,11 @@ impl Drop for Publisher {
 
 impl Publisher {
     /// Connects, failing when the broker cannot be reached.
-    pub(super) async fn connect(config: &MqttConfig) -> Result<Self, BrokerError> {
-        let mut options = config.options(super::client_id("pub"))?;
+    pub(super) async fn connect(
+        config: &MqttConfig,
+        transport: &Transport,
+    ) -> Result<Self, BrokerError> {
+        let mut options = config.options(super::client_id("pub"), transport)?;
         options.set_request_channel_capacity(REQUEST_CAPACITY);
         let (client, eventloop) = AsyncClient::new(options, REQUEST_CAPACITY);
         let waiters = Arc::new(Mutex::new(Waiters::default()));

@@ -53,7 +53,7 @@ pub(super) async fn start(
             format!("$share/{group}/{path}")
         }
     };
-    let mut options = inner.config.options(client_id("sub"))?;
+    let mut options = inner.config.options(client_id("sub"), &inner.transport)?;
     let receive_maximum = u16::try_from(request.prefetch.max(1)).unwrap_or(u16::MAX);
     options
         .set_manual_acks(true)

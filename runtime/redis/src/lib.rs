@@ -36,20 +36,28 @@
 //! Connections reconnect by themselves ([`redis::aio::ConnectionManager`]); a subscription
 //! retries its reads with a backoff while Redis is away, and recreates its group if Redis came
 //! back without it.
+//!
+//! **TLS**: a `rediss://` address connects over TLS (rustls with the `ring` provider), trusting
+//! the system's root certificates, or those of [`RedisConfig::ca_file`]; a server that asks
+//! for a client certificate gets [`RedisConfig::client_cert`]. [`RedisConfig::from_env`] reads
+//! both from [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`].
 
 pub use dedup::{DEFAULT_DEDUP_TTL, MAX_DEDUP_ID_LEN, RedisDedup};
 
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use redis;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError};
+use redis::{
+    Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisError, TlsCertificates,
+};
 
-use tidings_core::adapter::{address_from_env, redact};
+use tidings_core::adapter::{TlsFiles, address_from_env, ensure_tls_provider, redact};
 use tidings_core::broker::{
     Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, Position,
     SubscribeRequest,
@@ -60,8 +68,18 @@ mod dedup;
 pub mod fields;
 mod subscription;
 
-/// The environment variable read by [`RedisConfig::from_env`].
+/// The environment variable read by [`RedisConfig::from_env`] for the address
+/// (`redis://...`, or `rediss://...` for TLS).
 pub const URL_ENV: &str = "TIDINGS_REDIS_URL";
+/// Environment variable read by [`RedisConfig::from_env`]: a PEM file of root certificates
+/// trusted for TLS, for servers whose certificate the system does not trust.
+pub const CA_FILE_ENV: &str = "TIDINGS_REDIS_CA_FILE";
+/// Environment variable read by [`RedisConfig::from_env`]: a PEM file of the client
+/// certificate presented to a server that asks for one (with [`CLIENT_KEY_ENV`]).
+pub const CLIENT_CERT_ENV: &str = "TIDINGS_REDIS_CLIENT_CERT";
+/// Environment variable read by [`RedisConfig::from_env`]: the PEM file of the private key of
+/// [`CLIENT_CERT_ENV`]'s certificate.
+pub const CLIENT_KEY_ENV: &str = "TIDINGS_REDIS_CLIENT_KEY";
 /// The address used when none is given.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 
@@ -71,6 +89,7 @@ const NAME: &str = "redis";
 #[derive(Clone)]
 pub struct RedisConfig {
     url: String,
+    tls: TlsFiles,
     max_len: Option<usize>,
     claim_idle: Duration,
     timeout: Duration,
@@ -80,6 +99,7 @@ impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &redact(&self.url))
+            .field("tls", &self.tls)
             .field("max_len", &self.max_len)
             .field("claim_idle", &self.claim_idle)
             .field("timeout", &self.timeout)
@@ -88,20 +108,44 @@ impl std::fmt::Debug for RedisConfig {
 }
 
 impl RedisConfig {
-    /// A configuration for the server at `url` (`redis://[user:password@]host:port[/db]`;
-    /// `rediss://` needs a TLS build of the `redis` crate and is refused here).
+    /// A configuration for the server at `url` (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS).
     pub fn new(url: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
+            tls: TlsFiles::default(),
             max_len: Some(1_000_000),
             claim_idle: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
         }
     }
 
-    /// The address from `TIDINGS_REDIS_URL`, or `redis://127.0.0.1:6379`.
+    /// Settings from the environment: the address from [`URL_ENV`] (default
+    /// [`DEFAULT_URL`]), and the TLS files of [`RedisConfig::tls_from_env`].
     pub fn from_env() -> Self {
-        RedisConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
+        RedisConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
+    }
+
+    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
+    /// place of those set before (a variable unset or empty names none).
+    pub fn tls_from_env(mut self) -> Self {
+        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
+        self
+    }
+
+    /// Trusts the root certificates of this PEM file for TLS instead of the system's.
+    /// Needs a `rediss://` address.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.ca_file(path);
+        self
+    }
+
+    /// Presents this certificate chain, with this private key (both PEM files), to a server
+    /// that asks for a client certificate (`tls-auth-clients yes`). Needs a `rediss://`
+    /// address.
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.client_cert(cert, key);
+        self
     }
 
     /// Trims each stream to about this many entries on publish (`XADD MAXLEN ~`), or never
@@ -173,24 +217,30 @@ impl std::fmt::Debug for RedisBroker {
 
 impl RedisBroker {
     /// Connects to Redis, and asks it whether it persists writes (for
-    /// [`Capabilities::durable`]). Fails when the server cannot be reached.
+    /// [`Capabilities::durable`]). Fails when the server cannot be reached, or, over TLS, when
+    /// its certificate is not trusted or it refuses the client's.
     pub async fn connect(config: RedisConfig) -> Result<Self, BrokerError> {
-        let client = Client::open(config.url.as_str()).map_err(|e| BrokerError::Unreachable {
-            broker: NAME,
-            address: config.address(),
-            reason: format!("not a Redis address: {e}"),
-        })?;
+        let client = client(&config)?;
         let mut commands = connection(&client, &config, config.timeout)
             .await
             .map_err(|e| unreachable(&config, &e))?;
-        // Managed servers may refuse CONFIG; then nothing is promised.
-        let appendonly: Vec<String> = redis::cmd("CONFIG")
+        let appendonly: Result<Vec<String>, RedisError> = redis::cmd("CONFIG")
             .arg("GET")
             .arg("appendonly")
             .query_async(&mut commands)
-            .await
-            .unwrap_or_default();
-        let durable = appendonly.get(1).is_some_and(|v| v == "yes");
+            .await;
+        let durable = match appendonly {
+            Ok(appendonly) => appendonly.get(1).is_some_and(|v| v == "yes"),
+            // The first command is where a server that turned the connection down (a TLS
+            // server refusing the client's certificate) shows it.
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                return Err(classify(&config, &e, || {
+                    "read its configuration".to_owned()
+                }));
+            }
+            // Managed servers may refuse CONFIG; then nothing is promised.
+            Err(_) => false,
+        };
         Ok(RedisBroker {
             inner: Arc::new(Inner {
                 client,
@@ -286,6 +336,40 @@ fn unreachable(config: &RedisConfig, e: &RedisError) -> BrokerError {
     }
 }
 
+/// The client for `config`'s address, with its TLS files for a `rediss://` one.
+fn client(config: &RedisConfig) -> Result<Client, BrokerError> {
+    let refused = |reason: String| BrokerError::Unreachable {
+        broker: NAME,
+        address: config.address(),
+        reason,
+    };
+    let info = config
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| refused(format!("not a Redis address: {e}")))?;
+    if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+        if !config.tls.is_empty() {
+            return Err(refused(
+                "TLS files are set but the address is not a TLS one; write it as rediss://"
+                    .to_owned(),
+            ));
+        }
+        return Client::open(info).map_err(|e| refused(e.to_string()));
+    }
+    // The redis crate builds its rustls configuration from the process-wide provider.
+    ensure_tls_provider();
+    let pem = config.tls.pem().map_err(|e| refused(e.to_string()))?;
+    let certificates = TlsCertificates {
+        client_tls: pem.client.map(|(client_cert, client_key)| ClientTlsConfig {
+            client_cert,
+            client_key,
+        }),
+        root_cert: pem.ca,
+    };
+    Client::build_with_tls(info, certificates).map_err(|e| refused(e.to_string()))
+}
+
 /// A connection that reconnects by itself; `response` bounds how long a command may take.
 async fn connection(
     client: &Client,
@@ -324,5 +408,20 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("app:***@redis.internal:6379/2"), "{shown}");
+    }
+
+    #[test]
+    fn tls_files_need_a_tls_address() {
+        let config = RedisConfig::new("redis://:s3cret@redis.internal:6379").ca_file("ca.pem");
+        let shown = client(&config).expect_err("refused").to_string();
+        assert!(shown.contains("rediss://"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_named() {
+        let config = RedisConfig::new("rediss://redis.internal").ca_file("/nonexistent/ca.pem");
+        let shown = client(&config).expect_err("refused").to_string();
+        assert!(shown.contains("/nonexistent/ca.pem"), "{shown}");
     }
 }
