@@ -137,12 +137,22 @@ fn flat() -> Flat {
 }
 
 /// Events per round, and rounds per side.
-const EVENTS: u64 = 200_000;
+/// Events per round: 200,000, or `TIDINGS_BENCH_EVENTS` (a short run under a profiler).
+fn events() -> u64 {
+    static EVENTS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *EVENTS.get_or_init(|| {
+        std::env::var("TIDINGS_BENCH_EVENTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(200_000)
+    })
+}
 const ROUNDS: usize = 7;
 
 async fn typed<E: Event + prost::Message>(bus: &Bus, event: &E) -> Duration {
     let handled = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Notify::new());
+    let events = events();
     let handler = {
         let (handled, done) = (handled.clone(), done.clone());
         move |event: Received<E>| {
@@ -151,7 +161,7 @@ async fn typed<E: Event + prost::Message>(bus: &Bus, event: &E) -> Duration {
             // exactly, as the raw side's `Cell` does.
             let count = handled.load(Ordering::Relaxed) + 1;
             handled.store(count, Ordering::Relaxed);
-            if count == EVENTS {
+            if count == events {
                 done.notify_one();
             }
             std::future::ready(Ok::<(), HandlerError>(()))
@@ -159,7 +169,7 @@ async fn typed<E: Event + prost::Message>(bus: &Bus, event: &E) -> Duration {
     };
     let sub = bus.subscribe(handler).await.expect("subscribing");
     let start = Instant::now();
-    for _ in 0..EVENTS {
+    for _ in 0..events {
         bus.publish(event).await.expect("publishing");
     }
     done.notified().await;
@@ -182,19 +192,19 @@ async fn raw<E: prost::Message + Default + 'static>(event: &E, capacity: usize) 
         }
     });
     let start = Instant::now();
-    for _ in 0..EVENTS {
+    for _ in 0..events() {
         let bytes = event.encode_to_vec();
         tx.send(bytes).await.expect("sending");
     }
     drop(tx);
     consumer.await.expect("the consumer");
     let elapsed = start.elapsed();
-    assert_eq!(handled.get(), EVENTS);
+    assert_eq!(handled.get(), events());
     elapsed
 }
 
 fn per_second(elapsed: Duration) -> f64 {
-    EVENTS as f64 / elapsed.as_secs_f64()
+    events() as f64 / elapsed.as_secs_f64()
 }
 
 fn median(mut rates: Vec<f64>) -> f64 {
@@ -257,8 +267,9 @@ fn main() {
     let capacity = broker.limits().queue_capacity;
     let bus = Bus::new(broker).with_source("bench");
     println!(
-        "in-process bus, {EVENTS} events per round, median of {ROUNDS} rounds, one thread, \
+        "in-process bus, {} events per round, median of {ROUNDS} rounds, one thread, \
          queue capacity {capacity}, {}",
+        events(),
         match &tracing {
             Some(level) => format!("tracing_subscriber::fmt at {level} into a sink"),
             None => "no tracing subscriber".to_owned(),
