@@ -14,7 +14,7 @@
 mod dedup;
 mod outbox;
 
-pub use dedup::{DEFAULT_RETENTION, MAX_ID_LEN, PgDedup};
+pub use dedup::{DEFAULT_RETENTION, PgDedup};
 pub use outbox::{Outbox, OutboxError, Relay};
 pub use sqlx;
 
