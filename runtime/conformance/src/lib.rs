@@ -54,6 +54,7 @@ pub mod probe;
 mod redelivery;
 pub mod restart;
 pub mod seam;
+mod size;
 mod support;
 
 pub use delivery::{
@@ -68,6 +69,7 @@ pub use flow::{concurrency_limit, dedup_by_event_id, graceful_shutdown};
 pub use redelivery::{
     broker_restart, close_and_resubscribe, redelivery_after_consumer_dies, redelivery_after_nack,
 };
+pub use size::size_limit;
 
 /// What the test functions that [`conformance_tests!`] expands to need; not a stable API.
 #[doc(hidden)]
@@ -201,6 +203,7 @@ macro_rules! conformance_tests {
         conformance_case!(dead_letter_after_bound);
         conformance_case!(refusals_are_dead_lettered);
         conformance_case!(foreign_messages_are_dead_lettered);
+        conformance_case!(size_limit);
         conformance_case!(retry_then_success);
         conformance_case!(handler_panic_is_isolated);
         conformance_case!(handler_timeout);

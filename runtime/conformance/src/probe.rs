@@ -21,7 +21,8 @@ pub const PROBE_SCHEMA: &str = "tidings.conformance.v1.Probe";
 /// The source conformance cases publish as.
 pub const SOURCE: &str = "tidings-conformance";
 
-/// What every probe event carries: the run it belongs to, a sequence number and a key.
+/// What every probe event carries: the run it belongs to, a sequence number, a key, and
+/// padding to make it as large as a case needs.
 pub trait Probe: Event + prost::Message + Default {
     /// A probe of run `run`, number `seq`, with partition key `key` (empty: none).
     fn new(run: &str, seq: u64, key: &str) -> Self;
@@ -29,6 +30,8 @@ pub trait Probe: Event + prost::Message + Default {
     fn run(&self) -> &str;
     /// Its number within the run.
     fn seq(&self) -> u64;
+    /// Its padding, empty unless a case sets it.
+    fn padding_mut(&mut self) -> &mut Vec<u8>;
 }
 
 macro_rules! probes {
@@ -45,6 +48,9 @@ macro_rules! probes {
             /// The partition key, empty for none.
             #[prost(string, tag = "3")]
             pub key: String,
+            /// Bytes that make it larger, empty unless a case sets them.
+            #[prost(bytes = "vec", tag = "4")]
+            pub padding: Vec<u8>,
         }
 
         impl Event for $name {
@@ -58,13 +64,16 @@ macro_rules! probes {
 
         impl Probe for $name {
             fn new(run: &str, seq: u64, key: &str) -> Self {
-                $name { run: run.to_owned(), seq, key: key.to_owned() }
+                $name { run: run.to_owned(), seq, key: key.to_owned(), padding: Vec::new() }
             }
             fn run(&self) -> &str {
                 &self.run
             }
             fn seq(&self) -> u64 {
                 self.seq
+            }
+            fn padding_mut(&mut self) -> &mut Vec<u8> {
+                &mut self.padding
             }
         }
     )*};
@@ -89,6 +98,8 @@ probes! {
     Refusals => "conformance.refusals.probe.v1";
     /// For `refusals_are_dead_lettered`: the same event one major later.
     RefusalsV2 => "conformance.refusals.probe.v2";
+    /// For `size_limit`.
+    SizeLimit => "conformance.size_limit.probe.v1";
     /// For `foreign_messages_are_dead_lettered`.
     Foreign => "conformance.foreign.probe.v1";
     /// For `retry_then_success`.

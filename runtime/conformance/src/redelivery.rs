@@ -7,7 +7,9 @@ use std::time::Duration;
 use tidings_core::StartFrom;
 use tidings_core::broker::Nack;
 
-use super::probe::{PublishSubscribe, Restart, Resubscribe, probe_message, run_id, run_topic};
+use super::probe::{
+    Probe, PublishSubscribe, Restart, Resubscribe, probe_message, run_id, run_topic,
+};
 use super::support::{
     bus, collector, connect, must, next_delivery, publish_range, seqs, subscribe_raw, take,
 };
@@ -211,11 +213,7 @@ pub async fn broker_restart(factory: &impl BrokerFactory) -> Outcome {
     // Publishing may fail while the server comes back; each event is retried until confirmed.
     let deadline = tokio::time::Instant::now() + patience;
     for seq in 10..20u64 {
-        let event = Restart {
-            run: run.clone(),
-            seq,
-            key: String::new(),
-        };
+        let event = Restart::new(&run, seq, "");
         loop {
             match bus.publish_with(&event).correlation_id(&run).await {
                 Ok(_) => break,

@@ -1,5 +1,6 @@
 //! What broker adapters share: the wait between attempts to reach a broker, the address read
-//! from the environment, credentials hidden in messages, the poison-tolerant lock, and (with
+//! from the environment, credentials hidden in messages, the poison-tolerant lock, the limit a
+//! client is set to for a message size limit, the reading of attribute header names, and (with
 //! the `tls` feature) the TLS files a connection trusts and presents.
 //!
 //! Adapter crates (`tidings-nats`, `tidings-kafka`...) use these rather than copies of their
@@ -7,12 +8,15 @@
 //! this repository may use them too.
 
 mod address;
+mod attribute;
 mod backoff;
 mod lock;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use crate::size::transport_ceiling;
 pub use address::{address_from_env, redact};
+pub use attribute::attribute_name;
 pub use backoff::Backoff;
 pub use lock::lock;
 #[cfg(feature = "tls")]

@@ -39,6 +39,13 @@ impl Message {
         }
     }
 
+    /// The bytes the size limit counts: the data and every attribute's name and value (see
+    /// [`Envelope::size`]), without a transport's prefixes or framing.
+    #[inline]
+    pub fn size(&self) -> usize {
+        self.envelope.size() + self.data.len()
+    }
+
     /// The attributes, to change: copied first if another clone of the message shares them.
     pub fn envelope_mut(&mut self) -> &mut Envelope {
         Arc::make_mut(&mut self.envelope)
@@ -55,6 +62,15 @@ pub struct Malformed {
     pub headers: Vec<(String, String)>,
     /// The payload as received.
     pub data: Bytes,
+}
+
+impl Malformed {
+    /// The bytes the size limit counts, as for a [`Message::size`]: the data and every header's
+    /// name and value as received.
+    pub fn size(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        headers + self.data.len()
+    }
 }
 
 /// Where a new subscription starts, on brokers that keep history.
@@ -338,6 +354,15 @@ pub trait Broker: Send + Sync + 'static {
 
     /// What this broker promises.
     fn capabilities(&self) -> Capabilities;
+
+    /// The largest message, in the bytes [`Message::size`] counts, this connection is set up to
+    /// carry: what a [`Bus`](crate::Bus) over it publishes and receives unless told otherwise.
+    /// Adapters take it from their configuration and size their client's own limits from it
+    /// ([`transport_ceiling`](crate::adapter::transport_ceiling)). The default is
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`](crate::DEFAULT_MAX_MESSAGE_SIZE).
+    fn max_message_size(&self) -> usize {
+        crate::size::DEFAULT_MAX_MESSAGE_SIZE
+    }
 
     /// Publishes and returns once the broker confirmed it holds the message.
     async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError>;

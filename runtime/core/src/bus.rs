@@ -19,6 +19,7 @@ use crate::fallback::{Fallback, FallbackError};
 use crate::id::EventId;
 use crate::receipt::Receipt;
 use crate::schema::data_schema;
+use crate::size;
 use crate::telemetry;
 use crate::topic::{Topic, TopicError};
 
@@ -33,6 +34,7 @@ pub struct Bus {
     source: Arc<str>,
     publish_timeout: Duration,
     fallback: Option<Arc<dyn Fallback>>,
+    max_message_size: usize,
 }
 
 impl std::fmt::Debug for Bus {
@@ -42,6 +44,7 @@ impl std::fmt::Debug for Bus {
             .field("source", &self.source)
             .field("publish_timeout", &self.publish_timeout)
             .field("fallback", &self.fallback.is_some())
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }
@@ -58,6 +61,22 @@ pub enum PublishError {
     /// The broker refused or failed.
     #[error("cannot publish: {0}")]
     Broker(#[from] BrokerError),
+    /// The event's message is larger than the bus allows ([`Bus::max_message_size`]); nothing
+    /// was sent.
+    #[error(
+        "cannot publish to {topic}: the event is {size} bytes of data and attributes, above the \
+         limit of {limit}; send a smaller event (large content belongs in a store, the event \
+         carrying a reference to it), or raise the limit with `Bus::with_max_message_size` on \
+         publishers and subscribers alike"
+    )]
+    TooLarge {
+        /// Where it was to be published.
+        topic: Topic,
+        /// Its size: the data and each attribute's name and value.
+        size: usize,
+        /// The bus's limit.
+        limit: usize,
+    },
     /// The broker did not confirm in time; the event may or may not have been taken.
     #[error(
         "no confirmation for {topic} within {after:?}; the event may or may not be published, \
@@ -95,8 +114,9 @@ fn default_source() -> Arc<str> {
 }
 
 impl Bus {
-    /// A bus over `broker`. The `source` attribute defaults to the binary's name and a publish
-    /// waits up to [`DEFAULT_PUBLISH_TIMEOUT`] for confirmation.
+    /// A bus over `broker`. The `source` attribute defaults to the binary's name, a publish
+    /// waits up to [`DEFAULT_PUBLISH_TIMEOUT`] for confirmation, and messages are limited to the
+    /// broker's [`max_message_size`](Broker::max_message_size).
     pub fn new(broker: impl Broker) -> Bus {
         Bus::from_arc(Arc::new(broker))
     }
@@ -104,6 +124,7 @@ impl Bus {
     /// A bus over a broker already shared.
     pub fn from_arc(broker: Arc<dyn Broker>) -> Bus {
         Bus {
+            max_message_size: broker.max_message_size(),
             broker,
             source: default_source(),
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
@@ -144,6 +165,26 @@ impl Bus {
         self
     }
 
+    /// Sets the size limit: a publish of a larger message fails with
+    /// [`PublishError::TooLarge`] before anything reaches the broker, and a subscription made
+    /// through this bus dead-letters a larger message it receives (unless its own
+    /// [`SubscribeOptions::max_message_size`](crate::SubscribeOptions::max_message_size) says
+    /// otherwise). What counts is the data and each attribute's name and value
+    /// ([`Message::size`]). The default is the broker's own
+    /// ([`Broker::max_message_size`], [`DEFAULT_MAX_MESSAGE_SIZE`](crate::DEFAULT_MAX_MESSAGE_SIZE)
+    /// unless its configuration says otherwise); a limit above what the broker's server takes
+    /// leaves its server to refuse the message.
+    pub fn with_max_message_size(mut self, limit: usize) -> Bus {
+        self.max_message_size = limit;
+        self
+    }
+
+    /// The size limit of what this bus publishes, and of what its subscriptions receive unless
+    /// told otherwise.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
     /// The broker underneath.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
@@ -159,7 +200,7 @@ impl Bus {
         // In a block, so the message is not kept in this future's state across the wait.
         let publish = {
             let _in_span = span.enter();
-            let message = self.message(event, PublishOptions::default())?;
+            let message = self.message(&topic, event, PublishOptions::default())?;
             let id = message.envelope.id.clone();
             telemetry::record_id(&span, &id);
             let kept = self.keep_for_fallback(&message);
@@ -248,16 +289,19 @@ impl Bus {
     }
 
     /// What [`Bus::publish`] would send for `event`, without sending it: its checked topic and
-    /// the message (a fresh envelope with this bus's source, and the encoded data). For a
-    /// transactional outbox, which stores it now and sends it later.
+    /// the message (a fresh envelope with this bus's source, and the encoded data), refused as
+    /// [`Bus::publish`] would refuse it. For a transactional outbox, which stores it now and
+    /// sends it later.
     pub fn prepare<E: Event>(&self, event: &E) -> Result<(Topic, Message), PublishError> {
         let topic = Topic::of::<E>()?;
-        Ok((topic, self.message(event, PublishOptions::default())?))
+        let message = self.message(&topic, event, PublishOptions::default())?;
+        Ok((topic, message))
     }
 
-    /// The message for `event`, its topic already checked.
+    /// The message for `event` on `topic` (already checked), refused when above the size limit.
     fn message<E: Event>(
         &self,
+        topic: &Topic,
         event: &E,
         options: PublishOptions,
     ) -> Result<Message, PublishError> {
@@ -275,6 +319,13 @@ impl Bus {
                 Some(data_schema::<E>()),
             )
         };
+        size::check(envelope.size() + data.len(), self.max_message_size).map_err(|too_large| {
+            PublishError::TooLarge {
+                topic: topic.clone(),
+                size: too_large.size,
+                limit: too_large.limit,
+            }
+        })?;
         let message = Message {
             envelope: Arc::new(envelope),
             data,
@@ -371,7 +422,7 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
             let span = telemetry::publish_span(self.bus.broker.name(), &topic);
             let publish = {
                 let _in_span = span.enter();
-                let message = self.bus.message(self.event, self.options)?;
+                let message = self.bus.message(&topic, self.event, self.options)?;
                 let id = message.envelope.id.clone();
                 telemetry::record_id(&span, &id);
                 let kept = self.bus.keep_for_fallback(&message);

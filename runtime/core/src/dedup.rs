@@ -21,6 +21,24 @@ pub fn group_scope(topic: &str, group: &str) -> String {
     format!("{topic}#{group}")
 }
 
+/// The longest event id a dedup store keeps: 1 KiB. CloudEvents ids are short (a UUID is 36
+/// bytes); every store refuses a longer one with [`check_dedup_id`]'s error, so that a producer
+/// cannot fill it with large keys. The subscription then handles the event as it does whenever
+/// the store cannot answer: at the risk of a duplicate.
+pub const MAX_DEDUP_ID_LEN: usize = 1024;
+
+/// Refuses an id longer than [`MAX_DEDUP_ID_LEN`], with an error naming its length: the check
+/// every [`DedupStore`] makes before it looks an id up or records it.
+pub fn check_dedup_id(id: &str) -> Result<(), DedupError> {
+    if id.len() > MAX_DEDUP_ID_LEN {
+        return Err(DedupError(Box::from(format!(
+            "an event id of {} bytes is longer than the {MAX_DEDUP_ID_LEN} the store keeps",
+            id.len()
+        ))));
+    }
+    Ok(())
+}
+
 /// Why a dedup store could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("dedup store failed: {0}; check that the store is reachable")]
@@ -30,7 +48,8 @@ pub struct DedupError(#[from] pub Box<dyn Error + Send + Sync>);
 /// subscription without a group).
 ///
 /// A store keeps ids for as long as its own policy says (a capacity, a TTL...); an id it forgot
-/// is handled again if it comes back.
+/// is handled again if it comes back. It refuses ids longer than [`MAX_DEDUP_ID_LEN`]
+/// ([`check_dedup_id`]).
 #[async_trait]
 pub trait DedupStore: Send + Sync + 'static {
     /// Whether `id` was already handled in `scope`.
@@ -50,7 +69,8 @@ impl<S: DedupStore + ?Sized> DedupStore for std::sync::Arc<S> {
     }
 }
 
-/// An in-process store holding the most recent `capacity` ids; older ones are forgotten first.
+/// An in-process store holding the most recent `capacity` ids, each at most
+/// [`MAX_DEDUP_ID_LEN`] bytes; older ones are forgotten first.
 #[derive(Debug)]
 pub struct MemoryDedup {
     capacity: usize,
@@ -92,11 +112,13 @@ impl Default for MemoryDedup {
 #[async_trait]
 impl DedupStore for MemoryDedup {
     async fn seen(&self, scope: &str, id: &str) -> Result<bool, DedupError> {
+        check_dedup_id(id)?;
         let state = lock(&self.state);
         Ok(state.ids.contains(&MemoryDedup::key(scope, id)))
     }
 
     async fn record(&self, scope: &str, id: &str) -> Result<(), DedupError> {
+        check_dedup_id(id)?;
         let key = MemoryDedup::key(scope, id);
         let mut state = lock(&self.state);
         if state.ids.insert(key.clone()) {
@@ -129,5 +151,18 @@ mod tests {
         assert!(!store.seen("a", "1").await.unwrap());
         assert!(store.seen("a", "2").await.unwrap());
         assert!(store.seen("a", "3").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_id_too_long_to_keep_is_refused_with_its_length() {
+        let store = MemoryDedup::default();
+        let longest = "x".repeat(MAX_DEDUP_ID_LEN);
+        store.record("a", &longest).await.unwrap();
+        assert!(store.seen("a", &longest).await.unwrap());
+        let id = "x".repeat(MAX_DEDUP_ID_LEN + 1);
+        let error = store.record("a", &id).await.unwrap_err().to_string();
+        assert!(error.contains("1025 bytes"), "{error}");
+        assert!(store.seen("a", &id).await.is_err());
+        assert_eq!(lock(&store.state).ids.len(), 1, "the long id was not kept");
     }
 }

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -205,6 +205,38 @@ impl Envelope {
         out
     }
 
+    /// The bytes the attributes count for toward a message's size limit: each attribute's name
+    /// and value, exactly as [`Envelope::attributes`] lists them, counted without writing any.
+    pub fn size(&self) -> usize {
+        let pair = |name: &str, value: &str| name.len() + value.len();
+        let mut size = pair(attr::SPEC_VERSION, SPEC_VERSION)
+            + pair(attr::ID, &self.id)
+            + pair(attr::SOURCE, &self.source)
+            + pair(attr::TYPE, &self.event_type);
+        if let Some(t) = self.time {
+            size += attr::TIME.len() + formatted_time_len(t);
+        }
+        let optional = [
+            (attr::DATA_CONTENT_TYPE, self.data_content_type.as_deref()),
+            (attr::DATA_SCHEMA, self.data_schema.as_deref()),
+            (attr::SUBJECT, self.subject.as_deref()),
+            (attr::PARTITION_KEY, self.partition_key.as_deref()),
+            (attr::CORRELATION_ID, self.correlation_id.as_deref()),
+            (attr::CAUSATION_ID, self.causation_id.as_deref()),
+            (attr::TRACEPARENT, self.traceparent.as_deref()),
+            (attr::TRACESTATE, self.tracestate.as_deref()),
+        ];
+        for (name, value) in optional {
+            if let Some(v) = value {
+                size += pair(name, v);
+            }
+        }
+        for (k, v) in &self.extensions {
+            size += pair(k, v);
+        }
+        size
+    }
+
     /// Reads an envelope from (CloudEvents name, value) pairs, names already stripped of the
     /// transport's prefix. Names are compared without regard to case, as headers may be folded.
     pub fn from_attributes<K, V>(
@@ -336,11 +368,44 @@ fn is_json_media_type(media_type: &str) -> bool {
         || essence.to_ascii_lowercase().ends_with("+json")
 }
 
-/// Formats a time as RFC 3339 in UTC, as CloudEvents writes `time`.
+/// Formats a time as RFC 3339 in UTC, as CloudEvents writes `time`; a time RFC 3339 cannot
+/// write in UTC (before the year 0 or after 9999, as a received `time` with an offset can be)
+/// is written as the epoch.
 pub fn format_time(t: SystemTime) -> String {
-    OffsetDateTime::from(t)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+    // Checked, as `OffsetDateTime::from(SystemTime)` panics out of its range.
+    let utc = match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => time::Duration::try_from(after)
+            .ok()
+            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_add(d)),
+        Err(before) => time::Duration::try_from(before.duration())
+            .ok()
+            .and_then(|d| OffsetDateTime::UNIX_EPOCH.checked_sub(d)),
+    };
+    utc.and_then(|utc| utc.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// The length of [`format_time`]'s text for `t`, without writing it: `YYYY-MM-DDTHH:MM:SSZ`,
+/// and a fraction of a second without its trailing zeros, for the years RFC 3339 can write.
+fn formatted_time_len(t: SystemTime) -> usize {
+    /// Seconds from 1970 to the start of the year 10000, past which RFC 3339 has no year.
+    const YEAR_10000: u64 = 253_402_300_800;
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(since) if since.as_secs() < YEAR_10000 => {
+            let mut nanos = since.subsec_nanos();
+            if nanos == 0 {
+                return 20;
+            }
+            let mut digits = 9;
+            while nanos % 10 == 0 {
+                nanos /= 10;
+                digits -= 1;
+            }
+            21 + digits
+        }
+        // Before 1970, or a time this far out: rare enough to write.
+        _ => format_time(t).len(),
+    }
 }
 
 /// Parses an RFC 3339 time with any offset.

@@ -28,6 +28,7 @@ mod receipt;
 mod receive;
 mod retry;
 mod schema;
+mod size;
 mod subscription;
 mod subscriptions;
 pub mod telemetry;
@@ -38,7 +39,9 @@ pub use broker::{Broker, BrokerError, Capabilities, Confirmation, Position, Star
 pub use bus::{Bus, DEFAULT_PUBLISH_TIMEOUT, Publish, PublishError};
 pub use codec::CodecError;
 pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
-pub use dedup::{DedupError, DedupStore, MemoryDedup, group_scope};
+pub use dedup::{
+    DedupError, DedupStore, MAX_DEDUP_ID_LEN, MemoryDedup, check_dedup_id, group_scope,
+};
 pub use envelope::Envelope;
 pub use event::Event;
 pub use fallback::{Fallback, FallbackError};
@@ -49,6 +52,7 @@ pub use prost_types as well_known;
 pub use receipt::Receipt;
 pub use receive::{Refusal, decode};
 pub use retry::RetryPolicy;
+pub use size::DEFAULT_MAX_MESSAGE_SIZE;
 pub use subscription::{
     DEFAULT_HANDLER_TIMEOUT, SubscribeBuilder, SubscribeError, SubscribeOptions, Subscription,
 };

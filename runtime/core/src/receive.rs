@@ -4,10 +4,11 @@
 //! its `dataschema` names `E`'s schema and its content type is one `E` reads. Anything else is
 //! refused, never decoded as the wrong type.
 
-use crate::broker::Malformed;
+use crate::broker::{Malformed, Message};
 use crate::codec::{Codec, CodecError};
 use crate::envelope::{Envelope, SCHEMA_PREFIX};
 use crate::event::Event;
+use crate::size;
 use crate::topic::validate_topic;
 
 /// Why a delivery was not decoded as the subscribed event type. The text (its `Display`) is the
@@ -48,6 +49,19 @@ pub enum Refusal {
     /// The data does not decode as the schema.
     #[error("undecodable data: {0}")]
     Codec(#[from] CodecError),
+    /// The message is larger than the subscription allows; it was not decoded.
+    #[error(
+        "too large: {size} bytes of data and attributes, above this subscription's limit of \
+         {limit}; the publisher must send smaller events, or the subscription allow more \
+         (`max_message_size`)"
+    )]
+    TooLarge {
+        /// Its size: the data and each attribute's name and value (each header's, for a message
+        /// that is no CloudEvent).
+        size: usize,
+        /// The subscription's limit.
+        limit: usize,
+    },
     /// The transport message is not a CloudEvents message at all.
     #[error(
         "malformed message: expected a CloudEvents 1.0 message of type `{expected}`, got: {reason}"
@@ -108,6 +122,22 @@ pub fn decode<E: Event>(envelope: &Envelope, data: &[u8]) -> Result<E, Refusal> 
         });
     };
     Ok(E::Codec::decode(content_type, E::SCHEMA, data)?)
+}
+
+/// Refuses a delivery larger than `limit`, before anything else is read of it.
+#[inline]
+pub(crate) fn check_size(
+    message: &Result<Message, Malformed>,
+    limit: usize,
+) -> Result<(), Refusal> {
+    let size = match message {
+        Ok(message) => message.size(),
+        Err(malformed) => malformed.size(),
+    };
+    size::check(size, limit).map_err(|too_large| Refusal::TooLarge {
+        size: too_large.size,
+        limit: too_large.limit,
+    })
 }
 
 /// The refusal for a delivery that could not be read as a CloudEvents message.

@@ -46,7 +46,8 @@ type Settling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// How long a handler may run on one message unless told otherwise.
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How a subscription consumes: group, start position, concurrency, retries, timeout, dedup.
+/// How a subscription consumes: group, start position, concurrency, retries, timeout, dedup,
+/// size limit.
 #[derive(Clone)]
 pub struct SubscribeOptions {
     group: Option<String>,
@@ -55,12 +56,13 @@ pub struct SubscribeOptions {
     retry: RetryPolicy,
     handler_timeout: Duration,
     dedup: Option<Arc<dyn DedupStore>>,
+    max_message_size: Option<usize>,
 }
 
 impl Default for SubscribeOptions {
     /// No group (every plain subscriber gets every event), new events only, one at a time (in
     /// delivery order; see [`SubscribeOptions::concurrency`] for retries),
-    /// [`RetryPolicy::default`], [`DEFAULT_HANDLER_TIMEOUT`], no dedup.
+    /// [`RetryPolicy::default`], [`DEFAULT_HANDLER_TIMEOUT`], no dedup, the bus's size limit.
     fn default() -> Self {
         SubscribeOptions {
             group: None,
@@ -69,6 +71,7 @@ impl Default for SubscribeOptions {
             retry: RetryPolicy::default(),
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             dedup: None,
+            max_message_size: None,
         }
     }
 }
@@ -82,6 +85,7 @@ impl std::fmt::Debug for SubscribeOptions {
             .field("retry", &self.retry)
             .field("handler_timeout", &self.handler_timeout)
             .field("dedup", &self.dedup.is_some())
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }
@@ -130,6 +134,15 @@ impl SubscribeOptions {
     /// topic sharing the store still get every event.
     pub fn dedup(mut self, store: impl DedupStore) -> Self {
         self.dedup = Some(Arc::new(store));
+        self
+    }
+
+    /// The largest message handled (the bus's [`Bus::max_message_size`] unless set): a larger
+    /// one is refused before it is decoded and dead-lettered with its size and the limit, and
+    /// the consumer goes on. What counts is the data and each attribute's name and value
+    /// ([`Message::size`]); for a message that is no CloudEvent, each header's.
+    pub fn max_message_size(mut self, limit: usize) -> Self {
+        self.max_message_size = Some(limit);
         self
     }
 }
@@ -253,6 +266,12 @@ impl<E: Event, H: Handler<E>> SubscribeBuilder<E, H> {
         self
     }
 
+    /// See [`SubscribeOptions::max_message_size`].
+    pub fn max_message_size(mut self, limit: usize) -> Self {
+        self.options = self.options.max_message_size(limit);
+        self
+    }
+
     /// Replaces every option at once.
     pub fn options(mut self, options: SubscribeOptions) -> Self {
         self.options = options;
@@ -328,6 +347,7 @@ impl Bus {
             retry: options.retry,
             handler_timeout: options.handler_timeout,
             dedup: options.dedup,
+            max_message_size: options.max_message_size.unwrap_or(self.max_message_size()),
             broker_delays: capabilities.nack_delay,
             stopped,
             event: PhantomData,
@@ -355,6 +375,8 @@ struct Consumer<E, H> {
     retry: RetryPolicy,
     handler_timeout: Duration,
     dedup: Option<Arc<dyn DedupStore>>,
+    /// Larger messages are refused before they are decoded.
+    max_message_size: usize,
     /// A retry is a nack with the backoff as its delay; otherwise the backoff is waited here.
     broker_delays: bool,
     stopped: watch::Receiver<bool>,
@@ -534,12 +556,18 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         handling::Handling<'_, E, H, impl Future<Output = Result<(), HandlerError>> + Send + '_>,
         Settling<'_>,
     > {
-        let decoded = match message {
-            Ok(Message { envelope, data }) => match receive::decode::<E>(&envelope, &data) {
-                Ok(event) => Ok((event, envelope)),
-                Err(refusal) => Err((refusal, Some(envelope))),
-            },
-            Err(malformed) => Err((receive::malformed::<E>(&malformed), None)),
+        let decoded = match (
+            receive::check_size(&message, self.max_message_size),
+            message,
+        ) {
+            (Err(refusal), message) => Err((refusal, message.ok().map(|m| m.envelope))),
+            (Ok(()), Ok(Message { envelope, data })) => {
+                match receive::decode::<E>(&envelope, &data) {
+                    Ok(event) => Ok((event, envelope)),
+                    Err(refusal) => Err((refusal, Some(envelope))),
+                }
+            }
+            (Ok(()), Err(malformed)) => Err((receive::malformed::<E>(&malformed), None)),
         };
         let received = match decoded {
             Ok((event, envelope)) => Received::new(event, envelope, attempt),

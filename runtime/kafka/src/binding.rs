@@ -3,6 +3,9 @@
 //! `partitionkey` extension as the record's key (so one key stays on one partition, in order).
 //! A record whose `content-type` is `application/cloudevents+json` is read in structured mode.
 
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use bytes::Bytes;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
@@ -23,35 +26,59 @@ pub(super) struct Record {
     pub(super) key: Option<Bytes>,
     pub(super) headers: Vec<(String, Bytes)>,
     pub(super) value: Bytes,
+    /// How many headers could not be copied, their names not being UTF-8 text.
+    pub(super) unreadable: usize,
 }
 
 impl Record {
-    /// Copies a received record out of the client's buffers.
+    /// Copies a received record out of the client's buffers. A header whose name is not UTF-8
+    /// text cannot be copied: rdkafka panics reading one (it unwraps the name's conversion to
+    /// `&str`), so each header is read apart, such a header is left out and counted, and the
+    /// record is then read as malformed.
     pub(super) fn copy(
         key: Option<&[u8]>,
         headers: Option<&impl Headers>,
         value: Option<&[u8]>,
     ) -> Self {
-        let headers = headers
-            .map(|h| {
-                h.iter()
-                    .map(|header| {
+        let mut copied = Vec::new();
+        let mut unreadable = 0;
+        if let Some(headers) = headers {
+            let count = headers.count();
+            copied.reserve(count);
+            for index in 0..count {
+                let header = catch_unwind(AssertUnwindSafe(|| {
+                    headers.try_get(index).map(|header| {
                         let value = header.value.map(Bytes::copy_from_slice).unwrap_or_default();
                         (header.key.to_owned(), value)
                     })
-                    .collect()
-            })
-            .unwrap_or_default();
+                }));
+                match header {
+                    Ok(Some(header)) => copied.push(header),
+                    Ok(None) => {}
+                    Err(_) => unreadable += 1,
+                }
+            }
+        }
         Record {
             key: key.map(Bytes::copy_from_slice),
-            headers,
+            headers: copied,
             value: value.map(Bytes::copy_from_slice).unwrap_or_default(),
+            unreadable,
         }
     }
 
     /// Reads the message this record carries, or keeps what arrived when it is not one.
     pub(super) fn read(&self) -> Result<Message, Malformed> {
+        if self.unreadable > 0 {
+            return Err(self.malformed(format!(
+                "{} of its headers have a name that is not UTF-8 text",
+                self.unreadable
+            )));
+        }
         let mut pairs: Vec<(&str, String)> = Vec::with_capacity(self.headers.len() + 1);
+        // The attributes already read, so that a header given again is found at once however
+        // many headers a record has.
+        let mut seen = HashSet::with_capacity(self.headers.len());
         let mut content_type = None;
         for (name, value) in &self.headers {
             let attribute = if name.eq_ignore_ascii_case(CONTENT_TYPE) {
@@ -62,7 +89,7 @@ impl Record {
                 continue;
             };
             // Kafka allows a header twice; the first one counts.
-            if pairs.iter().any(|(seen, _)| *seen == attribute) {
+            if !seen.insert(attribute) {
                 continue;
             }
             let Ok(text) = std::str::from_utf8(value) else {
@@ -236,6 +263,77 @@ mod tests {
     }
 
     #[test]
+    fn with_many_headers_given_twice_the_first_of_each_counts() {
+        let mut record = record(&message());
+        let extensions = 20_000;
+        for copy in ["first", "second"] {
+            for n in 0..extensions {
+                record
+                    .headers
+                    .push((format!("ce_x{n}"), Bytes::from(format!("{copy} {n}"))));
+            }
+        }
+        record
+            .headers
+            .push(("ce_type".into(), Bytes::from_static(b"events.other.v1")));
+        let read = record.read().unwrap();
+        assert_eq!(read.envelope.event_type, "events.order.created.v1");
+        assert_eq!(read.envelope.extensions.len(), extensions);
+        for (n, (name, value)) in read.envelope.extensions.iter().enumerate() {
+            assert_eq!(
+                (name.as_str(), value.as_str()),
+                (&*format!("x{n}"), &*format!("first {n}"))
+            );
+        }
+    }
+
+    /// Headers read as rdkafka reads them, whose second name is not UTF-8 text: rdkafka panics
+    /// on it.
+    struct NameNotUtf8;
+
+    impl Headers for NameNotUtf8 {
+        fn count(&self) -> usize {
+            3
+        }
+
+        fn try_get(&self, index: usize) -> Option<Header<'_, &[u8]>> {
+            match index {
+                0 => Some(Header {
+                    key: "ce_specversion",
+                    value: Some(b"1.0"),
+                }),
+                // What rdkafka does with such a name (`CStr::to_str().unwrap()`).
+                1 => panic!("called `Result::unwrap()` on an `Err` value: Utf8Error"),
+                2 => Some(Header {
+                    key: "other",
+                    value: None,
+                }),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_name_that_is_not_utf8_makes_the_record_malformed_without_a_panic() {
+        let record = Record::copy(None, Some(&NameNotUtf8), Some(b"raw"));
+        assert_eq!(record.unreadable, 1);
+        assert_eq!(record.headers.len(), 2);
+        let malformed = record.read().unwrap_err();
+        assert_eq!(
+            malformed.reason,
+            "1 of its headers have a name that is not UTF-8 text"
+        );
+        assert_eq!(
+            malformed.headers,
+            vec![
+                ("ce_specversion".into(), "1.0".into()),
+                ("other".into(), String::new())
+            ]
+        );
+        assert_eq!(&malformed.data[..], b"raw");
+    }
+
+    #[test]
     fn a_record_without_attributes_is_malformed_and_kept_whole() {
         let record = Record {
             key: None,
@@ -244,6 +342,7 @@ mod tests {
                 ("other".into(), Bytes::from_static(b"x")),
             ],
             value: Bytes::from_static(b"raw"),
+            unreadable: 0,
         };
         let malformed = record.read().unwrap_err();
         assert!(
@@ -268,6 +367,7 @@ mod tests {
                 Bytes::from_static(b"application/cloudevents+json"),
             )],
             value: Bytes::from(message.envelope.to_structured(&message.data)),
+            unreadable: 0,
         };
         assert_eq!(record.read(), Ok(message));
     }

@@ -54,8 +54,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
+use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
 use tidings_core::adapter::lock;
-use tidings_core::adapter::{address_from_env, redact};
+use tidings_core::adapter::{address_from_env, redact, transport_ceiling};
 use tidings_core::broker::{
     Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, Position,
     SubscribeRequest,
@@ -84,6 +85,7 @@ pub struct KafkaConfig {
     session_timeout: Duration,
     commit_interval: Duration,
     linger: Duration,
+    max_message_size: usize,
     settings: Vec<(String, String)>,
 }
 
@@ -99,6 +101,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("session_timeout", &self.session_timeout)
             .field("commit_interval", &self.commit_interval)
             .field("linger", &self.linger)
+            .field("max_message_size", &self.max_message_size)
             .field(
                 "settings",
                 &self.settings.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -118,6 +121,7 @@ impl KafkaConfig {
             session_timeout: Duration::from_secs(10),
             commit_interval: Duration::from_millis(100),
             linger: Duration::from_millis(1),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             settings: Vec::new(),
         }
     }
@@ -170,6 +174,18 @@ impl KafkaConfig {
         self
     }
 
+    /// The largest message, in the bytes tidings counts (data and attributes), that a bus over
+    /// this broker publishes and receives unless told otherwise (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 1 MiB). The clients are set from it ([`transport_ceiling`]:
+    /// twice the limit and 64 KiB): the producer refuses a larger record (`message.max.bytes`),
+    /// and a consumer asks for no more per partition (`max.partition.fetch.bytes`), though
+    /// librdkafka still takes a larger record rather than stop. The topic's `max.message.bytes`
+    /// on the server (1 MB by default) bounds what is kept.
+    pub fn max_message_size(mut self, limit: usize) -> Self {
+        self.max_message_size = limit;
+        self
+    }
+
     /// Sets a librdkafka property on every client (`security.protocol`, `sasl.username`...).
     /// It overrides what the adapter sets, so use it with care.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
@@ -197,11 +213,20 @@ impl KafkaConfig {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("socket.keepalive.enable", "true")
-            .set("client.id", "tidings");
+            .set("client.id", "tidings")
+            .set("message.max.bytes", self.record_limit());
         for (key, value) in &self.settings {
             config.set(key, value);
         }
         config
+    }
+
+    /// The largest record a client sends or asks for, from the size limit, within the range
+    /// librdkafka takes.
+    fn record_limit(&self) -> String {
+        transport_ceiling(self.max_message_size)
+            .clamp(1_000, 1_000_000_000)
+            .to_string()
     }
 }
 
@@ -307,6 +332,10 @@ impl Broker for KafkaBroker {
             ordered_per_key: true,
             publish_dedup: false,
         }
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.inner.config.max_message_size
     }
 
     async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {

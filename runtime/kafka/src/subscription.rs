@@ -54,6 +54,7 @@ pub(super) async fn start(
             super::millis(config.session_timeout / 10),
         )
         .set("fetch.wait.max.ms", "100")
+        .set("max.partition.fetch.bytes", config.record_limit())
         .set("queued.min.messages", "1000")
         // Only a fallback: the start of a new group is fixed when it subscribes (see `plan`).
         .set(

@@ -53,12 +53,12 @@ use async_trait::async_trait;
 use rumqttc::v5::MqttOptions;
 use rumqttc::{TlsConfiguration, Transport};
 
-use tidings_core::EventId;
-use tidings_core::adapter::{TlsFiles, address_from_env, redact};
+use tidings_core::adapter::{TlsFiles, address_from_env, redact, transport_ceiling};
 use tidings_core::broker::{
     Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, SubscribeRequest,
 };
 use tidings_core::topic::Topic;
+use tidings_core::{DEFAULT_MAX_MESSAGE_SIZE, EventId};
 
 pub mod binding;
 mod publisher;
@@ -82,7 +82,7 @@ pub const CLIENT_KEY_ENV: &str = "TIDINGS_MQTT_CLIENT_KEY";
 pub const DEFAULT_URL: &str = "mqtt://127.0.0.1:1883";
 
 const NAME: &str = "mqtt";
-/// The largest packet MQTT allows; the broker's own limit applies first.
+/// The largest packet MQTT allows.
 const MAX_PACKET: u32 = 268_435_455;
 
 /// How to reach the MQTT broker.
@@ -92,6 +92,7 @@ pub struct MqttConfig {
     tls: TlsFiles,
     keep_alive: Duration,
     timeout: Duration,
+    max_message_size: usize,
 }
 
 impl std::fmt::Debug for MqttConfig {
@@ -101,6 +102,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("tls", &self.tls)
             .field("keep_alive", &self.keep_alive)
             .field("timeout", &self.timeout)
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }
@@ -115,6 +117,7 @@ impl MqttConfig {
             tls: TlsFiles::default(),
             keep_alive: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 
@@ -155,6 +158,26 @@ impl MqttConfig {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// The largest message, in the bytes tidings counts (data and attributes), that a bus over
+    /// this broker publishes and receives unless told otherwise (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 1 MiB). Each connection tells the broker the largest
+    /// packet it takes ([`MqttConfig::max_packet_size`], MQTT 5's Maximum Packet Size): the
+    /// broker drops a larger message for this client rather than sending it, and the client
+    /// refuses one all the same.
+    pub fn max_message_size(mut self, limit: usize) -> Self {
+        self.max_message_size = limit;
+        self
+    }
+
+    /// The largest packet a connection takes: twice the message size limit and 64 KiB for the
+    /// packet's framing and a dead letter's attributes ([`transport_ceiling`]), at most MQTT's
+    /// own limit of 256 MiB. A message between the limit and this size reaches the
+    /// subscription, which dead-letters it with the reason.
+    pub fn max_packet_size(&self) -> u32 {
+        u32::try_from(transport_ceiling(self.max_message_size))
+            .map_or(MAX_PACKET, |size| size.min(MAX_PACKET))
     }
 
     /// The address, with any password replaced by `***`.
@@ -215,7 +238,7 @@ impl MqttConfig {
             .set_clean_start(true)
             .set_keep_alive(self.keep_alive)
             .set_connection_timeout(self.timeout.as_secs().max(1))
-            .set_max_packet_size(Some(MAX_PACKET));
+            .set_max_packet_size(Some(self.max_packet_size()));
         if let Some((user, password)) = target.credentials {
             options.set_credentials(user, password);
         }
@@ -357,6 +380,10 @@ impl Broker for MqttBroker {
         }
     }
 
+    fn max_message_size(&self) -> usize {
+        self.inner.config.max_message_size
+    }
+
     async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         let properties = binding::properties(&message);
         self.inner
@@ -447,6 +474,20 @@ mod tests {
         let (a, b) = (client_id("sub"), client_id("sub"));
         assert_eq!(a.len(), 23);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_packet_size_follows_the_message_size_limit() {
+        let config = MqttConfig::new("mqtt://127.0.0.1");
+        assert_eq!(config.max_packet_size(), 2 * 1_048_576 + 65_536);
+        let options = config
+            .options("x".into(), &config.transport().unwrap())
+            .unwrap();
+        assert_eq!(options.max_packet_size(), Some(2 * 1_048_576 + 65_536));
+        let small = MqttConfig::new("mqtt://127.0.0.1").max_message_size(1000);
+        assert_eq!(small.max_packet_size(), 2000 + 65_536);
+        let huge = MqttConfig::new("mqtt://127.0.0.1").max_message_size(usize::MAX);
+        assert_eq!(huge.max_packet_size(), MAX_PACKET);
     }
 
     #[test]

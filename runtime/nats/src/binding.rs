@@ -5,6 +5,7 @@
 use async_nats::HeaderMap;
 use bytes::Bytes;
 
+use tidings_core::adapter::attribute_name;
 use tidings_core::broker::{Malformed, Message};
 use tidings_core::envelope::{Envelope, attr};
 
@@ -63,8 +64,8 @@ pub(super) fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Messag
             continue;
         };
         let name: &str = name.as_ref();
-        if name.len() > PREFIX.len() && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX) {
-            pairs.push((&name[PREFIX.len()..], value.as_str()));
+        if let Some(attribute) = attribute_name(name, PREFIX) {
+            pairs.push((attribute, value.as_str()));
         } else if name.eq_ignore_ascii_case(CONTENT_TYPE) {
             content_type = Some(value.as_str());
         }
@@ -156,6 +157,25 @@ mod tests {
             headers.get("ce-deadletterreason").map(|v| v.as_str()),
             Some("bad  thing")
         );
+    }
+
+    #[test]
+    fn attribute_headers_are_read_whatever_their_case() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("CE-SpecVersion", "1.0"),
+            ("Ce-Id", "7"),
+            ("ce-source", "go"),
+            ("CE-TYPE", "t.x.v1"),
+            ("ce-", "nothing"),
+            ("ce", "short"),
+        ] {
+            headers.insert(name, value);
+        }
+        let back = read(Some(&headers), Bytes::new()).unwrap();
+        assert_eq!(back.envelope.id, "7");
+        assert_eq!(back.envelope.event_type, "t.x.v1");
+        assert!(back.envelope.extensions.is_empty(), "{:?}", back.envelope);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
 use tidings_core::adapter::{address_from_env, redact};
 
 /// The address used when none is given: a server on this machine.
@@ -43,6 +44,7 @@ pub struct NatsConfig {
     pub(super) max_deliver: Option<u32>,
     pub(super) group_expiry: Option<Duration>,
     pub(super) connect_timeout: Duration,
+    pub(super) max_message_size: usize,
 }
 
 impl Default for NatsConfig {
@@ -65,6 +67,7 @@ impl NatsConfig {
             max_deliver: None,
             group_expiry: None,
             connect_timeout: Duration::from_secs(5),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 
@@ -143,6 +146,16 @@ impl NatsConfig {
         self.connect_timeout = timeout;
         self
     }
+
+    /// The largest message, in the bytes tidings counts (data and attributes), that a bus over
+    /// this broker publishes and receives unless told otherwise (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 1 MiB). The server's own `max_payload` (1 MiB unless its
+    /// configuration says otherwise, headers and their framing included) applies as well: the
+    /// broker reports the smaller of the two, and the server refuses a message above its own.
+    pub fn max_message_size(mut self, limit: usize) -> Self {
+        self.max_message_size = limit;
+        self
+    }
 }
 
 impl fmt::Debug for NatsConfig {
@@ -158,6 +171,7 @@ impl fmt::Debug for NatsConfig {
             .field("max_deliver", &self.max_deliver)
             .field("group_expiry", &self.group_expiry)
             .field("connect_timeout", &self.connect_timeout)
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }

@@ -204,6 +204,15 @@ impl Broker for NatsBroker {
         }
     }
 
+    /// The smaller of [`NatsConfig::max_message_size`] and the server's `max_payload`.
+    fn max_message_size(&self) -> usize {
+        let server = self.shared.client.max_payload();
+        match server {
+            0 => self.shared.config.max_message_size,
+            server => self.shared.config.max_message_size.min(server),
+        }
+    }
+
     async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         match self.shared.config.mode {
             NatsMode::JetStream => jetstream::publish(&self.shared, topic, message).await,

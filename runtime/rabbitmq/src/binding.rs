@@ -10,6 +10,7 @@ use bytes::Bytes;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
+use tidings_core::adapter::attribute_name;
 use tidings_core::broker::{Malformed, Message};
 use tidings_core::envelope::{Envelope, attr};
 
@@ -101,8 +102,10 @@ pub(super) fn read(properties: &BasicProperties, data: Bytes) -> Result<Message,
     if let Some(headers) = properties.headers() {
         for (name, value) in headers.inner() {
             let value = text(value);
-            let lower = name.as_str().to_ascii_lowercase();
-            if let Some(attribute) = PREFIXES.iter().find_map(|p| lower.strip_prefix(p)) {
+            if let Some(attribute) = PREFIXES
+                .iter()
+                .find_map(|p| attribute_name(name.as_str(), p))
+            {
                 pairs.push((attribute.to_owned(), value.clone()));
             }
             all.push((name.as_str().to_owned(), value));
@@ -211,6 +214,34 @@ mod tests {
         let back = read(&properties, Bytes::new()).unwrap();
         assert_eq!(back.envelope.id, "7");
         assert_eq!(back.envelope.source.as_ref(), "py");
+    }
+
+    #[test]
+    fn header_names_are_read_whatever_their_case_and_characters() {
+        let mut headers = FieldTable::default();
+        for (name, value) in [
+            ("CLOUDEVENTS_specversion", "1.0"),
+            ("CloudEvents:ID", "7"),
+            ("cloudEvents_source", "py"),
+            ("cloudEvents_type", "t.x.v1"),
+            // Multi-byte characters across the end of a prefix, and a prefix alone.
+            ("cloudEventsé", "a"),
+            ("cloudEvent€s_x", "b"),
+            ("cloudEvents_", "c"),
+            ("cloudEvents_ünïcode", "d"),
+        ] {
+            headers.insert(
+                ShortString::from(name),
+                AMQPValue::LongString(LongString::from(value.as_bytes())),
+            );
+        }
+        let properties = BasicProperties::default().with_headers(headers);
+        let back = read(&properties, Bytes::new()).unwrap();
+        assert_eq!(back.envelope.id, "7");
+        assert_eq!(
+            back.envelope.extensions,
+            [("ünïcode".to_owned(), "d".to_owned())]
+        );
     }
 
     #[test]

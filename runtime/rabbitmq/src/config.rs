@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
 use tidings_core::adapter::{address_from_env, redact};
 
 /// The address used when none is given: a server on this machine, default user and vhost.
@@ -21,6 +22,7 @@ pub struct RabbitConfig {
     pub(super) group_expiry: Option<Duration>,
     pub(super) connect_timeout: Duration,
     pub(super) operation_timeout: Duration,
+    pub(super) max_message_size: usize,
 }
 
 impl Default for RabbitConfig {
@@ -39,6 +41,7 @@ impl RabbitConfig {
             group_expiry: None,
             connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(10),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 
@@ -93,6 +96,15 @@ impl RabbitConfig {
         self.operation_timeout = timeout;
         self
     }
+
+    /// The largest message, in the bytes tidings counts (data and attributes), that a bus over
+    /// this broker publishes and receives unless told otherwise (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 1 MiB). The client, lapin, has no limit of its own on what
+    /// it receives; the server's own `max_message_size` bounds what it takes.
+    pub fn max_message_size(mut self, limit: usize) -> Self {
+        self.max_message_size = limit;
+        self
+    }
 }
 
 impl fmt::Debug for RabbitConfig {
@@ -104,6 +116,7 @@ impl fmt::Debug for RabbitConfig {
             .field("group_expiry", &self.group_expiry)
             .field("connect_timeout", &self.connect_timeout)
             .field("operation_timeout", &self.operation_timeout)
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }

@@ -294,6 +294,10 @@ impl Broker for RabbitBroker {
         }
     }
 
+    fn max_message_size(&self) -> usize {
+        self.shared.config.max_message_size
+    }
+
     async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {
         self.shared
             .publish(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
-use tidings_core::{BrokerError, DedupError, DedupStore};
+use tidings_core::{BrokerError, DedupError, DedupStore, check_dedup_id};
 
 use crate::{RedisBroker, RedisConfig};
 
@@ -13,12 +13,9 @@ use crate::{RedisBroker, RedisConfig};
 /// redelivery window.
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The longest event id the store keeps. CloudEvents ids are short (a UUID is 36 bytes); a
-/// longer one is refused, so a producer cannot fill Redis with large keys.
-pub const MAX_DEDUP_ID_LEN: usize = 1024;
-
 /// A [`DedupStore`] in Redis. Keys are `<prefix><scope length>:<scope>:<id>` (the length keeps
-/// a scope from running into an id), each expiring after the TTL. Cheap to clone.
+/// a scope from running into an id), each expiring after the TTL. Ids longer than
+/// [`MAX_DEDUP_ID_LEN`](tidings_core::MAX_DEDUP_ID_LEN) are refused. Cheap to clone.
 #[derive(Clone)]
 pub struct RedisDedup {
     commands: ConnectionManager,
@@ -64,12 +61,7 @@ impl RedisDedup {
     }
 
     fn key(&self, scope: &str, id: &str) -> Result<String, DedupError> {
-        if id.len() > MAX_DEDUP_ID_LEN {
-            return Err(DedupError(Box::from(format!(
-                "an event id of {} bytes is longer than the {MAX_DEDUP_ID_LEN} the store keeps",
-                id.len()
-            ))));
-        }
+        check_dedup_id(id)?;
         Ok(format!("{}{}:{scope}:{id}", self.prefix, scope.len()))
     }
 }

@@ -42,7 +42,7 @@
 //! for a client certificate gets [`RedisConfig::client_cert`]. [`RedisConfig::from_env`] reads
 //! both from [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`].
 
-pub use dedup::{DEFAULT_DEDUP_TTL, MAX_DEDUP_ID_LEN, RedisDedup};
+pub use dedup::{DEFAULT_DEDUP_TTL, RedisDedup};
 
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use redis;
@@ -57,6 +57,7 @@ use redis::{
     Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisError, TlsCertificates,
 };
 
+use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
 use tidings_core::adapter::{TlsFiles, address_from_env, ensure_tls_provider, redact};
 use tidings_core::broker::{
     Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, Position,
@@ -93,6 +94,7 @@ pub struct RedisConfig {
     max_len: Option<usize>,
     claim_idle: Duration,
     timeout: Duration,
+    max_message_size: usize,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("max_len", &self.max_len)
             .field("claim_idle", &self.claim_idle)
             .field("timeout", &self.timeout)
+            .field("max_message_size", &self.max_message_size)
             .finish()
     }
 }
@@ -117,6 +120,7 @@ impl RedisConfig {
             max_len: Some(1_000_000),
             claim_idle: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 
@@ -167,6 +171,16 @@ impl RedisConfig {
     /// How long to wait for a connection or a command's answer.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The largest message, in the bytes tidings counts (data and attributes), that a bus over
+    /// this broker publishes and receives unless told otherwise (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`], 1 MiB). The client, redis-rs, has no limit of its own on
+    /// what it reads; a read takes at most the subscription's prefetch of entries (`COUNT`),
+    /// and the server's `proto-max-bulk-len` bounds each field.
+    pub fn max_message_size(mut self, limit: usize) -> Self {
+        self.max_message_size = limit;
         self
     }
 
@@ -278,6 +292,10 @@ impl Broker for RedisBroker {
             ordered_per_key: true,
             publish_dedup: false,
         }
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.inner.config.max_message_size
     }
 
     async fn publish(&self, topic: &Topic, message: Message) -> Result<Confirmation, BrokerError> {

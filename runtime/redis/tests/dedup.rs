@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tidings_conformance::probe::run_id;
 use tidings_core::DedupStore;
-use tidings_redis::{MAX_DEDUP_ID_LEN, RedisBroker, RedisConfig, RedisDedup};
+use tidings_core::MAX_DEDUP_ID_LEN;
+use tidings_redis::{RedisBroker, RedisConfig, RedisDedup};
 
 async fn broker() -> RedisBroker {
     RedisBroker::connect(RedisConfig::from_env())

@@ -4,18 +4,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
-use tidings_core::{DedupError, DedupStore, Event, Received, group_scope};
+use tidings_core::{DedupError, DedupStore, Event, Received, check_dedup_id, group_scope};
 
 /// How long a handled id is remembered unless told otherwise: a week.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-/// The longest event id the store keeps. CloudEvents ids are short (a UUID is 36 bytes); a
-/// longer one is refused, so a producer cannot fill the table with large rows.
-pub const MAX_ID_LEN: usize = 1024;
-
 /// A [`DedupStore`] in the `tidings_processed` table (made by [`crate::migrate`]): a row per
 /// scope and event id, inserted once the handler succeeded. An id older than the retention
-/// counts as unseen, and [`PgDedup::purge`] deletes such rows. Cheap to clone.
+/// counts as unseen, and [`PgDedup::purge`] deletes such rows. Ids longer than
+/// [`MAX_DEDUP_ID_LEN`](tidings_core::MAX_DEDUP_ID_LEN) are refused. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PgDedup {
     pool: PgPool,
@@ -61,7 +58,7 @@ impl PgDedup {
         event: &Received<E>,
     ) -> Result<(), DedupError> {
         let id = &event.envelope().id;
-        checked(id)?;
+        check_dedup_id(id)?;
         insert(conn, &group_scope(E::TOPIC, group), id, self.retention).await
     }
 
@@ -78,16 +75,6 @@ impl PgDedup {
     }
 }
 
-fn checked(id: &str) -> Result<(), DedupError> {
-    if id.len() > MAX_ID_LEN {
-        return Err(DedupError(Box::from(format!(
-            "an event id of {} bytes is longer than the {MAX_ID_LEN} the store keeps",
-            id.len()
-        ))));
-    }
-    Ok(())
-}
-
 fn failed(doing: &str, e: sqlx::Error) -> DedupError {
     DedupError(Box::from(format!("postgresql: {doing}: {e}")))
 }
@@ -95,7 +82,7 @@ fn failed(doing: &str, e: sqlx::Error) -> DedupError {
 #[async_trait]
 impl DedupStore for PgDedup {
     async fn seen(&self, scope: &str, id: &str) -> Result<bool, DedupError> {
-        checked(id)?;
+        check_dedup_id(id)?;
         sqlx::query_scalar::<_, bool>(
             "SELECT EXISTS (SELECT 1 FROM tidings_processed WHERE scope = $1 AND id = $2 \
              AND processed_at >= now() - make_interval(secs => $3))",
@@ -109,7 +96,7 @@ impl DedupStore for PgDedup {
     }
 
     async fn record(&self, scope: &str, id: &str) -> Result<(), DedupError> {
-        checked(id)?;
+        check_dedup_id(id)?;
         let mut conn = self
             .pool
             .acquire()

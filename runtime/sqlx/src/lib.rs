@@ -23,7 +23,7 @@ mod relay;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use dedup::{DEFAULT_RETENTION, MAX_ID_LEN, PgDedup};
+pub use dedup::{DEFAULT_RETENTION, PgDedup};
 pub use fallback::OutboxFallback;
 pub use outbox::{Outbox, OutboxError};
 pub use pool::{OutboxConnection, OutboxPool};

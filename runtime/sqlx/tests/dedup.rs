@@ -7,7 +7,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tidings_conformance::probe::run_id;
 use tidings_core::DedupStore;
-use tidings_sqlx::{MAX_ID_LEN, PgDedup, migrate};
+use tidings_core::MAX_DEDUP_ID_LEN;
+use tidings_sqlx::{PgDedup, migrate};
 
 async fn pool() -> PgPool {
     let url = std::env::var("TIDINGS_POSTGRES_URL")
@@ -75,7 +76,7 @@ async fn ids_past_the_retention_count_as_new_and_are_purged() {
 #[ignore = "needs PostgreSQL at TIDINGS_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): run with --include-ignored, as the test command does"]
 async fn an_id_too_long_to_keep_is_refused_with_its_length() {
     let store = PgDedup::new(pool().await);
-    let id = "x".repeat(MAX_ID_LEN + 1);
+    let id = "x".repeat(MAX_DEDUP_ID_LEN + 1);
     let error = store
         .record("scope", &id)
         .await

@@ -37,15 +37,21 @@ pub struct MemoryLimits {
     pub history: usize,
     /// How long a publish waits for room in a full queue before it fails.
     pub publish_wait: Duration,
+    /// The largest message, in the bytes [`Message::size`] counts, that a [`Bus`](crate::Bus)
+    /// over this broker publishes and receives unless told otherwise
+    /// ([`Broker::max_message_size`]).
+    pub max_message_size: usize,
 }
 
 impl Default for MemoryLimits {
-    /// 1,024 waiting messages per queue, the last 1,024 messages per topic, 1 s of waiting.
+    /// 1,024 waiting messages per queue, the last 1,024 messages per topic, 1 s of waiting,
+    /// messages up to [`DEFAULT_MAX_MESSAGE_SIZE`](crate::DEFAULT_MAX_MESSAGE_SIZE).
     fn default() -> Self {
         MemoryLimits {
             queue_capacity: 1024,
             history: 1024,
             publish_wait: Duration::from_secs(1),
+            max_message_size: crate::size::DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -414,6 +420,10 @@ impl Broker for MemoryBroker {
             ordered_per_key: true,
             publish_dedup: false,
         }
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.inner.limits.max_message_size
     }
 
     fn try_publish(

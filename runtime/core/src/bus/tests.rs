@@ -1,6 +1,6 @@
 //! Invalid topics are refused by `Bus::publish` and `Bus::subscribe` before anything reaches a
-//! broker: a broker that records every call must see none. And a publish's receipt names the id
-//! the subscriber receives.
+//! broker: a broker that records every call must see none; so are events above the size limit.
+//! And a publish's receipt names the id the subscriber receives.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use crate::broker::{DeliveryStream, Message, SubscribeRequest};
 use crate::topic::VersionError;
 use crate::{
-    Broker, BrokerError, Bus, Capabilities, Confirmation, Event, HandlerError, MemoryBroker,
-    Protobuf, PublishError, Received, SubscribeError, Topic, TopicError,
+    Broker, BrokerError, Bus, Capabilities, Confirmation, DEFAULT_MAX_MESSAGE_SIZE, Event,
+    HandlerError, MemoryBroker, MemoryLimits, Protobuf, PublishError, Received, SubscribeError,
+    Topic, TopicError,
 };
 
 /// A `MemoryBroker` that counts the calls it gets.
@@ -385,4 +386,86 @@ async fn a_receipt_names_the_id_the_handler_receives_when_the_broker_confirms_la
             .is_err()
     );
     receipts_name_the_received_ids(Bus::new(broker)).await;
+}
+
+/// The size `bus` gives the message of `event`, give or take the 10 bytes the `time` of a fresh
+/// envelope may take more or less.
+fn prepared_size(bus: &Bus, event: &Valid) -> usize {
+    let unlimited = bus.clone().with_max_message_size(usize::MAX);
+    unlimited.prepare(event).unwrap().1.size()
+}
+
+#[tokio::test]
+async fn an_event_above_the_limit_never_reaches_the_broker() {
+    let broker = Recording::default();
+    let bus = Bus::new(broker.clone());
+    assert_eq!(bus.max_message_size(), DEFAULT_MAX_MESSAGE_SIZE);
+    let event = Valid {
+        note: "x".repeat(DEFAULT_MAX_MESSAGE_SIZE),
+    };
+    let expected = prepared_size(&bus, &event);
+    // The key is an attribute too.
+    let keyed = expected + "partitionkey".len() + "k".len();
+    let refusals = [
+        (bus.publish(&event).await.map(drop), expected),
+        (bus.publish_with(&event).key("k").await.map(drop), keyed),
+        (bus.prepare(&event).map(drop), expected),
+    ];
+    for (refused, expected) in refusals {
+        let Err(PublishError::TooLarge { topic, size, limit }) = refused else {
+            panic!("not refused as too large: {refused:?}");
+        };
+        assert_eq!(topic.as_str(), Valid::TOPIC);
+        assert_eq!(limit, DEFAULT_MAX_MESSAGE_SIZE);
+        assert!(
+            size.abs_diff(expected) <= 10,
+            "{size} bytes, not about {expected}"
+        );
+    }
+    assert_eq!(broker.calls(), 0, "nothing reached the broker");
+
+    // A bus that allows it publishes it.
+    let larger = bus.with_max_message_size(2 * DEFAULT_MAX_MESSAGE_SIZE);
+    assert_eq!(larger.max_message_size(), 2 * DEFAULT_MAX_MESSAGE_SIZE);
+    larger.publish(&event).await.unwrap();
+    assert_eq!(broker.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_bus_takes_its_limit_from_the_broker() {
+    assert_eq!(Bus::memory().max_message_size(), DEFAULT_MAX_MESSAGE_SIZE);
+    let broker = MemoryBroker::with_limits(MemoryLimits {
+        max_message_size: 300,
+        ..MemoryLimits::default()
+    });
+    let bus = Bus::new(broker);
+    assert_eq!(bus.max_message_size(), 300);
+    let small = Valid {
+        note: String::new(),
+    };
+    let padding = 300 - prepared_size(&bus, &small) - 30;
+    bus.publish(&Valid {
+        note: "x".repeat(padding),
+    })
+    .await
+    .unwrap();
+    let refused = bus
+        .publish(&Valid {
+            note: "x".repeat(padding + 60),
+        })
+        .await
+        .unwrap_err();
+    let PublishError::TooLarge { size, .. } = &refused else {
+        panic!("not refused as too large: {refused}");
+    };
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "cannot publish to {}: the event is {size} bytes of data and attributes, above the \
+             limit of 300; send a smaller event (large content belongs in a store, the event \
+             carrying a reference to it), or raise the limit with `Bus::with_max_message_size` \
+             on publishers and subscribers alike",
+            Valid::TOPIC,
+        )
+    );
 }

@@ -374,6 +374,68 @@ async fn a_message_of_another_major_is_refused_and_dead_lettered() {
     assert_eq!(events[1].field("attempts"), Some("1"));
 }
 
+#[tokio::test]
+async fn a_message_above_the_limit_is_refused_and_dead_lettered_and_the_next_handled() {
+    let (capture, _guard) = Capture::install();
+    // The subscription takes the bus's limit.
+    let bus = Bus::memory().with_max_message_size(300);
+    let (tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
+    let handler = move |event: Received<Step>| {
+        let tx = tx.clone();
+        async move { tx.send(event.n).unwrap() }
+    };
+    let sub = bus.subscribe(handler).await.unwrap();
+    // Messages of exactly `size` bytes, through the broker seam: the source makes up the rest.
+    let sized = |n: u32, size: usize| {
+        let data = Bytes::from(prost::Message::encode_to_vec(&Step { n }));
+        let mut envelope = Envelope::new(
+            Arc::from(""),
+            Cow::Borrowed(Step::TOPIC),
+            ContentType::Protobuf,
+            Some(Cow::Borrowed("proto:tests.telemetry.v1.Step")),
+        );
+        envelope.source = Arc::from("s".repeat(size - envelope.size() - data.len()));
+        let message = Message::new(envelope, data);
+        assert_eq!(message.size(), size);
+        message
+    };
+    let (at_limit, over, small) = (sized(1, 300), sized(2, 301), sized(3, 250));
+    let id = over.envelope.id.as_str().to_owned();
+    for message in [at_limit, over, small] {
+        bus.broker()
+            .publish(&Topic::of::<Step>().unwrap(), message)
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let next = tokio::time::timeout(Duration::from_secs(5), handled.recv()).await;
+        got.push(next.unwrap().unwrap());
+    }
+    assert_eq!(got, [1, 3], "the message over the limit is not handled");
+    capture.wait_for(2).await;
+    sub.shutdown().await;
+
+    assert_eq!(
+        capture.kinds(),
+        [
+            (Level::WARN, kind::REFUSED.to_owned()),
+            (Level::WARN, kind::DEAD_LETTERED.to_owned()),
+        ]
+    );
+    for event in &capture.loud() {
+        assert_about(event, &id, None);
+        assert_eq!(
+            event.field("reason"),
+            Some(
+                "too large: 301 bytes of data and attributes, above this subscription's limit \
+                 of 300; the publisher must send smaller events, or the subscription allow more \
+                 (`max_message_size`)"
+            )
+        );
+    }
+}
+
 /// Which settlements of a [`Flaky`] broker fail, and how many times each.
 #[derive(Default)]
 struct Failures {

@@ -51,6 +51,7 @@ async fn a_dead_letter_that_fails_neither_reruns_the_handler_nor_spins() {
         queue_capacity: 1,
         history: 0,
         publish_wait: Duration::from_millis(10),
+        ..MemoryLimits::default()
     });
     // A group of the dead-letter topic that nobody consumes any more, its queue full: every dead
     // letter of `Step` is refused.

@@ -63,6 +63,7 @@ fn limits(queue_capacity: usize, history: usize) -> MemoryLimits {
         queue_capacity,
         history,
         publish_wait: Duration::from_millis(50),
+        ..MemoryLimits::default()
     }
 }
 
