@@ -2,3 +2,4 @@
 //! suite in the `tidings-conformance` crate.
 
 pub mod nats_server;
+pub mod own_nats;
