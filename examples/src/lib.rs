@@ -3,6 +3,7 @@
 
 tidings::include_events!();
 
+pub mod metrics;
 pub mod services;
 
 use events::order::{v1, v2};

@@ -4,8 +4,11 @@
 //! `cargo bench -p tidings --bench inproc` prints events/s for both and `ratio 0.NN`, for two
 //! messages: the shop's order event as `schemas/events/order/v1/order.proto` defines it, and a
 //! flat one of six scalar fields, where the codec's share of the work is smallest.
-//! `TIDINGS_BENCH_TRACING=info` runs it with a `tracing` subscriber installed (see
-//! `install_tracing`).
+//!
+//! The typed side runs twice per round, in the same run: with no `tracing` subscriber, and with
+//! `tracing_subscriber::fmt` at INFO writing into a sink (what a service that logs pays), and
+//! the bench prints the ratio of the two. The build without instrumentation is the same bench
+//! with `--features tracing/max_level_off`, which compiles every span and event out.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -212,8 +215,19 @@ fn median(mut rates: Vec<f64>) -> f64 {
     rates[rates.len() / 2]
 }
 
-/// Both sides for one message: a round each to warm caches and the allocator, then rounds
-/// interleaved; prints the medians and their ratio.
+/// The typed side with `tracing_subscriber::fmt` at INFO, writing into a sink, installed for
+/// this thread (which runs the publisher, the consumer and the handler) while it runs.
+async fn typed_logging<E: Event + prost::Message>(bus: &Bus, event: &E) -> Duration {
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    let _installed = tracing::subscriber::set_default(subscriber);
+    typed(bus, event).await
+}
+
+/// The three sides for one message: a round each to warm caches and the allocator, then rounds
+/// interleaved; prints the medians and their ratios.
 fn compare<E: Event + prost::Message + Default>(
     runtime: &tokio::runtime::Runtime,
     bus: &Bus,
@@ -222,41 +236,36 @@ fn compare<E: Event + prost::Message + Default>(
     event: &E,
 ) {
     let local = tokio::task::LocalSet::new();
-    let (mut typed_rates, mut raw_rates) = (Vec::new(), Vec::new());
+    let (mut typed_rates, mut logging_rates, mut raw_rates) = (Vec::new(), Vec::new(), Vec::new());
     local.block_on(runtime, async {
         typed(bus, event).await;
+        typed_logging(bus, event).await;
         raw(event, capacity).await;
         for _ in 0..ROUNDS {
             typed_rates.push(per_second(typed(bus, event).await));
+            logging_rates.push(per_second(typed_logging(bus, event).await));
             raw_rates.push(per_second(raw(event, capacity).await));
         }
     });
-    let (typed, raw) = (median(typed_rates), median(raw_rates));
+    let (typed, logging, raw) = (
+        median(typed_rates),
+        median(logging_rates),
+        median(raw_rates),
+    );
     println!();
     println!("{name}, {} bytes encoded", event.encoded_len());
-    println!("  typed publish -> handler (MemoryBroker): {typed:>12.0} events/s");
-    println!("  raw prost encode -> tokio mpsc -> decode: {raw:>12.0} events/s");
+    println!("  typed publish -> handler (MemoryBroker):  {typed:>12.0} events/s");
+    println!("  the same, fmt subscriber at INFO:          {logging:>12.0} events/s");
+    println!("  raw prost encode -> tokio mpsc -> decode:  {raw:>12.0} events/s");
     println!("  ratio {:.2}", typed / raw);
-}
-
-/// `TIDINGS_BENCH_TRACING=info` (or another level) installs `tracing_subscriber::fmt` at that
-/// level, writing to `std::io::sink`: what a service that logs pays. Unset, no subscriber is
-/// installed.
-fn install_tracing() -> Option<String> {
-    let level = std::env::var("TIDINGS_BENCH_TRACING").ok()?;
-    let filter: tracing::level_filters::LevelFilter = level
-        .parse()
-        .expect("TIDINGS_BENCH_TRACING is a level: error, warn, info, debug or trace");
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(filter)
-        .with_writer(std::io::sink)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-    Some(level)
+    println!(
+        "  with the subscriber at INFO: ratio {:.2}, {:.3} of the typed side without it",
+        logging / raw,
+        logging / typed
+    );
 }
 
 fn main() {
-    let tracing = install_tracing();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -268,12 +277,9 @@ fn main() {
     let bus = Bus::new(broker).with_source("bench");
     println!(
         "in-process bus, {} events per round, median of {ROUNDS} rounds, one thread, \
-         queue capacity {capacity}, {}",
+         queue capacity {capacity}, tracing's static max level {}",
         events(),
-        match &tracing {
-            Some(level) => format!("tracing_subscriber::fmt at {level} into a sink"),
-            None => "no tracing subscriber".to_owned(),
-        }
+        tracing::level_filters::STATIC_MAX_LEVEL
     );
     compare(
         &runtime,

@@ -3,5 +3,6 @@
 
 pub mod certificates;
 pub mod nats_server;
+pub mod own_nats;
 pub mod round_trip;
 pub mod tls_server;

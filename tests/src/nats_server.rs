@@ -15,7 +15,12 @@ fn run(command: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn wait(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Result<(), String> {
+/// Polls `done` every 50 ms until it holds, or fails after `limit`.
+pub(crate) fn wait(
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), String> {
     let start = Instant::now();
     while !done() {
         if start.elapsed() > limit {

@@ -11,6 +11,9 @@
 //! SIGTERM), or until `--exit-after N` events were handled; either way it stops taking events,
 //! lets those in flight finish and be acked, then exits with 0. A broker it cannot reach, a
 //! subscription it cannot make or one that ends on its own makes it exit with 1.
+//!
+//! `--metrics 127.0.0.1:9464` serves its metrics for Prometheus at `http://127.0.0.1:9464/metrics`
+//! (events consumed, processing durations, retries, dead letters, deliveries in flight).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,6 +37,9 @@ struct Args {
     /// Stops taking events once this many were handled (default: run until Ctrl-C).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     exit_after: Option<u64>,
+    /// Serves metrics for Prometheus on this address, at `/metrics`.
+    #[arg(long, value_name = "ADDRESS")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// The handler: prints a notification per event and counts them.
@@ -129,7 +135,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let bus = args.broker.connect("/shop/notification-service").await?;
+    let mut bus = args.broker.connect("/shop/notification-service").await?;
+    if let Some(listen) = args.metrics {
+        tidings_examples::metrics::install_prometheus(listen)?;
+        bus = bus.with_metrics();
+        println!("metrics: http://{listen}/metrics");
+    }
     let enough = Arc::new(Notify::new());
     let handled = Arc::new(AtomicU64::new(0));
     let notifier = Notifier {

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::Either;
 use tracing::Instrument;
@@ -35,6 +35,7 @@ pub struct Bus {
     publish_timeout: Duration,
     fallback: Option<Arc<dyn Fallback>>,
     max_message_size: usize,
+    metrics: bool,
 }
 
 impl std::fmt::Debug for Bus {
@@ -45,6 +46,7 @@ impl std::fmt::Debug for Bus {
             .field("publish_timeout", &self.publish_timeout)
             .field("fallback", &self.fallback.is_some())
             .field("max_message_size", &self.max_message_size)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -129,6 +131,7 @@ impl Bus {
             source: default_source(),
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             fallback: None,
+            metrics: false,
         }
     }
 
@@ -185,6 +188,21 @@ impl Bus {
         self.max_message_size
     }
 
+    /// Records metrics of this bus's publishes and subscriptions (see
+    /// [`telemetry::metrics`](crate::telemetry::metrics)) into the recorder of the [`metrics`]
+    /// facade, which the application installs first (a Prometheus exporter, say). Off by
+    /// default, as measuring durations reads the clock twice per message.
+    pub fn with_metrics(mut self) -> Bus {
+        telemetry::metrics::describe();
+        self.metrics = true;
+        self
+    }
+
+    /// Whether this bus records metrics.
+    pub(crate) fn records_metrics(&self) -> bool {
+        self.metrics
+    }
+
     /// The broker underneath.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
@@ -196,6 +214,29 @@ impl Bus {
         // Checked on every publish, before anything else: a topic that breaks the rule never
         // reaches a broker.
         let topic = Topic::of::<E>()?;
+        let started = self.metrics.then(Instant::now);
+        let published = self.publish_checked(topic, event).await;
+        self.record::<E>(started, &published);
+        published
+    }
+
+    /// Records the metrics of a publish begun at `started`, when this bus records them.
+    fn record<E: Event>(
+        &self,
+        started: Option<Instant>,
+        published: &Result<Receipt, PublishError>,
+    ) {
+        if let Some(started) = started {
+            telemetry::metrics::published(self.broker.name(), E::TOPIC, started, published);
+        }
+    }
+
+    /// [`Bus::publish`] once the topic is checked.
+    async fn publish_checked<E: Event>(
+        &self,
+        topic: Topic,
+        event: &E,
+    ) -> Result<Receipt, PublishError> {
         let span = telemetry::publish_span(self.broker.name(), &topic);
         // In a block, so the message is not kept in this future's state across the wait.
         let publish = {
@@ -306,7 +347,8 @@ impl Bus {
         options: PublishOptions,
     ) -> Result<Message, PublishError> {
         let data = E::Codec::to_bytes(event, E::SCHEMA)?;
-        let envelope = Envelope {
+        #[cfg_attr(not(feature = "otel"), expect(unused_mut))]
+        let mut envelope = Envelope {
             partition_key: options.key.or_else(|| event.key()),
             subject: options.subject,
             correlation_id: options.correlation_id,
@@ -319,6 +361,9 @@ impl Bus {
                 Some(data_schema::<E>()),
             )
         };
+        // The trace of the publish span, or of the caller's span when that one is off.
+        #[cfg(feature = "otel")]
+        telemetry::trace_context::inject(&mut envelope);
         size::check(envelope.size() + data.len(), self.max_message_size).map_err(|too_large| {
             PublishError::TooLarge {
                 topic: topic.clone(),
@@ -398,7 +443,8 @@ impl<E: Event> Publish<'_, E> {
         self
     }
 
-    /// A W3C `traceparent` to carry the trace across the broker.
+    /// A W3C `traceparent` to carry the trace across the broker (with the feature `otel`, the
+    /// current span's is written unless this sets one).
     pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
         self.options.traceparent = Some(traceparent.into());
         self
@@ -419,20 +465,26 @@ impl<'a, E: Event> IntoFuture for Publish<'a, E> {
         Box::pin(async move {
             let timeout = self.options.timeout.unwrap_or(self.bus.publish_timeout);
             let topic = Topic::of::<E>()?;
-            let span = telemetry::publish_span(self.bus.broker.name(), &topic);
-            let publish = {
-                let _in_span = span.enter();
-                let message = self.bus.message(&topic, self.event, self.options)?;
-                let id = message.envelope.id.clone();
-                telemetry::record_id(&span, &id);
-                let kept = self.bus.keep_for_fallback(&message);
-                (id, self.bus.broker.publish(&topic, message), kept)
-            };
-            let (id, publish, kept) = publish;
-            self.bus
-                .settle(&topic, id, publish, kept, timeout)
-                .instrument(span)
-                .await
+            let bus = self.bus;
+            let started = bus.metrics.then(Instant::now);
+            let span = telemetry::publish_span(bus.broker.name(), &topic);
+            let published = async {
+                let publish = {
+                    let _in_span = span.enter();
+                    let message = bus.message(&topic, self.event, self.options)?;
+                    let id = message.envelope.id.clone();
+                    telemetry::record_id(&span, &id);
+                    let kept = bus.keep_for_fallback(&message);
+                    (id, bus.broker.publish(&topic, message), kept)
+                };
+                let (id, publish, kept) = publish;
+                bus.settle(&topic, id, publish, kept, timeout)
+                    .instrument(span)
+                    .await
+            }
+            .await;
+            bus.record::<E>(started, &published);
+            published
         })
     }
 }

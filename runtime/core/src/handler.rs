@@ -82,6 +82,21 @@ impl<E> Received<E> {
         &self.envelope
     }
 
+    /// The W3C `traceparent` the event arrived with: the trace its publisher was in. With the
+    /// feature `otel` and an OpenTelemetry layer installed, the handler already runs in a
+    /// `process` span that continues it (see [`Received::trace_context`]).
+    pub fn trace_parent(&self) -> Option<&str> {
+        self.envelope.traceparent.as_deref()
+    }
+
+    /// The OpenTelemetry context the event arrived with (from its `traceparent` and
+    /// `tracestate`; empty when it carries none), to parent spans of the handler's own when the
+    /// `process` span is filtered out.
+    #[cfg(feature = "otel")]
+    pub fn trace_context(&self) -> opentelemetry::Context {
+        crate::telemetry::trace_context::extract(&self.envelope)
+    }
+
     /// 1 on the first delivery, then counting redeliveries.
     pub fn attempt(&self) -> u32 {
         self.attempt

@@ -30,6 +30,7 @@ use crate::event::Event;
 use crate::handler::{Handler, HandlerError, Received};
 use crate::receive::{self, Refusal};
 use crate::retry::RetryPolicy;
+use crate::telemetry::metrics::{ConsumerMetrics, Timed};
 use crate::telemetry::{self, consumer_event, kind};
 use crate::topic::{Topic, TopicError};
 
@@ -339,7 +340,7 @@ impl Bus {
         let ended = Arc::new(OnceLock::new());
         let consumer = Consumer {
             broker: broker.name(),
-            group: options.group,
+            group: options.group.clone(),
             ended: ended.clone(),
             handler,
             topic: topic.clone(),
@@ -349,6 +350,9 @@ impl Bus {
             dedup: options.dedup,
             max_message_size: options.max_message_size.unwrap_or(self.max_message_size()),
             broker_delays: capabilities.nack_delay,
+            metrics: self
+                .records_metrics()
+                .then(|| ConsumerMetrics::new(broker.name(), &topic, options.group.as_deref())),
             stopped,
             event: PhantomData,
         };
@@ -379,6 +383,8 @@ struct Consumer<E, H> {
     max_message_size: usize,
     /// A retry is a nack with the backoff as its delay; otherwise the backoff is waited here.
     broker_delays: bool,
+    /// The subscription's metrics, when its bus records them.
+    metrics: Option<ConsumerMetrics>,
     stopped: watch::Receiver<bool>,
     event: PhantomData<fn() -> E>,
 }
@@ -539,11 +545,12 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             message.as_ref().ok().map(|m| &*m.envelope),
             attempt,
         );
+        let timer = self.metrics.as_ref().map(ConsumerMetrics::start);
         let work = {
             let _in_span = span.enter();
             self.start(message, attempt, acker)
         };
-        work.instrument(span)
+        Timed::new(work.instrument(span), timer)
     }
 
     /// Decodes a delivery and starts handling it, or settles it at once.
@@ -585,7 +592,10 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 self.retry.max_attempts
             );
             let envelope = Some(received.shared_envelope().clone());
-            return Either::Right(Box::pin(self.dead_letter(acker, reason, attempt, envelope)));
+            let kind = kind::REDELIVERED_PAST_BOUND;
+            return Either::Right(Box::pin(
+                self.dead_letter(acker, kind, reason, attempt, envelope),
+            ));
         }
         match &self.dedup {
             None => Either::Left(self.handling(received, acker, false)),
@@ -674,21 +684,27 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             messaging.tidings.attempt = attempt,
             "refused a message that is not the subscribed event; it is dead-lettered",
         );
-        self.dead_letter(acker, reason, attempt, envelope).await;
+        self.dead_letter(acker, kind::REFUSED, reason, attempt, envelope)
+            .await;
     }
 
-    /// A failed attempt: retried after a backoff, or dead-lettered once the bound is reached.
+    /// A failed attempt, of `kind`: retried after a backoff, or dead-lettered once the bound is
+    /// reached.
     pub(super) async fn fail(
         &self,
         acker: Box<dyn Acker>,
+        kind: &'static str,
         reason: String,
         attempt: u32,
         envelope: Arc<Envelope>,
     ) {
         if self.retry.exhausted(attempt) {
             return self
-                .dead_letter(acker, reason, attempt, Some(envelope))
+                .dead_letter(acker, kind, reason, attempt, Some(envelope))
                 .await;
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.retried();
         }
         let delay = self.retry.jittered_delay_after(attempt);
         let nacked = if self.broker_delays {
@@ -713,9 +729,11 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         }
     }
 
+    /// Moves the message to its dead-letter topic, for a failure of `kind`.
     pub(super) async fn dead_letter(
         &self,
         acker: Box<dyn Acker>,
+        kind: &'static str,
         reason: String,
         attempts: u32,
         envelope: Option<Arc<Envelope>>,
@@ -732,15 +750,20 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         // straight back here. Waiting first keeps a dead-letter topic that refuses messages (full,
         // unreachable) from turning that into a busy loop.
         match acker.dead_letter(letter).await {
-            Ok(()) => consumer_event!(
-                WARN,
-                self,
-                envelope.as_deref(),
-                kind::DEAD_LETTERED,
-                reason = reason.as_str(),
-                attempts,
-                "dead-lettered",
-            ),
+            Ok(()) => {
+                consumer_event!(
+                    WARN,
+                    self,
+                    envelope.as_deref(),
+                    kind::DEAD_LETTERED,
+                    reason = reason.as_str(),
+                    attempts,
+                    "dead-lettered",
+                );
+                if let Some(metrics) = &self.metrics {
+                    metrics.dead_lettered(kind);
+                }
+            }
             Err(error) => {
                 consumer_event!(
                     ERROR,

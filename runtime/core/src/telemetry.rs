@@ -15,6 +15,10 @@
 //! Events, at WARN or ERROR, only when something went wrong; each carries the same
 //! `messaging.*` fields as the span, an `error.type` naming the kind of failure, and a `reason`
 //! or `error`. The happy path emits nothing at INFO or above.
+//!
+//! Metrics ([`metrics`]) on a bus that records them, and, with the feature `otel`, the W3C
+//! trace context carried in the CloudEvents `traceparent` and `tracestate` attributes: the
+//! `process` span of a delivery is a child of the span that published it.
 
 use tracing::Span;
 use tracing::field::Empty;
@@ -23,10 +27,15 @@ use crate::envelope::Envelope;
 use crate::id::EventId;
 use crate::topic::Topic;
 
+pub mod metrics;
+#[cfg(feature = "otel")]
+pub(crate) mod trace_context;
+
 /// The attribute that counts the deliveries of a message.
 pub const ATTEMPT: &str = "messaging.tidings.attempt";
 
-/// `error.type` values of the events, one per kind of failure.
+/// `error.type` values of the events, one per kind of failure, and of the dead-letter metric,
+/// which counts dead letters by the kind of failure that sent them there.
 pub mod kind {
     /// A message that is not the subscribed event (another type or major, another schema, not
     /// CloudEvents, undecodable).
@@ -51,6 +60,9 @@ pub mod kind {
     pub const DEDUP_RECORD_FAILED: &str = "dedup_record_failed";
     /// The broker ended a subscription.
     pub const SUBSCRIPTION_ENDED: &str = "subscription_ended";
+    /// A message delivered again after its last attempt (its consumer stopped before settling
+    /// it, or its dead letter failed): the reason it is dead-lettered without another attempt.
+    pub const REDELIVERED_PAST_BOUND: &str = "redelivered_past_bound";
 }
 
 /// Whether DEBUG spans can be enabled at all: two comparisons, so that the hot path does not
@@ -109,7 +121,7 @@ fn make_process_span(
     envelope: Option<&Envelope>,
     attempt: u32,
 ) -> Span {
-    tracing::debug_span!(
+    let span = tracing::debug_span!(
         "process",
         otel.name = format!("process {topic}"),
         otel.kind = "consumer",
@@ -119,7 +131,12 @@ fn make_process_span(
         messaging.message.id = envelope.map(|e| e.id.as_str()),
         messaging.consumer.group.name = group,
         messaging.tidings.attempt = attempt,
-    )
+    );
+    #[cfg(feature = "otel")]
+    if let Some(envelope) = envelope {
+        trace_context::continue_trace(&span, envelope);
+    }
+    span
 }
 
 /// Records the event id on a publish span (nothing when the span is disabled).

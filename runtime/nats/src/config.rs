@@ -45,6 +45,7 @@ pub struct NatsConfig {
     pub(super) group_expiry: Option<Duration>,
     pub(super) connect_timeout: Duration,
     pub(super) max_message_size: usize,
+    pub(super) confirm_acks: bool,
 }
 
 impl Default for NatsConfig {
@@ -68,6 +69,7 @@ impl NatsConfig {
             group_expiry: None,
             connect_timeout: Duration::from_secs(5),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            confirm_acks: false,
         }
     }
 
@@ -156,6 +158,17 @@ impl NatsConfig {
         self.max_message_size = limit;
         self
     }
+
+    /// Whether an ack (and the settling of a dead letter) waits for the server to confirm it
+    /// (JetStream's double ack; default off). Off, an ack is sent like any message: one made
+    /// while the connection is down waits in the client and goes out once it is back, and an
+    /// ack the server never gets is only seen when the message comes again. On, each ack costs
+    /// a round trip, and one the server does not confirm within the client's request timeout
+    /// fails, which the subscription reports (`error.type = ack_failed`).
+    pub fn confirm_acks(mut self, confirm: bool) -> Self {
+        self.confirm_acks = confirm;
+        self
+    }
 }
 
 impl fmt::Debug for NatsConfig {
@@ -172,6 +185,7 @@ impl fmt::Debug for NatsConfig {
             .field("group_expiry", &self.group_expiry)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_message_size", &self.max_message_size)
+            .field("confirm_acks", &self.confirm_acks)
             .finish()
     }
 }

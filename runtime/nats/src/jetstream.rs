@@ -570,11 +570,18 @@ impl JetStreamAcker {
         };
         // A nacked message comes back; an acked or terminated one is settled for good.
         let for_good = matches!(kind, AckKind::Ack | AckKind::Term);
-        self.shared
-            .client
-            .publish(reply, kind.into())
-            .await
-            .map_err(|e| self.shared.failure("settle a delivery", e))?;
+        let client = &self.shared.client;
+        if for_good && self.shared.config.confirm_acks {
+            client
+                .request(reply, kind.into())
+                .await
+                .map_err(|e| self.shared.failure("settle a delivery", e))?;
+        } else {
+            client
+                .publish(reply, kind.into())
+                .await
+                .map_err(|e| self.shared.failure("settle a delivery", e))?;
+        }
         if for_good {
             self.in_flight.settled(self.sequence);
         }

@@ -234,7 +234,8 @@ impl Broker for NatsBroker {
 }
 
 /// Reports what the client says of its connection: lost at WARN, regained at INFO, server and
-/// client errors at ERROR; the first connection, and the rest, at DEBUG.
+/// client errors at ERROR (except the failed attempts to reconnect while it is lost); the first
+/// connection, and the rest, at DEBUG.
 fn connection_event(
     address: String,
 ) -> impl Fn(async_nats::Event) -> std::future::Ready<()> + Send + Sync + 'static {
@@ -257,6 +258,14 @@ fn connection_event(
                     "connection regained",
                 );
             }
+            // While the connection is down, each failed attempt to get it back says so again:
+            // the loss was reported once, at WARN.
+            async_nats::Event::ClientError(_) if lost.load(Ordering::Relaxed) => tracing::debug!(
+                messaging.system = NAME,
+                server.address = address.as_str(),
+                error = %event,
+                "reconnecting failed; the client tries again",
+            ),
             async_nats::Event::ServerError(_) | async_nats::Event::ClientError(_) => {
                 tracing::error!(
                     messaging.system = NAME,

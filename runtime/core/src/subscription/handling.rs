@@ -62,7 +62,9 @@ impl<'a, E: Event, H: Handler<E>> Consumer<E, H> {
             Err(panic) => {
                 let reason = format!("handler panicked: {}", panic_message(&*panic));
                 self.attempt_failed(kind::HANDLER_PANIC, &reason, attempt, &envelope);
-                let rest: Rest<'a> = Box::pin(self.fail(acker, reason, attempt, envelope.clone()));
+                let kind = kind::HANDLER_PANIC;
+                let rest: Rest<'a> =
+                    Box::pin(self.fail(acker, kind, reason, attempt, envelope.clone()));
                 (None, None, Some(rest))
             }
         };
@@ -135,11 +137,13 @@ where
                     this.envelope,
                 );
                 let envelope = Some(this.envelope.clone());
-                let rest: Rest<'a> =
-                    Box::pin(
-                        this.consumer
-                            .dead_letter(acker, reason, *this.attempt, envelope),
-                    );
+                let rest: Rest<'a> = Box::pin(this.consumer.dead_letter(
+                    acker,
+                    kind::HANDLER_ERROR,
+                    reason,
+                    *this.attempt,
+                    envelope,
+                ));
                 return this.rest.insert(rest).as_mut().poll(cx);
             }
             Ok(Poll::Ready(Err(error))) => {
@@ -170,7 +174,7 @@ where
         let consumer = *this.consumer;
         consumer.attempt_failed(kind, &reason, *this.attempt, this.envelope);
         let envelope = this.envelope.clone();
-        let rest: Rest<'a> = Box::pin(consumer.fail(acker, reason, *this.attempt, envelope));
+        let rest: Rest<'a> = Box::pin(consumer.fail(acker, kind, reason, *this.attempt, envelope));
         this.rest.insert(rest).as_mut().poll(cx)
     }
 }

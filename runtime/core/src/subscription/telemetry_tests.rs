@@ -18,7 +18,8 @@ use super::tests::Away;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 use crate::broker::{
-    Acker, DeadLetter, Delivery, DeliveryStream, Message, Nack, StartFrom, SubscribeRequest,
+    Acker, DeadLetter, Delivery, DeliveryStream, Malformed, Message, Nack, StartFrom,
+    SubscribeRequest,
 };
 use crate::telemetry::kind;
 use crate::{
@@ -436,12 +437,118 @@ async fn a_message_above_the_limit_is_refused_and_dead_lettered_and_the_next_han
     }
 }
 
-/// Which settlements of a [`Flaky`] broker fail, and how many times each.
+/// Publishes `envelope` with `data` on `Step`'s topic through the broker seam, to a subscriber
+/// of `Step` in a group, and returns what was reported at INFO or above.
+async fn refusal_of(envelope: Envelope, data: &'static [u8]) -> Vec<Record> {
+    let (capture, _guard) = Capture::install();
+    let bus = Bus::memory();
+    let handler = |_: Received<Step>| async {};
+    let sub = bus.subscribe(handler).group("billing").await.unwrap();
+    let id = envelope.id.as_str().to_owned();
+    bus.broker()
+        .publish(
+            &Topic::of::<Step>().unwrap(),
+            Message::new(envelope, Bytes::from_static(data)),
+        )
+        .await
+        .unwrap();
+    capture.wait_for(2).await;
+    sub.shutdown().await;
+    assert_eq!(
+        capture.kinds(),
+        [
+            (Level::WARN, kind::REFUSED.to_owned()),
+            (Level::WARN, kind::DEAD_LETTERED.to_owned()),
+        ]
+    );
+    let events = capture.loud();
+    for event in &events {
+        assert_about(event, &id, Some("billing"));
+    }
+    events
+}
+
+#[tokio::test]
+async fn another_event_another_schema_and_undecodable_data_are_refused_with_their_reason() {
+    let step = |event_type: &'static str, schema: &'static str| {
+        Envelope::new(
+            Arc::from("tests"),
+            Cow::Borrowed(event_type),
+            ContentType::Protobuf,
+            Some(Cow::Borrowed(schema)),
+        )
+    };
+    let cases = [
+        (
+            step("tests.telemetry.other.v1", "proto:tests.telemetry.v1.Other"),
+            &b""[..],
+            "wrong event type: expected `tests.telemetry.step.v1`, got `tests.telemetry.other.v1`",
+        ),
+        (
+            step(Step::TOPIC, "proto:tests.billing.v1.Invoice"),
+            &b""[..],
+            "wrong schema: expected dataschema `proto:tests.telemetry.v1.Step`, got \
+             `proto:tests.billing.v1.Invoice`",
+        ),
+        (
+            step(Step::TOPIC, "proto:tests.telemetry.v1.Step"),
+            &b"\xff\xff"[..],
+            "undecodable data: ",
+        ),
+    ];
+    for (envelope, data, reason) in cases {
+        let events = refusal_of(envelope, data).await;
+        for event in &events {
+            let said = event.field("reason").unwrap();
+            assert!(
+                said.starts_with(reason),
+                "{said} does not start with {reason}"
+            );
+        }
+        assert_eq!(events[0].field("messaging.tidings.attempt"), Some("1"));
+        assert_eq!(events[1].field("attempts"), Some("1"));
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_is_not_cloudevents_is_refused_without_an_event_id() {
+    let (capture, _guard) = Capture::install();
+    let broker = Flaky::default();
+    broker.failures.garbled.store(1, Ordering::SeqCst);
+    let bus = Bus::new(broker);
+    let handler = |_: Received<Step>| async {};
+    let sub = bus.subscribe(handler).group("billing").await.unwrap();
+    bus.publish(&Step { n: 1 }).await.unwrap();
+    capture.wait_for(2).await;
+    sub.shutdown().await;
+
+    assert_eq!(
+        capture.kinds(),
+        [
+            (Level::WARN, kind::REFUSED.to_owned()),
+            (Level::WARN, kind::DEAD_LETTERED.to_owned()),
+        ]
+    );
+    for event in capture.loud() {
+        assert_eq!(event.field("messaging.message.id"), None, "{event:?}");
+        assert_eq!(
+            event.field("reason"),
+            Some(
+                "malformed message: expected a CloudEvents 1.0 message of type \
+                 `tests.telemetry.step.v1`, got: no `ce-specversion` header"
+            )
+        );
+    }
+}
+
+/// Which settlements of a [`Flaky`] broker fail, and how many times each; and how many
+/// deliveries arrive as something that is not CloudEvents.
 #[derive(Default)]
 struct Failures {
     acks: AtomicU32,
     nacks: AtomicU32,
     dead_letters: AtomicU32,
+    garbled: AtomicU32,
 }
 
 /// A `MemoryBroker` whose ackers fail as many acks, nacks and dead letters as `failures` says.
@@ -502,7 +609,16 @@ struct FlakyStream {
 
 impl FlakyStream {
     fn wrap(&self, delivery: Delivery) -> Delivery {
+        let message = match delivery.message {
+            Ok(message) if take(&self.failures.garbled) => Err(Malformed {
+                reason: "no `ce-specversion` header".into(),
+                headers: Vec::new(),
+                data: message.data,
+            }),
+            message => message,
+        };
         Delivery {
+            message,
             acker: Box::new(FlakyAcker {
                 inner: delivery.acker,
                 failures: self.failures.clone(),
