@@ -13,8 +13,8 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::codec::ContentType;
 use crate::id::EventId;
@@ -102,7 +102,7 @@ pub enum EnvelopeError {
     #[error("unsupported CloudEvents specversion `{0}`; tidings reads 1.0")]
     SpecVersion(String),
     /// `time` is not RFC 3339.
-    #[error("attribute `time` is not an RFC 3339 timestamp: `{0}`")]
+    #[error("attribute `time` is not an RFC 3339 timestamp of a year 0000 to 9999 in UTC: `{0}`")]
     Time(String),
     /// A structured-mode document is not a JSON object with the right members.
     #[error("not a structured CloudEvents JSON document: {0}")]
@@ -409,10 +409,17 @@ fn formatted_time_len(t: SystemTime) -> usize {
 }
 
 /// Parses an RFC 3339 time with any offset.
+///
+/// Only a time [`format_time`] can write back is read: RFC 3339 has four-digit years, and an
+/// offset can move a time at either end of them outside (`9999-12-31T23:59:59-01:00` is in the
+/// year 10000 in UTC), where writing it would fail.
 pub fn parse_time(text: &str) -> Result<SystemTime, EnvelopeError> {
     OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .and_then(|t| t.checked_to_offset(UtcOffset::UTC))
+        .filter(|t| (0..=9999).contains(&t.year()))
         .map(SystemTime::from)
-        .map_err(|_| EnvelopeError::Time(text.to_owned()))
+        .ok_or_else(|| EnvelopeError::Time(text.to_owned()))
 }
 
 /// `data_base64`: RFC 4648 base64 with the standard alphabet, written padded. Read leniently,
@@ -508,6 +515,30 @@ mod tests {
             Envelope::from_attributes([("specversion", "1.0"), ("id", "1"), ("type", "t")]),
             Err(EnvelopeError::Missing("source"))
         );
+    }
+
+    #[test]
+    fn a_time_that_could_not_be_written_back_is_refused() {
+        // Offsets that move a time out of the four-digit years: writing the first made
+        // `attributes` panic, the second came back as 1970.
+        for time in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+            assert_eq!(
+                Envelope::from_attributes([
+                    ("specversion", "1.0"),
+                    ("id", "1"),
+                    ("source", "s"),
+                    ("type", "t"),
+                    ("time", time),
+                ]),
+                Err(EnvelopeError::Time(time.into())),
+                "{time}"
+            );
+        }
+        // The last instants that can be written, with offsets, round trip.
+        for time in ["9999-12-31T23:59:59+01:00", "0000-01-01T00:00:00-01:00"] {
+            let t = parse_time(time).unwrap();
+            assert_eq!(parse_time(&format_time(t)), Ok(t), "{time}");
+        }
     }
 
     #[test]

@@ -22,12 +22,15 @@ const STRUCTURED: &str = "application/cloudevents+json";
 /// A record as it came off a partition, kept so it can be handed out again or moved to the
 /// dead letters exactly as it arrived.
 #[derive(Clone, Debug)]
-pub(super) struct Record {
-    pub(super) key: Option<Bytes>,
-    pub(super) headers: Vec<(String, Bytes)>,
-    pub(super) value: Bytes,
+pub struct Record {
+    /// The record's key, which carries `partitionkey`.
+    pub key: Option<Bytes>,
+    /// The record's headers, in order, a name possibly more than once.
+    pub headers: Vec<(String, Bytes)>,
+    /// The record's value: the event data.
+    pub value: Bytes,
     /// How many headers could not be copied, their names not being UTF-8 text.
-    pub(super) unreadable: usize,
+    pub unreadable: usize,
 }
 
 impl Record {
@@ -68,7 +71,7 @@ impl Record {
     }
 
     /// Reads the message this record carries, or keeps what arrived when it is not one.
-    pub(super) fn read(&self) -> Result<Message, Malformed> {
+    pub fn read(&self) -> Result<Message, Malformed> {
         if self.unreadable > 0 {
             return Err(self.malformed(format!(
                 "{} of its headers have a name that is not UTF-8 text",

@@ -30,7 +30,7 @@ pub(super) fn properties(message: &Message) -> PublishProperties {
 }
 
 /// Reads the message a PUBLISH carries, or says why it is not one.
-pub(super) fn decode(publish: &Publish) -> Result<Message, Malformed> {
+pub fn decode(publish: &Publish) -> Result<Message, Malformed> {
     let properties = publish.properties.as_ref();
     let content_type = properties.and_then(|p| p.content_type.as_deref());
     let read = if content_type.is_some_and(|ct| ct.starts_with(STRUCTURED)) {

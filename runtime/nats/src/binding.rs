@@ -55,7 +55,7 @@ fn header_value(value: &str) -> String {
 }
 
 /// Reads a received message, or keeps what arrived when it is not a CloudEvent.
-pub(super) fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Message, Malformed> {
+pub fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Message, Malformed> {
     // Names are borrowed: reading the envelope compares them without regard to case.
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(10);
     let mut content_type = None;

@@ -23,7 +23,9 @@
 //! `content-type`. The client reconnects by itself after the server comes back; a subscription
 //! whose consumer was lost recreates it where it left off.
 
-mod binding;
+// Public for the fuzz targets, which feed received headers to `binding::read`.
+#[doc(hidden)]
+pub mod binding;
 mod config;
 mod core_nats;
 mod jetstream;

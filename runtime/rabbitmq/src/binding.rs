@@ -92,7 +92,7 @@ pub(super) fn count(value: &AMQPValue) -> Option<u64> {
 }
 
 /// Reads a received message, or keeps what arrived when it is not a CloudEvent.
-pub(super) fn read(properties: &BasicProperties, data: Bytes) -> Result<Message, Malformed> {
+pub fn read(properties: &BasicProperties, data: Bytes) -> Result<Message, Malformed> {
     let mut pairs = Vec::new();
     let mut all = Vec::new();
     let content_type = properties

@@ -19,7 +19,9 @@
 //! `content-type`). After the connection is lost, publishes and subscriptions connect again and
 //! declare what they need again.
 
-mod binding;
+// Public for the fuzz targets, which feed received properties to `binding::read`.
+#[doc(hidden)]
+pub mod binding;
 mod config;
 mod consume;
 mod topology;

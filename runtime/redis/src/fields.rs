@@ -19,7 +19,7 @@ pub const CONTENT_TYPE: &str = "content-type";
 pub const DATA: &str = "data";
 
 /// The fields of one entry, as written or read, in order.
-pub(super) type Fields = Vec<(String, Bytes)>;
+pub type Fields = Vec<(String, Bytes)>;
 
 /// The fields that carry `message`.
 pub(super) fn encode(message: &Message) -> Fields {
@@ -38,7 +38,7 @@ pub(super) fn encode(message: &Message) -> Fields {
 }
 
 /// Reads the message an entry carries, or says why it is not one.
-pub(super) fn decode(fields: &Fields) -> Result<Message, Malformed> {
+pub fn decode(fields: &Fields) -> Result<Message, Malformed> {
     let mut attributes = Vec::with_capacity(fields.len());
     let mut data = Bytes::new();
     for (field, value) in fields {
