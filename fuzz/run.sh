@@ -51,7 +51,7 @@ done
 echo
 echo "target | executions | cov | ft"
 for target in $targets; do
-    last="$(grep -E '^#[0-9]+[[:space:]]+DONE' "target/run-$target.log" | tail -n 1)"
+    last="$(grep -E '^#[0-9]+[[:space:]]+DONE' "target/run-$target.log" | tail -n 1 || true)"
     execs="$(grep -oE 'stat::number_of_executed_units: [0-9]+' "target/run-$target.log" | grep -oE '[0-9]+$' || true)"
     cov="$(grep -oE 'cov: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
     ft="$(grep -oE 'ft: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)"
