@@ -2,6 +2,7 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
+use syn::LitStr;
 
 use crate::validate::{Event, Key};
 
@@ -23,11 +24,13 @@ pub(crate) fn event_impl(event: &Event) -> TokenStream {
     let codec_ident = Ident::new(codec.type_name(), codec_span);
     let codec_ty = respan(quote!(#krate::#codec_ident), codec_span);
     let key_fn = key.as_ref().map(key_fn);
+    let data_schema = LitStr::new(&format!("proto:{}", schema.value()), schema.span());
     quote! {
         #[automatically_derived]
         impl #krate::Event for #ident #where_clause {
             const TOPIC: &'static str = #topic;
             const SCHEMA: &'static str = #schema;
+            const DATA_SCHEMA: &'static str = #data_schema;
             type Codec = #codec_ty;
             #key_fn
         }

@@ -63,6 +63,7 @@ struct OrderCreated {
 impl Event for OrderCreated {
     const TOPIC: &'static str = "bench.order.created.v1";
     const SCHEMA: &'static str = "bench.order.v1.Created";
+    const DATA_SCHEMA: &'static str = "proto:bench.order.v1.Created";
     type Codec = Protobuf;
 }
 

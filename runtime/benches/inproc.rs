@@ -69,6 +69,7 @@ enum Channel {
 impl Event for Created {
     const TOPIC: &'static str = "events.order.created.v1";
     const SCHEMA: &'static str = "events.order.v1.Created";
+    const DATA_SCHEMA: &'static str = "proto:events.order.v1.Created";
     type Codec = Protobuf;
 }
 
@@ -125,6 +126,7 @@ struct Flat {
 impl Event for Flat {
     const TOPIC: &'static str = "events.bench.flat.v1";
     const SCHEMA: &'static str = "events.bench.v1.Flat";
+    const DATA_SCHEMA: &'static str = "proto:events.bench.v1.Flat";
     type Codec = Protobuf;
 }
 

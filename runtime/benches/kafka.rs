@@ -46,6 +46,7 @@ struct OrderCreated {
 impl Event for OrderCreated {
     const TOPIC: &'static str = "bench.kafka.order_created.v1";
     const SCHEMA: &'static str = "events.order.v1.Created";
+    const DATA_SCHEMA: &'static str = "proto:events.order.v1.Created";
     type Codec = Protobuf;
     fn key(&self) -> Option<String> {
         Some(self.customer_id.clone())

@@ -32,6 +32,7 @@ struct PaymentCaptured {
 impl Event for PaymentCaptured {
     const TOPIC: &'static str = "kafka.interop.payment_captured.v1";
     const SCHEMA: &'static str = "shop.payments.v1.PaymentCaptured";
+    const DATA_SCHEMA: &'static str = "proto:shop.payments.v1.PaymentCaptured";
     type Codec = Protobuf;
 }
 

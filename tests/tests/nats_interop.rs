@@ -33,6 +33,7 @@ struct Placed {
 impl Event for Placed {
     const TOPIC: &'static str = "interop.order.placed.v1";
     const SCHEMA: &'static str = "interop.order.v1.Placed";
+    const DATA_SCHEMA: &'static str = "proto:interop.order.v1.Placed";
     type Codec = tidings::Protobuf;
 }
 

@@ -25,6 +25,7 @@ struct Packed {
 impl Event for Packed {
     const TOPIC: &'static str = "tests.telemetry.packed.v1";
     const SCHEMA: &'static str = "tests.telemetry.v1.Packed";
+    const DATA_SCHEMA: &'static str = "proto:tests.telemetry.v1.Packed";
     type Codec = tidings::Protobuf;
 }
 

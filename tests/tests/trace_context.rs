@@ -31,6 +31,7 @@ struct Shipped {
 impl Event for Shipped {
     const TOPIC: &'static str = "tests.tracing.shipped.v1";
     const SCHEMA: &'static str = "tests.tracing.v1.Shipped";
+    const DATA_SCHEMA: &'static str = "proto:tests.tracing.v1.Shipped";
     type Codec = tidings::Protobuf;
 }
 

@@ -10,6 +10,7 @@ pub struct Captured {
 impl Event for Captured {
     const TOPIC: &'static str = "events.payment.captured.v2";
     const SCHEMA: &'static str = "events.payment.v2.Captured";
+    const DATA_SCHEMA: &'static str = "proto:events.payment.v2.Captured";
     type Codec = Protobuf;
 }
 

@@ -11,6 +11,7 @@ impl Event for Captured {
     const TOPIC: &'static str = "events.payment.captured.v2";
     const VERSION: u32 = 1;
     const SCHEMA: &'static str = "events.payment.v2.Captured";
+    const DATA_SCHEMA: &'static str = "proto:events.payment.v2.Captured";
     type Codec = Protobuf;
 }
 

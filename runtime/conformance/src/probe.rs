@@ -56,6 +56,7 @@ macro_rules! probes {
         impl Event for $name {
             const TOPIC: &'static str = $topic;
             const SCHEMA: &'static str = PROBE_SCHEMA;
+            const DATA_SCHEMA: &'static str = "proto:tidings.conformance.v1.Probe";
             type Codec = tidings_core::Protobuf;
             fn key(&self) -> Option<String> {
                 (!self.key.is_empty()).then(|| self.key.clone())

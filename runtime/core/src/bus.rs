@@ -18,7 +18,6 @@ use crate::event::Event;
 use crate::fallback::{Fallback, FallbackError};
 use crate::id::EventId;
 use crate::receipt::Receipt;
-use crate::schema::data_schema;
 use crate::size;
 use crate::telemetry;
 use crate::topic::{Topic, TopicError};
@@ -358,7 +357,7 @@ impl Bus {
                 self.source.clone(),
                 Cow::Borrowed(E::TOPIC),
                 E::Codec::CONTENT_TYPE,
-                Some(data_schema::<E>()),
+                Some(Cow::Borrowed(E::DATA_SCHEMA)),
             )
         };
         // The trace of the publish span, or of the caller's span when that one is off.

@@ -3,6 +3,7 @@
 use tidings_contract::validate_topic;
 
 use crate::codec::Codec;
+use crate::envelope::SCHEMA_PREFIX;
 
 /// A type that travels as an event: a topic, a major version, a schema name and a codec.
 ///
@@ -19,6 +20,11 @@ pub trait Event: Sized + Send + Sync + 'static {
     const VERSION: u32 = major_of(Self::TOPIC);
     /// The full schema name, `events.order.v1.Created` for a protobuf message.
     const SCHEMA: &'static str;
+    /// The CloudEvents `dataschema` every publish writes: `proto:` and [`Event::SCHEMA`],
+    /// `proto:events.order.v1.Created`. The derive writes it as a literal, as Rust cannot join
+    /// two constants of a generic type; an implementation whose value is anything else does not
+    /// build once the event is published or subscribed.
+    const DATA_SCHEMA: &'static str;
     /// How the event is written when published, and which content types it can be read from.
     type Codec: Codec<Self>;
 
@@ -32,11 +38,45 @@ pub trait Event: Sized + Send + Sync + 'static {
          follows from TOPIC"
     );
 
+    /// Fails the build of an implementation whose [`Event::DATA_SCHEMA`] is not `proto:` and
+    /// its [`Event::SCHEMA`]. Evaluated with [`Event::VERSION_FOLLOWS_TOPIC`]; not to be set.
+    #[doc(hidden)]
+    const DATA_SCHEMA_FOLLOWS_SCHEMA: () = assert!(
+        is_data_schema_of(Self::DATA_SCHEMA, Self::SCHEMA),
+        "Event::DATA_SCHEMA is not \"proto:\" followed by Event::SCHEMA"
+    );
+
     /// The partition key: events with the same key keep their order where the broker promises
     /// order per key. `None` by default; a publish option can set one as well.
     fn key(&self) -> Option<String> {
         None
     }
+}
+
+/// Whether `data_schema` is [`SCHEMA_PREFIX`] followed by `schema`; a `const fn`, as the check
+/// runs at compile time.
+const fn is_data_schema_of(data_schema: &str, schema: &str) -> bool {
+    let (data_schema, schema, prefix) = (
+        data_schema.as_bytes(),
+        schema.as_bytes(),
+        SCHEMA_PREFIX.as_bytes(),
+    );
+    if data_schema.len() != prefix.len() + schema.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < data_schema.len() {
+        let expected = if i < prefix.len() {
+            prefix[i]
+        } else {
+            schema[i - prefix.len()]
+        };
+        if data_schema[i] != expected {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// The major version `topic` ends in, or 0 when it breaks the topic rule.

@@ -27,7 +27,6 @@ mod include;
 mod receipt;
 mod receive;
 mod retry;
-mod schema;
 mod size;
 mod subscription;
 mod subscriptions;

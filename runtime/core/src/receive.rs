@@ -168,6 +168,7 @@ mod tests {
     impl Event for Shipped {
         const TOPIC: &'static str = "events.order.shipped.v1";
         const SCHEMA: &'static str = "events.order.v1.Shipped";
+        const DATA_SCHEMA: &'static str = "proto:events.order.v1.Shipped";
         type Codec = ProtobufOrJson;
     }
 
@@ -180,6 +181,7 @@ mod tests {
     impl Event for ShippedBinary {
         const TOPIC: &'static str = "events.order.shipped.v1";
         const SCHEMA: &'static str = "events.order.v1.Shipped";
+        const DATA_SCHEMA: &'static str = "proto:events.order.v1.Shipped";
         type Codec = Protobuf;
     }
 

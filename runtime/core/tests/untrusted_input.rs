@@ -22,6 +22,7 @@ struct Shipped {
 impl Event for Shipped {
     const TOPIC: &'static str = "events.order.shipped.v1";
     const SCHEMA: &'static str = "events.order.v1.Shipped";
+    const DATA_SCHEMA: &'static str = "proto:events.order.v1.Shipped";
     type Codec = ProtobufOrJson;
 }
 

@@ -72,6 +72,7 @@ struct Keyed {
 impl Event for Keyed {
     const TOPIC: &'static str = "kafka.keyed.probe.v1";
     const SCHEMA: &'static str = "tidings.kafka.v1.Keyed";
+    const DATA_SCHEMA: &'static str = "proto:tidings.kafka.v1.Keyed";
     type Codec = Protobuf;
     fn key(&self) -> Option<String> {
         Some(self.key.clone())

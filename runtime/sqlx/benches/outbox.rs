@@ -44,6 +44,7 @@ struct Created {
 impl Event for Created {
     const TOPIC: &'static str = "bench.outbox.created.v1";
     const SCHEMA: &'static str = "bench.outbox.v1.Created";
+    const DATA_SCHEMA: &'static str = "proto:bench.outbox.v1.Created";
     type Codec = Protobuf;
 }
 

@@ -25,6 +25,7 @@ struct Reserved {
 impl Event for Reserved {
     const TOPIC: &'static str = "tests.inbox.reserved.v1";
     const SCHEMA: &'static str = "tests.inbox.v1.Reserved";
+    const DATA_SCHEMA: &'static str = "proto:tests.inbox.v1.Reserved";
     type Codec = Protobuf;
 }
 

@@ -106,6 +106,7 @@ macro_rules! events {
         impl Event for $name {
             const TOPIC: &'static str = $topic;
             const SCHEMA: &'static str = "tests.v1.Probe";
+            const DATA_SCHEMA: &'static str = "proto:tests.v1.Probe";
             type Codec = Protobuf;
         }
     )*};

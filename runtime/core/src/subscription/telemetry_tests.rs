@@ -36,6 +36,7 @@ struct Step {
 impl Event for Step {
     const TOPIC: &'static str = "tests.telemetry.step.v1";
     const SCHEMA: &'static str = "tests.telemetry.v1.Step";
+    const DATA_SCHEMA: &'static str = "proto:tests.telemetry.v1.Step";
     type Codec = Protobuf;
 }
 

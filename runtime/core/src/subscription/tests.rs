@@ -27,6 +27,7 @@ struct Step {
 impl Event for Step {
     const TOPIC: &'static str = "tests.consumer.step.v1";
     const SCHEMA: &'static str = "tests.consumer.v1.Step";
+    const DATA_SCHEMA: &'static str = "proto:tests.consumer.v1.Step";
     type Codec = Protobuf;
 }
 

@@ -26,6 +26,7 @@ pub struct Recorded {
 impl Event for Recorded {
     const TOPIC: &'static str = "tests.outbox.recorded.v1";
     const SCHEMA: &'static str = "tests.outbox.v1.Recorded";
+    const DATA_SCHEMA: &'static str = "proto:tests.outbox.v1.Recorded";
     type Codec = Protobuf;
 
     fn key(&self) -> Option<String> {
