@@ -336,6 +336,15 @@ pub enum BrokerError {
         /// What is full.
         reason: String,
     },
+    /// The message cannot be written in this broker's protocol (a field longer than the protocol
+    /// allows): nothing was sent, and sending it again cannot succeed.
+    #[error("{broker} cannot carry this message: {reason}")]
+    Unwritable {
+        /// Which broker.
+        broker: &'static str,
+        /// What does not fit, and what to do.
+        reason: String,
+    },
     /// This broker cannot do what was asked (see its [`Capabilities`]).
     #[error("{broker} does not support {what}")]
     Unsupported {

@@ -301,6 +301,10 @@ impl Bus {
         let (Some(fallback), Some(message)) = (&self.fallback, kept) else {
             return Err(error);
         };
+        // A relay could never publish it either.
+        if matches!(error, PublishError::Broker(BrokerError::Unwritable { .. })) {
+            return Err(error);
+        }
         match fallback.store(topic, &message).await {
             Ok(()) => {
                 tracing::warn!(

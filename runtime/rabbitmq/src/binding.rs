@@ -23,23 +23,42 @@ const STRUCTURED: &str = "application/cloudevents+json";
 /// Messages survive a broker restart in a durable queue only when marked persistent.
 const PERSISTENT: u8 = 2;
 
-/// The properties of a message carrying `envelope`.
-pub(super) fn properties(envelope: &Envelope) -> BasicProperties {
+/// The longest AMQP short string: property values and header names are written with a one-byte
+/// length.
+const SHORT_STRING_MAX: usize = u8::MAX as usize;
+
+/// The properties of a message carrying `envelope`, or why AMQP cannot carry it: a header name
+/// or content type longer than a short string. The id is also a header, so an id too long for
+/// the `message-id` property goes without it.
+pub(super) fn properties(envelope: &Envelope) -> Result<BasicProperties, String> {
     let mut headers = FieldTable::default();
-    let mut properties = BasicProperties::default()
-        .with_delivery_mode(PERSISTENT)
-        .with_message_id(ShortString::from(envelope.id.as_str()));
+    let mut properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
+    if envelope.id.len() <= SHORT_STRING_MAX {
+        properties = properties.with_message_id(ShortString::from(envelope.id.as_str()));
+    }
     for (name, value) in envelope.attributes() {
         if name == attr::DATA_CONTENT_TYPE {
-            properties = properties.with_content_type(ShortString::from(value.as_ref()));
+            properties = properties.with_content_type(short_string("the content type", &value)?);
         } else {
             headers.insert(
-                ShortString::from(format!("{PREFIX}{name}")),
+                short_string("the header name", &format!("{PREFIX}{name}"))?,
                 AMQPValue::LongString(LongString::from(value.as_bytes())),
             );
         }
     }
-    properties.with_headers(headers)
+    Ok(properties.with_headers(headers))
+}
+
+/// `text` as a short string, or why it is not one.
+fn short_string(what: &str, text: &str) -> Result<ShortString, String> {
+    if text.len() > SHORT_STRING_MAX {
+        return Err(format!(
+            "{what} `{}...` is {} bytes long, and AMQP writes at most {SHORT_STRING_MAX}; shorten it",
+            text.chars().take(40).collect::<String>(),
+            text.len()
+        ));
+    }
+    Ok(ShortString::from(text))
 }
 
 /// Adds attributes (dead-letter reasons) to received properties, replacing any of the same name.
@@ -164,7 +183,7 @@ mod tests {
     #[test]
     fn binary_mode_uses_prefixed_properties_and_content_type() {
         let e = envelope();
-        let properties = properties(&e);
+        let properties = properties(&e).unwrap();
         assert_eq!(
             header(&properties, "cloudEvents_specversion")
                 .map(text)
@@ -194,6 +213,30 @@ mod tests {
 
         let back = read(&properties, Bytes::from_static(b"{}")).unwrap();
         assert_eq!(*back.envelope, e);
+    }
+
+    #[test]
+    fn what_does_not_fit_a_short_string_is_refused_and_a_long_id_stays_a_header() {
+        let mut e = envelope();
+        e.id = "i".repeat(300).into();
+        let written = properties(&e).unwrap();
+        assert_eq!(written.message_id(), &None);
+        let back = read(&written, Bytes::new()).unwrap();
+        assert_eq!(back.envelope.id, e.id);
+
+        // `cloudEvents_` and a 243-byte name: 255 bytes, the longest a header name can be.
+        let mut e = envelope();
+        e.set_extension("x".repeat(243), "fits");
+        assert!(properties(&e).is_ok());
+        e.set_extension("y".repeat(244), "does not");
+        let reason = properties(&e).unwrap_err();
+        assert!(reason.contains("header name `cloudEvents_yyy"), "{reason}");
+        assert!(reason.contains("256 bytes long"), "{reason}");
+
+        let mut e = envelope();
+        e.data_content_type = Some(Cow::Owned(format!("application/{}", "z".repeat(250))));
+        let reason = properties(&e).unwrap_err();
+        assert!(reason.contains("content type"), "{reason}");
     }
 
     #[test]
@@ -246,8 +289,10 @@ mod tests {
 
     #[test]
     fn dead_letter_attributes_are_added() {
-        let properties =
-            add_attributes(properties(&envelope()), &[("deadletterreason", "x".into())]);
+        let properties = add_attributes(
+            properties(&envelope()).unwrap(),
+            &[("deadletterreason", "x".into())],
+        );
         assert_eq!(
             header(&properties, "cloudEvents_deadletterreason")
                 .map(text)

@@ -328,7 +328,7 @@ impl RabbitAcker {
             let routed = self
                 .shared
                 .publish(&exchange, &routing_key, true, &self.data, || {
-                    properties.clone()
+                    Ok(properties.clone())
                 })
                 .await?;
             if routed {

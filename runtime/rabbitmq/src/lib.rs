@@ -189,17 +189,22 @@ impl Shared {
 
     /// Publishes and waits for the broker's confirmation. `Ok(false)`: the message was
     /// mandatory and no queue took it. The properties are made once the channel is ready, so
-    /// that they go straight into the client's future rather than weigh on this one.
+    /// that they go straight into the client's future rather than weigh on this one; properties
+    /// AMQP cannot write fail the publish with [`BrokerError::Unwritable`].
     async fn publish(
         &self,
         exchange: &str,
         routing_key: &str,
         mandatory: bool,
         data: &[u8],
-        properties: impl FnOnce() -> BasicProperties,
+        properties: impl FnOnce() -> Result<BasicProperties, String>,
     ) -> Result<bool, BrokerError> {
         let operation = || format!("publish to {routing_key}");
         let live = self.live().await?;
+        let properties = properties().map_err(|reason| BrokerError::Unwritable {
+            broker: NAME,
+            reason,
+        })?;
         let options = BasicPublishOptions {
             mandatory,
             ..BasicPublishOptions::default()
@@ -212,7 +217,7 @@ impl Shared {
             routing_key.into(),
             options,
             data,
-            properties(),
+            properties,
         ));
         let confirm = send.await.map_err(|e| self.failure(operation(), e))?;
         match confirm.await.map_err(|e| self.failure(operation(), e))? {

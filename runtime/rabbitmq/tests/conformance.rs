@@ -129,3 +129,54 @@ async fn a_delayed_retry_in_a_group_counts_each_attempt_once() {
     third.acker.ack().await.unwrap();
     stream.close().await;
 }
+
+/// An attribute whose header name AMQP cannot write (over 255 bytes) fails the publish with a
+/// reason and sends nothing; the connection goes on carrying the next message.
+#[tokio::test]
+#[ignore = "needs RabbitMQ at TIDINGS_RABBITMQ_URL (default amqp://127.0.0.1:5672): run with --include-ignored, as the test command does"]
+async fn a_header_name_too_long_for_amqp_is_refused_and_the_next_message_goes() {
+    use std::time::Duration;
+
+    use tidings_conformance::seam::{message, next, unique_topic};
+    use tidings_core::StartFrom;
+    use tidings_core::broker::SubscribeRequest;
+
+    let broker = RabbitBroker::connect(RabbitConfig::from_env())
+        .await
+        .unwrap();
+    let topic = unique_topic("rabbit", "unwritable");
+    let request = SubscribeRequest {
+        topic: topic.clone(),
+        group: None,
+        start: StartFrom::New,
+        prefetch: 1,
+    };
+    let mut stream = broker.subscribe(request).await.unwrap();
+
+    let mut too_long = message(&topic, &b"\x08\x01"[..]);
+    std::sync::Arc::make_mut(&mut too_long.envelope).set_extension("x".repeat(300), "v");
+    let error = broker.publish(&topic, too_long).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BrokerError::Unwritable {
+                broker: "rabbitmq",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("at most 255"), "{error}");
+
+    let fits = message(&topic, &b"\x08\x02"[..]);
+    let id = fits.envelope.id.clone();
+    broker.publish(&topic, fits).await.unwrap();
+    let delivery = next(&mut stream, Duration::from_secs(10)).await;
+    let received = delivery.message.expect("a CloudEvent");
+    assert_eq!(
+        received.envelope.id, id,
+        "only the message that fits arrived"
+    );
+    delivery.acker.ack().await.unwrap();
+    stream.close().await;
+}
