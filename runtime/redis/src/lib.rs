@@ -66,6 +66,7 @@ use tidings_core::broker::{
 use tidings_core::topic::Topic;
 
 mod dedup;
+mod entries;
 pub mod fields;
 mod subscription;
 

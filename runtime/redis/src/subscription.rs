@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
+use redis::streams::StreamPendingCountReply;
 use redis::{RedisError, RetryMethod, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::entries;
 use super::fields::{self, Fields};
 use super::{Inner, NAME, connection, xadd};
 use tidings_core::EventId;
@@ -401,14 +401,13 @@ impl Reader {
             Mode::Group { .. } => read.arg(">"),
             Mode::Fanout => read.arg(&self.cursor),
         };
-        let reply: Option<StreamReadReply> = read.query_async(&mut self.conn).await?;
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+        let reply: Value = read.query_async(&mut self.conn).await?;
+        for entry in entries::read_reply(reply)? {
             let Some(permit) = permits.pop() else { break };
             if let Mode::Fanout = self.shared.mode {
                 self.cursor.clone_from(&entry.id);
             }
-            let fields = entry_fields(&entry);
-            self.shared.deliver(entry.id, fields, 1, permit);
+            self.shared.deliver(entry.id, entry.fields, 1, permit);
         }
         Ok(())
     }
@@ -453,8 +452,8 @@ impl Reader {
         }
         // Entries trimmed away meanwhile are dropped from the pending list by Redis and do
         // not come back here.
-        let claimed: StreamClaimReply = claim.query_async(&mut self.conn).await?;
-        for entry in claimed.ids {
+        let claimed: Value = claim.query_async(&mut self.conn).await?;
+        for entry in entries::claim_reply(claimed)? {
             let Some(seen) = candidates.iter().find(|p| p.id == entry.id) else {
                 continue;
             };
@@ -462,26 +461,10 @@ impl Reader {
             let attempt = u32::try_from(seen.times_delivered)
                 .unwrap_or(u32::MAX)
                 .saturating_add(1);
-            let fields = entry_fields(&entry);
-            self.shared.deliver(entry.id, fields, attempt, permit);
+            self.shared.deliver(entry.id, entry.fields, attempt, permit);
         }
         Ok(())
     }
-}
-
-/// The fields of an entry, sorted by name (Redis keeps them in order, the client's map does
-/// not).
-fn entry_fields(entry: &StreamId) -> Fields {
-    let mut fields: Fields = entry
-        .map
-        .iter()
-        .map(|(name, value)| {
-            let bytes = redis::from_redis_value_ref::<Vec<u8>>(value).unwrap_or_default();
-            (name.clone(), Bytes::from(bytes))
-        })
-        .collect();
-    fields.sort_by(|a, b| a.0.cmp(&b.0));
-    fields
 }
 
 fn millis(d: Duration) -> u64 {
@@ -635,7 +618,7 @@ impl RedisAcker {
             Mode::Fanout => fields,
             Mode::Group { group, consumer } => {
                 let mut conn = shared.inner.commands.clone();
-                let claimed: Result<StreamClaimReply, _> = redis::cmd("XCLAIM")
+                let claimed: Result<Value, _> = redis::cmd("XCLAIM")
                     .arg(&shared.key)
                     .arg(group)
                     .arg(consumer)
@@ -643,10 +626,22 @@ impl RedisAcker {
                     .arg(&id)
                     .query_async(&mut conn)
                     .await;
-                // On failure the entry is still pending and is claimed once idle long enough.
-                match claimed.ok().and_then(|c| c.ids.into_iter().next()) {
-                    Some(entry) => entry_fields(&entry),
-                    None => return,
+                match claimed.and_then(entries::claim_reply) {
+                    Ok(entries) => match entries.into_iter().next() {
+                        Some(entry) => entry.fields,
+                        // Claimed meanwhile by another member, or deleted.
+                        None => return,
+                    },
+                    Err(error) => {
+                        // Still pending: claimed once idle long enough, by this member or another.
+                        tracing::warn!(
+                            messaging.system = crate::NAME,
+                            messaging.message.id = %id,
+                            error = %error,
+                            "could not take back an entry after its retry delay; it is claimed once idle",
+                        );
+                        return;
+                    }
                 }
             }
         };
