@@ -105,10 +105,11 @@ enum Target {
 ///
 /// The rest of the URL (credentials, port, virtual host, database) goes to the adapter as
 /// written, with each adapter's default settings; build the adapter's config for more.
-/// `amqps://`, `rediss://` and `mqtts://` connect over TLS; for `rediss://` and `mqtts://` the
-/// TLS files come from the adapter's environment variables (`TIDINGS_REDIS_CA_FILE`,
-/// `TIDINGS_REDIS_CLIENT_CERT`, `TIDINGS_REDIS_CLIENT_KEY`, and the same with `MQTT`), the
-/// system's root certificates being trusted when no CA file is named.
+/// `amqps://`, `rediss://` and `mqtts://` connect over TLS, and NATS when its server asks for it
+/// or a TLS file is named; the TLS files come from the adapter's environment variables
+/// (`TIDINGS_REDIS_CA_FILE`, `TIDINGS_REDIS_CLIENT_CERT`, `TIDINGS_REDIS_CLIENT_KEY`, and the
+/// same with `NATS`, `RABBITMQ` and `MQTT`), the system's root certificates being trusted when
+/// no CA file is named.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -237,14 +238,14 @@ async fn open(adapter: Adapter, url: &str, address: &str) -> Result<Arc<dyn Brok
         Adapter::Nats => {
             use tidings_nats::{NatsBroker, NatsConfig};
             Ok(Arc::new(
-                NatsBroker::connect(NatsConfig::new(address)).await?,
+                NatsBroker::connect(NatsConfig::new(address).tls_from_env()).await?,
             ))
         }
         #[cfg(feature = "rabbitmq")]
         Adapter::Rabbit => {
             use tidings_rabbitmq::{RabbitBroker, RabbitConfig};
             Ok(Arc::new(
-                RabbitBroker::connect(RabbitConfig::new(address)).await?,
+                RabbitBroker::connect(RabbitConfig::new(address).tls_from_env()).await?,
             ))
         }
         #[cfg(feature = "redis")]

@@ -1,4 +1,4 @@
-//! A Redis or Mosquitto server of a test's own, listening only over TLS on a free loopback port,
+//! A Redis, Mosquitto or NATS server of a test's own, listening only over TLS on a free loopback port,
 //! with the certificates of [`crate::certificates`]; killed when the test drops it. The shared
 //! servers on the default ports are left alone.
 
@@ -98,6 +98,29 @@ impl TlsServer {
         let mut command = Command::new("mosquitto");
         command.arg("-c").arg(&config);
         TlsServer::start("mosquitto", command, port, log, dir)
+    }
+
+    /// `nats-server` with JetStream and TLS on a free port, trusting `ca` for client
+    /// certificates (`verify` when they are required).
+    pub fn nats(ca: &Path, server: &Identity, clients: ClientCerts) -> Self {
+        let dir = folder("nats");
+        let port = free_port();
+        let log = dir.path().join("nats.log");
+        let config = dir.path().join("nats.conf");
+        let text = format!(
+            "listen: \"127.0.0.1:{port}\"\n\
+             jetstream {{ store_dir: \"{store}\" }}\n\
+             tls {{\n  cert_file: \"{cert}\"\n  key_file: \"{key}\"\n  ca_file: \"{ca}\"\n  verify: {verify}\n}}\n",
+            store = dir.path().join("jetstream").display(),
+            cert = server.cert.display(),
+            key = server.key.display(),
+            ca = ca.display(),
+            verify = clients == ClientCerts::Required,
+        );
+        std::fs::write(&config, text).expect("writing the NATS configuration");
+        let mut command = Command::new("nats-server");
+        command.arg("-c").arg(&config).arg("-l").arg(&log);
+        TlsServer::start("nats-server", command, port, log, dir)
     }
 
     /// The port it listens on, on 127.0.0.1.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
-use tidings_core::adapter::{address_from_env, redact};
+use tidings_core::adapter::{TlsFiles, address_from_env, redact};
 
 /// The address used when none is given: a server on this machine.
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
@@ -15,8 +15,17 @@ pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 pub const URL_ENV: &str = "TIDINGS_NATS_URL";
 
 /// Environment variable read by [`NatsConfig::from_env`]: a PEM file of root certificates
-/// trusted for TLS, for servers whose certificate the system does not trust.
+/// trusted for TLS instead of the system's, for servers whose certificate the system does not
+/// trust.
 pub const CA_FILE_ENV: &str = "TIDINGS_NATS_CA_FILE";
+
+/// Environment variable read by [`NatsConfig::from_env`]: a PEM file with the client
+/// certificate chain presented to a server that verifies clients; needs [`CLIENT_KEY_ENV`].
+pub const CLIENT_CERT_ENV: &str = "TIDINGS_NATS_CLIENT_CERT";
+
+/// Environment variable read by [`NatsConfig::from_env`]: the PEM private key of
+/// [`CLIENT_CERT_ENV`]'s certificate.
+pub const CLIENT_KEY_ENV: &str = "TIDINGS_NATS_CLIENT_KEY";
 
 /// How messages travel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,7 +44,7 @@ pub enum NatsMode {
 #[derive(Clone)]
 pub struct NatsConfig {
     pub(super) url: String,
-    pub(super) ca_file: Option<PathBuf>,
+    pub(super) tls: TlsFiles,
     pub(super) mode: NatsMode,
     pub(super) stream_prefix: String,
     pub(super) max_age: Duration,
@@ -59,7 +68,7 @@ impl NatsConfig {
     pub fn new(url: impl Into<String>) -> Self {
         NatsConfig {
             url: url.into(),
-            ca_file: None,
+            tls: TlsFiles::default(),
             mode: NatsMode::JetStream,
             stream_prefix: String::new(),
             max_age: Duration::from_secs(7 * 24 * 3600),
@@ -73,14 +82,17 @@ impl NatsConfig {
         }
     }
 
-    /// Settings from the environment: [`URL_ENV`] (default [`DEFAULT_URL`]) and
-    /// [`CA_FILE_ENV`].
+    /// Settings from the environment: the address from [`URL_ENV`] (default
+    /// [`DEFAULT_URL`]), and the TLS files of [`NatsConfig::tls_from_env`].
     pub fn from_env() -> Self {
-        let mut config = NatsConfig::new(address_from_env(URL_ENV, DEFAULT_URL));
-        config.ca_file = std::env::var_os(CA_FILE_ENV)
-            .filter(|path| !path.is_empty())
-            .map(PathBuf::from);
-        config
+        NatsConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
+    }
+
+    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
+    /// place of those set before (a variable unset or empty names none).
+    pub fn tls_from_env(mut self) -> Self {
+        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
+        self
     }
 
     /// The server address as given, credentials included.
@@ -94,9 +106,17 @@ impl NatsConfig {
         self
     }
 
-    /// Trusts the root certificates of this PEM file for TLS.
+    /// Trusts the root certificates of this PEM file for TLS instead of the system's. Any TLS
+    /// file makes the connection require TLS, whatever the address's scheme.
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_file = Some(path.into());
+        self.tls = self.tls.ca_file(path);
+        self
+    }
+
+    /// Presents this certificate chain, with this private key (both PEM files), to a server
+    /// that verifies clients (`verify: true` in its `tls` block).
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.client_cert(cert, key);
         self
     }
 
@@ -175,7 +195,7 @@ impl fmt::Debug for NatsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsConfig")
             .field("url", &redact(&self.url))
-            .field("ca_file", &self.ca_file)
+            .field("tls", &self.tls)
             .field("mode", &self.mode)
             .field("stream_prefix", &self.stream_prefix)
             .field("max_age", &self.max_age)

@@ -40,7 +40,9 @@ use std::sync::{Arc, RwLock};
 use async_nats::connection::State;
 use async_trait::async_trait;
 
-pub use config::{CA_FILE_ENV, DEFAULT_URL, NatsConfig, NatsMode, URL_ENV};
+pub use config::{
+    CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, DEFAULT_URL, NatsConfig, NatsMode, URL_ENV,
+};
 
 use tidings_core::adapter::redact;
 use tidings_core::broker::{
@@ -76,8 +78,16 @@ impl NatsBroker {
             .name("tidings")
             .connection_timeout(config.connect_timeout)
             .event_callback(connection_event(address.clone()));
-        if let Some(ca_file) = &config.ca_file {
-            options = options.add_root_certificates(ca_file.clone());
+        if !config.tls.is_empty() {
+            let tls = config
+                .tls
+                .client_config()
+                .map_err(|e| BrokerError::Unreachable {
+                    broker: NAME,
+                    address: address.clone(),
+                    reason: e.to_string(),
+                })?;
+            options = options.tls_client_config(tls).require_tls(true);
         }
         let client =
             options

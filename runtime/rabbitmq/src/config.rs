@@ -1,10 +1,11 @@
 //! How to reach a RabbitMQ server and how to lay out exchanges and queues on it.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
-use tidings_core::adapter::{address_from_env, redact};
+use tidings_core::adapter::{TlsFiles, address_from_env, redact};
 
 /// The address used when none is given: a server on this machine, default user and vhost.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -13,10 +14,24 @@ pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// (`amqp://user:password@host:5672/vhost`, or `amqps://...` for TLS).
 pub const URL_ENV: &str = "TIDINGS_RABBITMQ_URL";
 
+/// Environment variable read by [`RabbitConfig::from_env`]: a PEM file of root certificates
+/// trusted for TLS (`amqps://`) besides the system's, for servers whose certificate the system
+/// does not trust.
+pub const CA_FILE_ENV: &str = "TIDINGS_RABBITMQ_CA_FILE";
+
+/// Environment variable read by [`RabbitConfig::from_env`]: a PEM file with the client
+/// certificate chain presented to a server that verifies peers; needs [`CLIENT_KEY_ENV`].
+pub const CLIENT_CERT_ENV: &str = "TIDINGS_RABBITMQ_CLIENT_CERT";
+
+/// Environment variable read by [`RabbitConfig::from_env`]: the PEM private key of
+/// [`CLIENT_CERT_ENV`]'s certificate.
+pub const CLIENT_KEY_ENV: &str = "TIDINGS_RABBITMQ_CLIENT_KEY";
+
 /// Settings of a [`RabbitBroker`](super::RabbitBroker).
 #[derive(Clone)]
 pub struct RabbitConfig {
     pub(super) url: String,
+    pub(super) tls: TlsFiles,
     pub(super) exchange: String,
     pub(super) delivery_limit: Option<u32>,
     pub(super) group_expiry: Option<Duration>,
@@ -36,6 +51,7 @@ impl RabbitConfig {
     pub fn new(url: impl Into<String>) -> Self {
         RabbitConfig {
             url: url.into(),
+            tls: TlsFiles::default(),
             exchange: "tidings".to_owned(),
             delivery_limit: None,
             group_expiry: None,
@@ -45,9 +61,31 @@ impl RabbitConfig {
         }
     }
 
-    /// Settings from the environment: [`URL_ENV`], default [`DEFAULT_URL`].
+    /// Settings from the environment: the address from [`URL_ENV`] (default
+    /// [`DEFAULT_URL`]), and the TLS files of [`RabbitConfig::tls_from_env`].
     pub fn from_env() -> Self {
-        RabbitConfig::new(address_from_env(URL_ENV, DEFAULT_URL))
+        RabbitConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
+    }
+
+    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
+    /// place of those set before (a variable unset or empty names none).
+    pub fn tls_from_env(mut self) -> Self {
+        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
+        self
+    }
+
+    /// Trusts the root certificates of this PEM file for TLS, besides the system's. Needs an
+    /// `amqps://` address.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.ca_file(path);
+        self
+    }
+
+    /// Presents this certificate chain, with this private key (both PEM files), to a server
+    /// that verifies peers (`ssl_options.verify = verify_peer`). Needs an `amqps://` address.
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.client_cert(cert, key);
+        self
     }
 
     /// The server address as given, credentials included.
@@ -111,6 +149,7 @@ impl fmt::Debug for RabbitConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RabbitConfig")
             .field("url", &redact(&self.url))
+            .field("tls", &self.tls)
             .field("exchange", &self.exchange)
             .field("delivery_limit", &self.delivery_limit)
             .field("group_expiry", &self.group_expiry)

@@ -35,9 +35,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::{BasicProperties, Channel, Connect, Connection, ConnectionProperties};
 
-pub use config::{DEFAULT_URL, RabbitConfig, URL_ENV};
+pub use config::{
+    CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, DEFAULT_URL, RabbitConfig, URL_ENV,
+};
 
 use tidings_core::adapter::lock;
 use tidings_core::adapter::redact;
@@ -143,9 +146,14 @@ impl Shared {
             );
         }
         let properties = ConnectionProperties::default().with_connection_name("tidings".into());
+        let tls = self.tls()?;
+        let runtime = lapin::runtime::default_runtime().map_err(|e| self.unreachable(e))?;
         let connection = tokio::time::timeout(
             self.config.connect_timeout,
-            Connection::connect(&self.config.url, properties),
+            self.config
+                .url
+                .as_str()
+                .connect_with_config(properties, tls, runtime),
         )
         .await
         .map_err(|_| {
@@ -242,6 +250,33 @@ impl Shared {
         } else {
             set.remove(key);
         }
+    }
+
+    /// The TLS settings of the connection, from the configured files: what `amqps://` trusts
+    /// besides the system's roots, and the client certificate.
+    fn tls(&self) -> Result<OwnedTLSConfig, BrokerError> {
+        let tls = &self.config.tls;
+        if tls.is_empty() {
+            return Ok(OwnedTLSConfig::default());
+        }
+        if !self.config.url.starts_with("amqps://") {
+            return Err(self.unreachable(
+                "TLS files are set but the address is not a TLS one; write it as amqps://",
+            ));
+        }
+        let pem = tls.pem().map_err(|e| self.unreachable(e))?;
+        let cert_chain = pem
+            .ca
+            .map(|ca| {
+                String::from_utf8(ca).map_err(|e| self.unreachable(format!("the CA file: {e}")))
+            })
+            .transpose()?;
+        Ok(OwnedTLSConfig {
+            identity: pem
+                .client
+                .map(|(pem, key)| OwnedIdentity::PKCS8 { pem, key }),
+            cert_chain,
+        })
     }
 
     fn unreachable(&self, reason: impl fmt::Display) -> BrokerError {
