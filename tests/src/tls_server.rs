@@ -1,4 +1,4 @@
-//! A Redis, Mosquitto or NATS server of a test's own, listening only over TLS on a free loopback port,
+//! A Redis, Mosquitto, NATS or RabbitMQ server of a test's own, listening only over TLS on a free loopback port,
 //! with the certificates of [`crate::certificates`]; killed when the test drops it. The shared
 //! servers on the default ports are left alone.
 
@@ -28,6 +28,9 @@ pub struct TlsServer {
     name: &'static str,
     port: u16,
     child: Child,
+    /// Stopped with SIGTERM, for a start script that passes it on to the server it runs;
+    /// otherwise killed.
+    graceful: bool,
     log: PathBuf,
     // Holds the server's configuration, data and log until it is dropped.
     _dir: TempDir,
@@ -123,6 +126,51 @@ impl TlsServer {
         TlsServer::start("nats-server", command, port, log, dir)
     }
 
+    /// A RabbitMQ node of its own (named after its port, on the local `epmd`) with only a TLS
+    /// listener, on a free port, verifying client certificates against `ca` when they are
+    /// required. Started through the server's start script run as the current user, so that
+    /// its files stay in the test's folder; stopped with SIGTERM, which the script passes on.
+    pub fn rabbitmq(ca: &Path, server: &Identity, clients: ClientCerts) -> Self {
+        let dir = folder("rabbitmq");
+        let port = free_port();
+        let log = dir.path().join("log");
+        let config = dir.path().join("rabbitmq.conf");
+        let required = clients == ClientCerts::Required;
+        let text = format!(
+            "listeners.tcp = none\n\
+             listeners.ssl.default = 127.0.0.1:{port}\n\
+             loopback_users = none\n\
+             ssl_options.cacertfile = {ca}\n\
+             ssl_options.certfile = {cert}\n\
+             ssl_options.keyfile = {key}\n\
+             ssl_options.verify = {verify}\n\
+             ssl_options.fail_if_no_peer_cert = {required}\n",
+            ca = ca.display(),
+            cert = server.cert.display(),
+            key = server.key.display(),
+            verify = if required {
+                "verify_peer"
+            } else {
+                "verify_none"
+            },
+        );
+        std::fs::write(&config, text).expect("writing the RabbitMQ configuration");
+        let mut command = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+        command
+            .env("RABBITMQ_NODENAME", format!("tidings-tls-{port}@localhost"))
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            // The path without `.conf`, as the start script adds it.
+            .env("RABBITMQ_CONFIG_FILE", dir.path().join("rabbitmq"))
+            .env("RABBITMQ_MNESIA_BASE", dir.path().join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", &log)
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.path().join("plugins"))
+            .env("RABBITMQ_PID_FILE", dir.path().join("pid"));
+        let log = log.join(format!("tidings-tls-{port}@localhost.log"));
+        let mut server = TlsServer::start("rabbitmq-server", command, port, log, dir);
+        server.graceful = true;
+        server
+    }
+
     /// The port it listens on, on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -147,6 +195,7 @@ impl TlsServer {
             name,
             port,
             child,
+            graceful: false,
             log,
             _dir: dir,
         };
@@ -175,7 +224,13 @@ impl TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        if let Err(e) = self.child.kill() {
+        if self.graceful {
+            let pid = self.child.id().to_string();
+            match Command::new("kill").args(["-TERM", &pid]).status() {
+                Ok(status) if status.success() => {}
+                outcome => eprintln!("stopping {} (pid {pid}): {outcome:?}", self.name),
+            }
+        } else if let Err(e) = self.child.kill() {
             eprintln!("stopping {} (pid {}): {e}", self.name, self.child.id());
         }
         if let Err(e) = self.child.wait() {
