@@ -40,6 +40,8 @@
 //! Beside the cases, [`seam`] drives a broker below the typed layer for adapter tests of their
 //! own, and [`restart`] publishes thousands of events across a restart of the server.
 
+#![forbid(unsafe_code)]
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,6 +39,8 @@
 //! group's heartbeats and rebalances go on) and pauses fetching while deliveries pile up
 //! unread.
 
+#![forbid(unsafe_code)]
+
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use rdkafka;
 

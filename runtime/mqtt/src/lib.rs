@@ -42,6 +42,8 @@
 //! [`Nack::Terminate`]: tidings_core::broker::Nack::Terminate
 //! [`StartFrom::Oldest`]: tidings_core::StartFrom::Oldest
 
+#![forbid(unsafe_code)]
+
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use rumqttc;
 

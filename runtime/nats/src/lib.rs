@@ -23,6 +23,8 @@
 //! `content-type`. The client reconnects by itself after the server comes back; a subscription
 //! whose consumer was lost recreates it where it left off.
 
+#![forbid(unsafe_code)]
+
 // Public for the fuzz targets, which feed received headers to `binding::read`.
 #[doc(hidden)]
 pub mod binding;

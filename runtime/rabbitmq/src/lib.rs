@@ -19,6 +19,8 @@
 //! `content-type`). After the connection is lost, publishes and subscriptions connect again and
 //! declare what they need again.
 
+#![forbid(unsafe_code)]
+
 // Public for the fuzz targets, which feed received properties to `binding::read`.
 #[doc(hidden)]
 pub mod binding;

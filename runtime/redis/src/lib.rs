@@ -42,6 +42,8 @@
 //! for a client certificate gets [`RedisConfig::client_cert`]. [`RedisConfig::from_env`] reads
 //! both from [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`].
 
+#![forbid(unsafe_code)]
+
 pub use dedup::{DEFAULT_DEDUP_TTL, RedisDedup};
 
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
