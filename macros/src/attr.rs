@@ -10,7 +10,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, LitStr, Path};
 
 /// The keys `#[event(...)]` takes on a struct, in the order the errors list them.
-const ITEM_KEYS: &str = "`topic`, `codec`, `schema` and `crate`";
+const ITEM_KEYS: &str = "`topic`, `type`, `codec`, `schema` and `crate`";
 
 /// The codec an event is written and read with, named by `codec = "..."`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +58,8 @@ impl Codec {
 pub(crate) struct ItemAttrs {
     /// `topic = "..."`.
     pub(crate) topic: Option<LitStr>,
+    /// `type = "..."`: the CloudEvents type, when it is not the topic.
+    pub(crate) event_type: Option<LitStr>,
     /// `codec = "..."`, with the span of its literal.
     pub(crate) codec: Option<(Codec, Span)>,
     /// `schema = "..."`.
@@ -81,6 +83,11 @@ pub(crate) fn item_attrs(attrs: &[Attribute], errors: &mut Vec<syn::Error>) -> I
                 "topic" => {
                     let lit = string_value(&meta, "topic", "\"events.order.created.v1\"")?;
                     set_once(&mut out.topic, lit, &meta, errors);
+                }
+                "type" => {
+                    let lit =
+                        string_value(&meta, "type", "\"com.example.storage.object.v1.finalized\"")?;
+                    set_once(&mut out.event_type, lit, &meta, errors);
                 }
                 "codec" => {
                     let lit = string_value(&meta, "codec", "\"json\"")?;
@@ -150,7 +157,7 @@ pub(crate) fn field_key(attrs: &[Attribute], errors: &mut Vec<syn::Error>) -> Op
                     Ok(())
                 }
                 "key" => Err(meta.error("`key` takes no value: write `#[event(key)]`")),
-                "topic" | "codec" | "schema" | "crate" => Err(meta.error(format!(
+                "topic" | "type" | "codec" | "schema" | "crate" => Err(meta.error(format!(
                     "`{name}` goes on the struct, not on a field; a field takes only \
                      `#[event(key)]`"
                 ))),

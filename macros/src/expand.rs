@@ -13,6 +13,7 @@ pub(crate) fn event_impl(event: &Event) -> TokenStream {
         ident,
         where_clause,
         topic,
+        event_type,
         schema,
         codec,
         krate,
@@ -25,10 +26,14 @@ pub(crate) fn event_impl(event: &Event) -> TokenStream {
     let codec_ty = respan(quote!(#krate::#codec_ident), codec_span);
     let key_fn = key.as_ref().map(key_fn);
     let data_schema = LitStr::new(&format!("proto:{}", schema.value()), schema.span());
+    let event_type = event_type
+        .as_ref()
+        .map(|event_type| quote!(const TYPE: &'static str = #event_type;));
     quote! {
         #[automatically_derived]
         impl #krate::Event for #ident #where_clause {
             const TOPIC: &'static str = #topic;
+            #event_type
             const SCHEMA: &'static str = #schema;
             const DATA_SCHEMA: &'static str = #data_schema;
             type Codec = #codec_ty;

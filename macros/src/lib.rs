@@ -65,13 +65,17 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   (lowercase segments `[a-z][a-z0-9_]*`, at least a domain, an event and a version, the last
 ///   segment a version such as `v1` or `v1beta1`, no wildcard, at most 249 bytes). `VERSION` is
 ///   the major number of its last segment.
+/// - `type = "..."`: the CloudEvents `type` the event travels with and subscribers match on,
+///   for events a producer names its own way (`com.example.storage.object.v1.finalized`). By
+///   default it is the topic. It only has to be non-empty printable text, as CloudEvents asks.
 /// - `codec = "..."`: how the event is written and which content types it reads. The first
 ///   codec named writes, every codec named reads:
 ///   `"protobuf"` (the default, as on the wire by design; needs `prost::Message`),
 ///   `"json"` (needs serde's `Serialize` and `Deserialize`),
 ///   `"protobuf+json"` and `"json+protobuf"` (need both). A serde struct therefore says
 ///   `codec = "json"`.
-/// - `schema = "..."`: the schema name published in `dataschema` and checked by subscribers. By
+/// - `schema = "..."`: the schema name published in `dataschema` and checked by subscribers
+///   when a message carries one. By
 ///   default it is the protobuf full name the naming convention gives the topic: the topic is
 ///   the package without its version, the message name in snake_case, then the version, so
 ///   `events.order.created.v1` gives `events.order.v1.Created` and

@@ -28,6 +28,7 @@ fn serde_struct_with_every_setting() {
         #[derive(serde::Serialize, serde::Deserialize)]
         #[event(topic = "events.payment.captured.v2beta1", codec = "json+protobuf")]
         #[event(schema = "billing.Captured", crate = "::shop::tidings")]
+        #[event(type = "com.example.billing.v2.captured")]
         pub struct Captured {
             #[event(key)]
             pub account: u64,

@@ -16,6 +16,8 @@ pub(crate) struct Event {
     pub(crate) where_clause: Option<WhereClause>,
     /// The topic literal, as written.
     pub(crate) topic: LitStr,
+    /// The CloudEvents type, when set apart from the topic.
+    pub(crate) event_type: Option<LitStr>,
     /// The schema name: given, or derived from the topic.
     pub(crate) schema: LitStr,
     /// The codec and where it was chosen (the literal, or the derive for the default).
@@ -69,6 +71,19 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
         ));
     }
     let topic = checked_topic(input, &attrs, &mut errors);
+    let event_type = match attrs.event_type {
+        Some(event_type) if !tidings_contract::is_event_type(&event_type.value()) => {
+            errors.push(syn::Error::new(
+                event_type.span(),
+                "a CloudEvents type is non-empty printable text, with no control character; \
+                 write it as the producer sends it, such as \
+                 `type = \"com.example.storage.object.v1.finalized\"`, or remove `type` for the \
+                 topic",
+            ));
+            None
+        }
+        event_type => event_type,
+    };
     let schema = match (&topic, attrs.schema) {
         (_, Some(schema)) if schema.value().is_empty() => {
             errors.push(syn::Error::new(
@@ -101,6 +116,7 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
         ident: input.ident.clone(),
         where_clause: input.generics.where_clause.clone(),
         topic,
+        event_type,
         schema,
         codec: attrs.codec.unwrap_or((Codec::Protobuf, Span::call_site())),
         krate: attrs.krate.unwrap_or_else(|| syn::parse_quote!(::tidings)),

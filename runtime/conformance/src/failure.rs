@@ -175,7 +175,11 @@ pub async fn refusals_are_dead_lettered(factory: &impl BrokerFactory) -> Outcome
     .await;
     let bus = bus(broker.clone());
     let (handler, mut inbox) = collector::<Refusals>(&run);
-    let sub = must(bus.subscribe(handler).await, "subscribing");
+    // Requiring `dataschema`, so that a message without it is among the refusals.
+    let sub = must(
+        bus.subscribe(handler).require_data_schema().await,
+        "subscribing",
+    );
 
     let with = |seq, change: fn(&mut Message)| {
         let mut message = probe_message::<Refusals>(&run, seq);

@@ -9,10 +9,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod event_type;
 mod naming;
 mod topic;
 mod version;
 
+pub use event_type::is_event_type;
 pub use naming::default_schema;
 pub use topic::{MAX_TOPIC_LEN, TopicError, validate_topic};
 pub use version::{Stability, Version, VersionError, parse_version};

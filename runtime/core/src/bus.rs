@@ -359,7 +359,7 @@ impl Bus {
             traceparent: options.traceparent,
             ..Envelope::new(
                 self.source.clone(),
-                Cow::Borrowed(E::TOPIC),
+                Cow::Borrowed(E::TYPE),
                 E::Codec::CONTENT_TYPE,
                 Some(Cow::Borrowed(E::DATA_SCHEMA)),
             )

@@ -1,6 +1,6 @@
 //! The contract an event type fulfils.
 
-use tidings_contract::validate_topic;
+use tidings_contract::{is_event_type, validate_topic};
 
 use crate::codec::Codec;
 use crate::envelope::SCHEMA_PREFIX;
@@ -18,6 +18,12 @@ pub trait Event: Sized + Send + Sync + 'static {
     /// build once the event is published or subscribed (0 for a topic that breaks the rule,
     /// which the runtime refuses anyway).
     const VERSION: u32 = major_of(Self::TOPIC);
+    /// The CloudEvents `type` the event travels with and subscribers match on: its topic unless
+    /// the producer names its events its own way (`com.example.storage.object.v1.finalized`).
+    /// The topic rule governs topics only; a type follows the CloudEvents spec's rules, a
+    /// non-empty text of printable characters, which an implementation that breaks does not
+    /// build once the event is published or subscribed.
+    const TYPE: &'static str = Self::TOPIC;
     /// The full schema name, `events.order.v1.Created` for a protobuf message.
     const SCHEMA: &'static str;
     /// The CloudEvents `dataschema` every publish writes: `proto:` and [`Event::SCHEMA`],
@@ -46,6 +52,16 @@ pub trait Event: Sized + Send + Sync + 'static {
         "Event::DATA_SCHEMA is not \"proto:\" followed by Event::SCHEMA"
     );
 
+    /// Fails the build of an implementation whose [`Event::TYPE`], set apart from its topic, is
+    /// empty or holds a control character (a topic is checked by the topic rule). Evaluated
+    /// with [`Event::VERSION_FOLLOWS_TOPIC`]; not to be set.
+    #[doc(hidden)]
+    const TYPE_IS_PRINTABLE: () = assert!(
+        is_event_type(Self::TYPE) || same_text(Self::TYPE, Self::TOPIC),
+        "Event::TYPE is empty or holds a control character; CloudEvents types are non-empty \
+         printable text"
+    );
+
     /// The partition key: events with the same key keep their order where the broker promises
     /// order per key. `None` by default; a publish option can set one as well.
     fn key(&self) -> Option<String> {
@@ -72,6 +88,22 @@ const fn is_data_schema_of(data_schema: &str, schema: &str) -> bool {
             schema[i - prefix.len()]
         };
         if data_schema[i] != expected {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `a` and `b` are the same text; a `const fn`.
+const fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
             return false;
         }
         i += 1;

@@ -49,7 +49,7 @@ pub use id::EventId;
 /// The protobuf well-known types (`Timestamp`, `Duration`, `Any`...) that generated events use.
 pub use prost_types as well_known;
 pub use receipt::Receipt;
-pub use receive::{Refusal, decode};
+pub use receive::{DataSchema, Refusal, decode, decode_with};
 pub use retry::RetryPolicy;
 pub use size::DEFAULT_MAX_MESSAGE_SIZE;
 pub use subscription::{

@@ -1,8 +1,11 @@
 //! Turning a delivery into a typed event, or into a refusal that says why not.
 //!
-//! A message is decoded as `E` only when its `type` is `E`'s topic (so its major version too),
-//! its `dataschema` names `E`'s schema and its content type is one `E` reads. Anything else is
-//! refused, never decoded as the wrong type.
+//! A message is decoded as `E` only when its `type` is `E`'s ([`Event::TYPE`], its topic unless
+//! set otherwise, so its major version too), its `dataschema`, when it has one, names `E`'s
+//! schema, and its content type is one `E` reads. Anything else is refused, never decoded as the
+//! wrong type. CloudEvents producers outside tidings seldom write `dataschema`, so a message
+//! without one is read on its type and content type, unless the subscription requires it
+//! ([`DataSchema::Required`]).
 
 use crate::broker::{Malformed, Message};
 use crate::codec::{Codec, CodecError};
@@ -15,10 +18,10 @@ use crate::topic::validate_topic;
 /// dead-letter reason and names what was expected and what arrived.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    /// The `type` attribute is another topic, or the same event at another major version.
+    /// The `type` attribute is another event's, or the same event's at another major version.
     #[error("{}", wrong_type(expected, actual))]
     WrongType {
-        /// The subscribed topic.
+        /// The subscribed event's type.
         expected: &'static str,
         /// The `type` the message carries.
         actual: String,
@@ -31,8 +34,12 @@ pub enum Refusal {
         /// The `dataschema` the message carries.
         actual: String,
     },
-    /// The message carries no `dataschema`, so nothing says which message its data is.
-    #[error("missing schema: expected dataschema `{SCHEMA_PREFIX}{expected}`, got none")]
+    /// The message carries no `dataschema`, and the subscription requires one
+    /// ([`DataSchema::Required`]).
+    #[error(
+        "missing schema: expected dataschema `{SCHEMA_PREFIX}{expected}`, got none, and this \
+         subscription requires it"
+    )]
     MissingSchema {
         /// The subscribed schema name.
         expected: &'static str,
@@ -67,7 +74,7 @@ pub enum Refusal {
         "malformed message: expected a CloudEvents 1.0 message of type `{expected}`, got: {reason}"
     )]
     Malformed {
-        /// The subscribed topic.
+        /// The subscribed event's type.
         expected: &'static str,
         /// What was wrong with it.
         reason: String,
@@ -89,32 +96,58 @@ fn wrong_type(expected: &str, actual: &str) -> String {
     }
 }
 
+/// Whether a message must carry `dataschema` to be decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DataSchema {
+    /// A message without one is decoded when its type and content type say it is the event:
+    /// the default, as producers outside tidings seldom write it. One that names another
+    /// message is refused either way.
+    #[default]
+    Optional,
+    /// A message without one is refused ([`Refusal::MissingSchema`]), for consumers that want
+    /// every producer to say which message its data is.
+    Required,
+}
+
 /// Decodes a message's `data` as `E`, given its `envelope`, or says why it is not one: the check
 /// a typed subscriber makes on every delivery, usable on its own (reading dead letters, testing an
-/// adapter).
+/// adapter). A message without `dataschema` is read ([`DataSchema::Optional`]).
 pub fn decode<E: Event>(envelope: &Envelope, data: &[u8]) -> Result<E, Refusal> {
+    decode_with(envelope, data, DataSchema::Optional)
+}
+
+/// [`decode`], requiring `dataschema` or not.
+pub fn decode_with<E: Event>(
+    envelope: &Envelope,
+    data: &[u8],
+    data_schema: DataSchema,
+) -> Result<E, Refusal> {
     // A message published in this process carries the very `&'static str` of its type: the
     // same address says equal without comparing the text.
     let event_type: &str = &envelope.event_type;
-    if !std::ptr::eq(event_type, E::TOPIC) && event_type != E::TOPIC {
+    if !std::ptr::eq(event_type, E::TYPE) && event_type != E::TYPE {
         return Err(Refusal::WrongType {
-            expected: E::TOPIC,
+            expected: E::TYPE,
             actual: envelope.event_type.clone().into_owned(),
         });
     }
     match envelope.data_schema.as_deref() {
-        None => {
+        None if data_schema == DataSchema::Required => {
             return Err(Refusal::MissingSchema {
                 expected: E::SCHEMA,
             });
         }
-        Some(schema) if schema.strip_prefix(SCHEMA_PREFIX) != Some(E::SCHEMA) => {
+        // The same address as the constant: what this process published.
+        Some(schema)
+            if !std::ptr::eq(schema, E::DATA_SCHEMA)
+                && schema.strip_prefix(SCHEMA_PREFIX) != Some(E::SCHEMA) =>
+        {
             return Err(Refusal::WrongSchema {
                 expected: E::SCHEMA,
                 actual: schema.to_owned(),
             });
         }
-        Some(_) => {}
+        _ => {}
     }
     let Some(content_type) = envelope.content_type() else {
         return Err(Refusal::UnknownContentType {
@@ -143,7 +176,7 @@ pub(crate) fn check_size(
 /// The refusal for a delivery that could not be read as a CloudEvents message.
 pub(crate) fn malformed<E: Event>(malformed: &Malformed) -> Refusal {
     Refusal::Malformed {
-        expected: E::TOPIC,
+        expected: E::TYPE,
         reason: malformed.reason.clone(),
     }
 }
@@ -258,6 +291,71 @@ mod tests {
                  `events.order.v1.Shipped`: "
             ),
             "{text}"
+        );
+    }
+
+    /// An event named the way another producer names its events.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Finalized {
+        #[prost(string, tag = "1")]
+        name: String,
+    }
+
+    impl Event for Finalized {
+        const TOPIC: &'static str = "storage.object.finalized.v1";
+        const TYPE: &'static str = "com.example.storage.object.v1.finalized";
+        const SCHEMA: &'static str = "com.example.storage.v1.ObjectData";
+        const DATA_SCHEMA: &'static str = "proto:com.example.storage.v1.ObjectData";
+        type Codec = Protobuf;
+    }
+
+    #[test]
+    fn a_message_without_dataschema_is_read_unless_the_subscription_requires_it() {
+        let event = Shipped {
+            order_id: "7".into(),
+        };
+        let mut bare = envelope(ContentType::Protobuf);
+        bare.data_schema = None;
+        let data = event.encode_to_vec();
+        assert_eq!(decode::<Shipped>(&bare, &data).unwrap(), event);
+        assert_eq!(
+            decode_with::<Shipped>(&bare, &data, DataSchema::Required)
+                .unwrap_err()
+                .to_string(),
+            "missing schema: expected dataschema `proto:events.order.v1.Shipped`, got none, and \
+             this subscription requires it"
+        );
+        assert_eq!(
+            decode_with::<Shipped>(
+                &envelope(ContentType::Protobuf),
+                &data,
+                DataSchema::Required
+            )
+            .unwrap(),
+            event,
+            "with dataschema, the strict check passes"
+        );
+    }
+
+    #[test]
+    fn an_event_is_matched_on_its_own_type_not_its_topic() {
+        let event = Finalized {
+            name: "photo.jpg".into(),
+        };
+        let data = event.encode_to_vec();
+        let mut theirs = envelope(ContentType::Protobuf);
+        theirs.event_type = Cow::Borrowed("com.example.storage.object.v1.finalized");
+        theirs.data_schema = None;
+        assert_eq!(decode::<Finalized>(&theirs, &data).unwrap(), event);
+
+        let mut by_topic = theirs.clone();
+        by_topic.event_type = Cow::Borrowed("storage.object.finalized.v1");
+        assert_eq!(
+            decode::<Finalized>(&by_topic, &data)
+                .unwrap_err()
+                .to_string(),
+            "wrong event type: expected `com.example.storage.object.v1.finalized`, got \
+             `storage.object.finalized.v1`"
         );
     }
 }

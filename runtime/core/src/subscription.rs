@@ -28,7 +28,7 @@ use crate::dedup::DedupStore;
 use crate::envelope::Envelope;
 use crate::event::Event;
 use crate::handler::{Handler, HandlerError, Received};
-use crate::receive::{self, Refusal};
+use crate::receive::{self, DataSchema, Refusal};
 use crate::retry::RetryPolicy;
 use crate::telemetry::metrics::{ConsumerMetrics, Timed};
 use crate::telemetry::{self, consumer_event, kind};
@@ -48,7 +48,7 @@ type Settling<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a subscription consumes: group, start position, concurrency, retries, timeout, dedup,
-/// size limit.
+/// size limit, whether `dataschema` is required.
 #[derive(Clone)]
 pub struct SubscribeOptions {
     group: Option<String>,
@@ -58,12 +58,14 @@ pub struct SubscribeOptions {
     handler_timeout: Duration,
     dedup: Option<Arc<dyn DedupStore>>,
     max_message_size: Option<usize>,
+    data_schema: DataSchema,
 }
 
 impl Default for SubscribeOptions {
     /// No group (every plain subscriber gets every event), new events only, one at a time (in
     /// delivery order; see [`SubscribeOptions::concurrency`] for retries),
-    /// [`RetryPolicy::default`], [`DEFAULT_HANDLER_TIMEOUT`], no dedup, the bus's size limit.
+    /// [`RetryPolicy::default`], [`DEFAULT_HANDLER_TIMEOUT`], no dedup, the bus's size limit,
+    /// `dataschema` optional.
     fn default() -> Self {
         SubscribeOptions {
             group: None,
@@ -73,6 +75,7 @@ impl Default for SubscribeOptions {
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             dedup: None,
             max_message_size: None,
+            data_schema: DataSchema::Optional,
         }
     }
 }
@@ -87,6 +90,7 @@ impl std::fmt::Debug for SubscribeOptions {
             .field("handler_timeout", &self.handler_timeout)
             .field("dedup", &self.dedup.is_some())
             .field("max_message_size", &self.max_message_size)
+            .field("data_schema", &self.data_schema)
             .finish()
     }
 }
@@ -144,6 +148,14 @@ impl SubscribeOptions {
     /// ([`Message::size`]); for a message that is no CloudEvent, each header's.
     pub fn max_message_size(mut self, limit: usize) -> Self {
         self.max_message_size = Some(limit);
+        self
+    }
+
+    /// Refuses, and dead-letters, a message without `dataschema`. By default one is read when
+    /// its `type` and content type say it is the event, as CloudEvents producers outside
+    /// tidings seldom write `dataschema`; one that names another message is refused either way.
+    pub fn require_data_schema(mut self) -> Self {
+        self.data_schema = DataSchema::Required;
         self
     }
 }
@@ -273,6 +285,12 @@ impl<E: Event, H: Handler<E>> SubscribeBuilder<E, H> {
         self
     }
 
+    /// See [`SubscribeOptions::require_data_schema`].
+    pub fn require_data_schema(mut self) -> Self {
+        self.options = self.options.require_data_schema();
+        self
+    }
+
     /// Replaces every option at once.
     pub fn options(mut self, options: SubscribeOptions) -> Self {
         self.options = options;
@@ -349,6 +367,7 @@ impl Bus {
             handler_timeout: options.handler_timeout,
             dedup: options.dedup,
             max_message_size: options.max_message_size.unwrap_or(self.max_message_size()),
+            data_schema: options.data_schema,
             broker_delays: capabilities.nack_delay,
             metrics: self
                 .records_metrics()
@@ -381,6 +400,8 @@ struct Consumer<E, H> {
     dedup: Option<Arc<dyn DedupStore>>,
     /// Larger messages are refused before they are decoded.
     max_message_size: usize,
+    /// Whether a message without `dataschema` is refused.
+    data_schema: DataSchema,
     /// A retry is a nack with the backoff as its delay; otherwise the backoff is waited here.
     broker_delays: bool,
     /// The subscription's metrics, when its bus records them.
@@ -569,7 +590,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         ) {
             (Err(refusal), message) => Err((refusal, message.ok().map(|m| m.envelope))),
             (Ok(()), Ok(Message { envelope, data })) => {
-                match receive::decode::<E>(&envelope, &data) {
+                match receive::decode_with::<E>(&envelope, &data, self.data_schema) {
                     Ok(event) => Ok((event, envelope)),
                     Err(refusal) => Err((refusal, Some(envelope))),
                 }

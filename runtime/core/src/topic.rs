@@ -30,10 +30,11 @@ impl Topic {
 
     /// The topic of event type `E`, checked.
     pub fn of<E: crate::Event>() -> Result<Self, TopicError> {
-        // A VERSION or DATA_SCHEMA set by hand that disagrees with the topic or the schema
-        // stops the build here.
+        // A VERSION or DATA_SCHEMA set by hand that disagrees with the topic or the schema, or
+        // a TYPE that is no CloudEvents type, stops the build here.
         const { E::VERSION_FOLLOWS_TOPIC };
         const { E::DATA_SCHEMA_FOLLOWS_SCHEMA };
+        const { E::TYPE_IS_PRINTABLE };
         // The same check as `Topic::new`, evaluated once per event type at compile time.
         match const { validate_topic(E::TOPIC) } {
             Ok(version) => Ok(Topic {

@@ -74,7 +74,7 @@ pub(crate) fn claim_reply(reply: Value) -> Result<Vec<Entry>, RedisError> {
 
 /// Fields from a flat `name, value, name, value...` array.
 fn pairs(flat: Vec<Value>) -> Result<Fields, RedisError> {
-    if flat.len() % 2 != 0 {
+    if !flat.len().is_multiple_of(2) {
         return Err(shape("the fields of an entry (a name without a value)"));
     }
     let mut fields = Vec::with_capacity(flat.len() / 2);
