@@ -4,5 +4,6 @@
 pub mod certificates;
 pub mod nats_server;
 pub mod own_nats;
+pub mod python;
 pub mod round_trip;
 pub mod tls_server;

@@ -3,8 +3,8 @@
 //! headers, `content-type`, the partition key as the record key, the event as the value.
 //!
 //! Ignored unless asked for (`--include-ignored`, as the test command passes), against `TIDINGS_KAFKA_BROKERS` (or
-//! 127.0.0.1:9092). kafka-python is installed from PyPI into a virtual environment under the
-//! target folder the first time.
+//! 127.0.0.1:9092). kafka-python is installed from PyPI into the interop tests' virtual
+//! environment under the target folder the first time (`tests/interop/requirements.txt`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,9 +15,8 @@ use tidings::broker::kafka::{KafkaBroker, KafkaConfig};
 use tidings::envelope::parse_time;
 use tidings::{Bus, Event, Protobuf};
 use tidings_conformance::probe::run_id;
+use tidings_tests::python::{output_of, python};
 
-/// The kafka-python release the test reads with.
-const KAFKA_PYTHON: &str = "kafka-python==3.0.12";
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 const SOURCE: &str = "tidings-interop";
 
@@ -34,37 +33,6 @@ impl Event for PaymentCaptured {
     const SCHEMA: &'static str = "shop.payments.v1.PaymentCaptured";
     const DATA_SCHEMA: &'static str = "proto:shop.payments.v1.PaymentCaptured";
     type Codec = Protobuf;
-}
-
-/// A Python with kafka-python, made once under the target folder.
-fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("kafka-python");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        output_of(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    }
-    // Isolated (`-I`): the working folder, which has a `kafka` folder of its own, is not searched.
-    let has_client = Command::new(&python)
-        .args(["-I", "-c", "import kafka; kafka.KafkaConsumer"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_client {
-        output_of(Command::new(&python).args(["-m", "pip", "install", "--quiet", KAFKA_PYTHON]));
-    }
-    python
-}
-
-fn output_of(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

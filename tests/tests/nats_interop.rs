@@ -2,14 +2,14 @@
 //! package reads an event tidings published on NATS JetStream, and publishes one, in CloudEvents
 //! binary mode, that reaches a typed tidings handler.
 //!
-//! Ignored unless asked for (`--include-ignored`, as the test command passes). The Python packages (`tests/interop/
-//! requirements.txt`) are installed from PyPI into a venv under `target/` on the first run. The
+//! Ignored unless asked for (`--include-ignored`, as the test command passes). The Python packages
+//! (`tests/interop/requirements.txt`) are installed from PyPI into a venv under `target/` on the
+//! first run. The
 //! Python side builds its message class from a FileDescriptorSet this test writes, so it needs
 //! no protoc.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use prost::Message as _;
@@ -18,6 +18,7 @@ use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto, Fi
 use tidings::broker::nats::{NatsBroker, NatsConfig};
 use tidings::{Bus, Event, HandlerError, Received};
 use tidings_conformance::probe::run_id;
+use tidings_tests::python::{interop_dir, output_of, python};
 
 /// An order placed, as both sides know it.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -63,52 +64,6 @@ fn descriptor_set() -> Vec<u8> {
         ..Default::default()
     };
     FileDescriptorSet { file: vec![file] }.encode_to_vec()
-}
-
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
-}
-
-fn output_of(command: &mut Command) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The venv's python, with the interop requirements installed (once; tests share it).
-fn python() -> PathBuf {
-    static SETUP: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = SETUP.lock().unwrap_or_else(|e| e.into_inner());
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let venv = target.join("interop-venv");
-    let python = venv.join("bin/python");
-    let requirements = interop_dir().join("requirements.txt");
-    let stamp = venv.join("requirements.installed");
-    let wanted = std::fs::read_to_string(&requirements).expect("tests/interop/requirements.txt");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        output_of(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        output_of(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements),
-        );
-        std::fs::write(&stamp, &wanted).expect("writing the venv stamp");
-    }
-    python
 }
 
 /// Writes the descriptor set where the Python side reads it.

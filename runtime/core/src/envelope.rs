@@ -316,6 +316,44 @@ impl Envelope {
         serde_json::to_vec(&Value::Object(doc)).unwrap_or_default()
     }
 
+    /// Reads a structured-mode document that arrived with attributes beside it, in the
+    /// transport's headers: those the document does not have are added as extensions, as the
+    /// dead-letter attributes that tidings writes in headers when it moves a message it cannot
+    /// handle. The document's own attributes win; the spec's and tidings' known attributes are
+    /// taken from the document only.
+    pub fn from_structured_beside<K, V>(
+        document: &[u8],
+        beside: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<(Self, Bytes), EnvelopeError>
+    where
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        const KNOWN: [&str; 13] = [
+            attr::SPEC_VERSION,
+            attr::ID,
+            attr::SOURCE,
+            attr::TYPE,
+            attr::TIME,
+            attr::DATA_CONTENT_TYPE,
+            attr::DATA_SCHEMA,
+            attr::SUBJECT,
+            attr::PARTITION_KEY,
+            attr::CORRELATION_ID,
+            attr::CAUSATION_ID,
+            attr::TRACEPARENT,
+            attr::TRACESTATE,
+        ];
+        let (mut envelope, data) = Self::from_structured(document)?;
+        for (name, value) in beside {
+            let name = name.as_ref().to_ascii_lowercase();
+            if !KNOWN.contains(&name.as_str()) && envelope.extension(&name).is_none() {
+                envelope.set_extension(name, value);
+            }
+        }
+        Ok((envelope, data))
+    }
+
     /// Reads a structured-mode CloudEvents JSON document into an envelope and its data.
     pub fn from_structured(document: &[u8]) -> Result<(Self, Bytes), EnvelopeError> {
         use serde_json::Value;

@@ -103,12 +103,12 @@ impl Record {
             }
             pairs.push((attribute, text.to_owned()));
         }
-        let structured = pairs.len() == 1
-            && content_type
-                .as_deref()
-                .is_some_and(|ct| ct.starts_with(STRUCTURED));
+        let structured = content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with(STRUCTURED));
+        // A structured document, with the attributes tidings adds beside it when dead-lettering.
         if structured {
-            return match Envelope::from_structured(&self.value) {
+            return match Envelope::from_structured_beside(&self.value, pairs) {
                 Ok((envelope, data)) => Ok(Message::new(envelope, data)),
                 Err(e) => Err(self.malformed(e.to_string())),
             };

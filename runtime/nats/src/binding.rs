@@ -84,8 +84,9 @@ pub fn read(headers: Option<&HeaderMap>, payload: Bytes) -> Result<Message, Malf
             .collect(),
         data,
     };
-    if pairs.is_empty() && content_type.is_some_and(|ct| ct.starts_with(STRUCTURED)) {
-        return match Envelope::from_structured(&payload) {
+    // A structured document, with the attributes tidings adds beside it when dead-lettering.
+    if content_type.is_some_and(|ct| ct.starts_with(STRUCTURED)) {
+        return match Envelope::from_structured_beside(&payload, pairs) {
             Ok((envelope, data)) => Ok(Message::new(envelope, data)),
             Err(e) => Err(malformed(e.to_string(), payload)),
         };
@@ -190,6 +191,23 @@ mod tests {
         let back = read(Some(&headers), Bytes::from(doc)).unwrap();
         assert_eq!(*back.envelope, e);
         assert_eq!(&back.data[..], b"\x01\x02");
+    }
+
+    #[test]
+    fn a_dead_lettered_structured_message_keeps_the_attributes_beside_it() {
+        let e = envelope();
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", "application/cloudevents+json");
+        headers.insert("ce-deadletterreason", "wrong schema");
+        // Beside the document, a known attribute does not override it.
+        headers.insert("ce-id", "not-the-id");
+        let back = read(Some(&headers), Bytes::from(e.to_structured(b"\x01"))).unwrap();
+        assert_eq!(back.envelope.id, e.id);
+        assert_eq!(back.envelope.extension("tenant"), Some("acme"));
+        assert_eq!(
+            back.envelope.extension("deadletterreason"),
+            Some("wrong schema")
+        );
     }
 
     #[test]

@@ -138,12 +138,12 @@ pub fn read(properties: &BasicProperties, data: Bytes) -> Result<Message, Malfor
         headers,
         data,
     };
-    if pairs.is_empty()
-        && content_type
-            .as_deref()
-            .is_some_and(|ct| ct.starts_with(STRUCTURED))
+    // A structured document, with the attributes tidings adds beside it when dead-lettering.
+    if content_type
+        .as_deref()
+        .is_some_and(|ct| ct.starts_with(STRUCTURED))
     {
-        return match Envelope::from_structured(&data) {
+        return match Envelope::from_structured_beside(&data, pairs) {
             Ok((envelope, data)) => Ok(Message::new(envelope, data)),
             Err(e) => Err(malformed(e.to_string(), all, data)),
         };
