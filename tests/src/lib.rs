@@ -6,4 +6,5 @@ pub mod nats_server;
 pub mod own_nats;
 pub mod python;
 pub mod round_trip;
+pub mod tls_cases;
 pub mod tls_server;
