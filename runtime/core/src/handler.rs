@@ -84,7 +84,7 @@ impl<E> Received<E> {
 
     /// The W3C `traceparent` the event arrived with: the trace its publisher was in. With the
     /// feature `otel` and an OpenTelemetry layer installed, the handler already runs in a
-    /// `process` span that continues it (see [`Received::trace_context`]).
+    /// `process` span that continues it (see `Received::trace_context`, with the `otel` feature).
     pub fn trace_parent(&self) -> Option<&str> {
         self.envelope.traceparent.as_deref()
     }

@@ -47,7 +47,6 @@
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use rumqttc;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +96,12 @@ pub struct MqttConfig {
     max_message_size: usize,
 }
 
+tidings_core::tls_settings!(
+    MqttConfig,
+    trust: "instead of the system's; needs an `mqtts://` address",
+    verify: "a broker that asks for a client certificate; needs an `mqtts://` address"
+);
+
 impl std::fmt::Debug for MqttConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MqttConfig")
@@ -127,27 +132,6 @@ impl MqttConfig {
     /// [`DEFAULT_URL`]), and the TLS files of [`MqttConfig::tls_from_env`].
     pub fn from_env() -> Self {
         MqttConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
-    }
-
-    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
-    /// place of those set before (a variable unset or empty names none).
-    pub fn tls_from_env(mut self) -> Self {
-        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
-        self
-    }
-
-    /// Trusts the root certificates of this PEM file for TLS instead of the system's.
-    /// Needs an `mqtts://` address.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.ca_file(path);
-        self
-    }
-
-    /// Presents this certificate chain, with this private key (both PEM files), to a broker
-    /// that asks for a client certificate. Needs an `mqtts://` address.
-    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.client_cert(cert, key);
-        self
     }
 
     /// How often an idle connection is checked (at least 5 seconds, as the client requires).

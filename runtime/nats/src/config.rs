@@ -1,7 +1,6 @@
 //! How to reach a NATS server and what to ask of JetStream, from code or the environment.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
@@ -88,13 +87,6 @@ impl NatsConfig {
         NatsConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
     }
 
-    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
-    /// place of those set before (a variable unset or empty names none).
-    pub fn tls_from_env(mut self) -> Self {
-        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
-        self
-    }
-
     /// The server address as given, credentials included.
     pub fn url(&self) -> &str {
         &self.url
@@ -103,20 +95,6 @@ impl NatsConfig {
     /// JetStream (the default) or core NATS.
     pub fn mode(mut self, mode: NatsMode) -> Self {
         self.mode = mode;
-        self
-    }
-
-    /// Trusts the root certificates of this PEM file for TLS instead of the system's. Any TLS
-    /// file makes the connection require TLS, whatever the address's scheme.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.ca_file(path);
-        self
-    }
-
-    /// Presents this certificate chain, with this private key (both PEM files), to a server
-    /// that verifies clients (`verify: true` in its `tls` block).
-    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.client_cert(cert, key);
         self
     }
 
@@ -190,6 +168,12 @@ impl NatsConfig {
         self
     }
 }
+
+tidings_core::tls_settings!(
+    NatsConfig,
+    trust: "instead of the system's; any TLS file makes the connection require TLS, whatever the address's scheme",
+    verify: "a server that verifies clients (`verify: true` in its `tls` block)"
+);
 
 impl fmt::Debug for NatsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

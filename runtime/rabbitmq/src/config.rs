@@ -1,7 +1,6 @@
 //! How to reach a RabbitMQ server and how to lay out exchanges and queues on it.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tidings_core::DEFAULT_MAX_MESSAGE_SIZE;
@@ -67,27 +66,6 @@ impl RabbitConfig {
         RabbitConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
     }
 
-    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
-    /// place of those set before (a variable unset or empty names none).
-    pub fn tls_from_env(mut self) -> Self {
-        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
-        self
-    }
-
-    /// Trusts the root certificates of this PEM file for TLS, besides the system's. Needs an
-    /// `amqps://` address.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.ca_file(path);
-        self
-    }
-
-    /// Presents this certificate chain, with this private key (both PEM files), to a server
-    /// that verifies peers (`ssl_options.verify = verify_peer`). Needs an `amqps://` address.
-    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.client_cert(cert, key);
-        self
-    }
-
     /// The server address as given, credentials included.
     pub fn url(&self) -> &str {
         &self.url
@@ -144,6 +122,12 @@ impl RabbitConfig {
         self
     }
 }
+
+tidings_core::tls_settings!(
+    RabbitConfig,
+    trust: "besides the system's; needs an `amqps://` address",
+    verify: "a server that verifies peers (`ssl_options.verify = verify_peer`); needs an `amqps://` address"
+);
 
 impl fmt::Debug for RabbitConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -49,7 +49,6 @@ pub use dedup::{DEFAULT_DEDUP_TTL, RedisDedup};
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use redis;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,6 +99,12 @@ pub struct RedisConfig {
     max_message_size: usize,
 }
 
+tidings_core::tls_settings!(
+    RedisConfig,
+    trust: "instead of the system's; needs a `rediss://` address",
+    verify: "a server that asks for a client certificate (`tls-auth-clients yes`); needs a `rediss://` address"
+);
+
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
@@ -131,28 +136,6 @@ impl RedisConfig {
     /// [`DEFAULT_URL`]), and the TLS files of [`RedisConfig::tls_from_env`].
     pub fn from_env() -> Self {
         RedisConfig::new(address_from_env(URL_ENV, DEFAULT_URL)).tls_from_env()
-    }
-
-    /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and [`CLIENT_KEY_ENV`], in
-    /// place of those set before (a variable unset or empty names none).
-    pub fn tls_from_env(mut self) -> Self {
-        self.tls = TlsFiles::from_env(CA_FILE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV);
-        self
-    }
-
-    /// Trusts the root certificates of this PEM file for TLS instead of the system's.
-    /// Needs a `rediss://` address.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.ca_file(path);
-        self
-    }
-
-    /// Presents this certificate chain, with this private key (both PEM files), to a server
-    /// that asks for a client certificate (`tls-auth-clients yes`). Needs a `rediss://`
-    /// address.
-    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.tls = self.tls.client_cert(cert, key);
-        self
     }
 
     /// Trims each stream to about this many entries on publish (`XADD MAXLEN ~`), or never

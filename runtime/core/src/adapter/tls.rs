@@ -108,6 +108,50 @@ pub enum TlsError {
     },
 }
 
+/// Writes the TLS settings of an adapter's configuration: `tls_from_env`, `ca_file` and
+/// `client_cert`, on a struct with a `tls: TlsFiles` field, in a module where `CA_FILE_ENV`,
+/// `CLIENT_CERT_ENV` and `CLIENT_KEY_ENV` name the adapter's variables. `$trust` says how a CA
+/// file is trusted and what address TLS needs, `$verify` what a server asking for a client
+/// certificate is called, both as they appear in the methods' documentation.
+#[macro_export]
+macro_rules! tls_settings {
+    ($config:ty, trust: $trust:literal, verify: $verify:literal) => {
+        impl $config {
+            /// The TLS files named by [`CA_FILE_ENV`], [`CLIENT_CERT_ENV`] and
+            /// [`CLIENT_KEY_ENV`], in place of those set before (a variable unset or empty names
+            /// none).
+            pub fn tls_from_env(mut self) -> Self {
+                self.tls = $crate::adapter::TlsFiles::from_env(
+                    CA_FILE_ENV,
+                    CLIENT_CERT_ENV,
+                    CLIENT_KEY_ENV,
+                );
+                self
+            }
+
+            #[doc = concat!("Trusts the root certificates of this PEM file for TLS ", $trust, ".")]
+            pub fn ca_file(mut self, path: impl Into<::std::path::PathBuf>) -> Self {
+                self.tls = self.tls.ca_file(path);
+                self
+            }
+
+            #[doc = concat!(
+                "Presents this certificate chain, with this private key (both PEM files), to ",
+                $verify,
+                "."
+            )]
+            pub fn client_cert(
+                mut self,
+                cert: impl Into<::std::path::PathBuf>,
+                key: impl Into<::std::path::PathBuf>,
+            ) -> Self {
+                self.tls = self.tls.client_cert(cert, key);
+                self
+            }
+        }
+    };
+}
+
 impl TlsFiles {
     /// The files named by the environment variables `ca_file`, `client_cert` and `client_key`
     /// (for instance `TIDINGS_REDIS_CA_FILE`, `TIDINGS_REDIS_CLIENT_CERT`,
