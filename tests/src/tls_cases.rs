@@ -46,6 +46,13 @@ async fn connect<T: TlsTransport>(
         .unwrap_or_else(|_| panic!("connecting took more than {REFUSAL_LIMIT:?}"))
 }
 
+/// A new authority, and a server of `T` it signed.
+fn signed_server<T: TlsTransport>(clients: ClientCerts) -> (Authority, TlsServer) {
+    let authority = Authority::new("tidings test CA");
+    let server = T::server(authority.ca_file(), &authority.server(), clients);
+    (authority, server)
+}
+
 fn assert_names<T: TlsTransport>(refused: &BrokerError) {
     assert!(
         matches!(refused, BrokerError::Unreachable { broker, .. } if *broker == T::NAME),
@@ -55,12 +62,7 @@ fn assert_names<T: TlsTransport>(refused: &BrokerError) {
 
 /// An event goes over TLS to a server signed by the CA given in code.
 pub async fn ca_from_code<T: TlsTransport>() {
-    let authority = Authority::new("tidings test CA");
-    let server = T::server(
-        authority.ca_file(),
-        &authority.server(),
-        ClientCerts::NotAsked,
-    );
+    let (authority, server) = signed_server::<T>(ClientCerts::NotAsked);
     let broker = connect::<T>(&T::url(server.port(), None), authority.ca_file(), None)
         .await
         .expect("connecting over TLS");
@@ -69,12 +71,7 @@ pub async fn ca_from_code<T: TlsTransport>() {
 
 /// A server that requires a client certificate gets one, and turns a client without one away.
 pub async fn mutual_tls<T: TlsTransport>() {
-    let authority = Authority::new("tidings test CA");
-    let server = T::server(
-        authority.ca_file(),
-        &authority.server(),
-        ClientCerts::Required,
-    );
+    let (authority, server) = signed_server::<T>(ClientCerts::Required);
     let client = authority.client();
     let url = T::url(server.port(), None);
     let broker = connect::<T>(&url, authority.ca_file(), Some(&client))
@@ -93,12 +90,7 @@ pub async fn mutual_tls<T: TlsTransport>() {
 /// what made it work: without the CA the system's roots do not know the test's authority;
 /// without the client certificate the server turns the client away.
 pub async fn files_from_env<T: TlsTransport>(round_trip_program: &str) {
-    let authority = Authority::new("tidings test CA");
-    let server = T::server(
-        authority.ca_file(),
-        &authority.server(),
-        ClientCerts::Required,
-    );
+    let (authority, server) = signed_server::<T>(ClientCerts::Required);
     let client = authority.client();
     let url = T::url(server.port(), None);
     let [ca_env, cert_env, key_env] = T::ENV;
