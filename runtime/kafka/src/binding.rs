@@ -3,6 +3,7 @@
 //! `partitionkey` extension as the record's key (so one key stays on one partition, in order).
 //! A record whose `content-type` is `application/cloudevents+json` is read in structured mode.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -112,6 +113,18 @@ impl Record {
                 Ok((envelope, data)) => Ok(Message::new(envelope, data)),
                 Err(e) => Err(self.malformed(e.to_string())),
             };
+        }
+        // The CloudEvents SDK for Python writes a structured event with the event's own content
+        // type in `content-type` and the other attributes in the document: a record with no
+        // attribute header but that one, whose value is a CloudEvents document, is read so.
+        if pairs.len() <= 1
+            && self.value.first() == Some(&b'{')
+            && let Ok((mut envelope, data)) = Envelope::from_structured(&self.value)
+        {
+            if envelope.data_content_type.is_none() {
+                envelope.data_content_type = content_type.map(Cow::Owned);
+            }
+            return Ok(Message::new(envelope, data));
         }
         // The binding maps the key to `partitionkey` when no header says otherwise.
         let has_key_attribute = pairs.iter().any(|(name, _)| *name == attr::PARTITION_KEY);
@@ -373,6 +386,34 @@ mod tests {
             unreadable: 0,
         };
         assert_eq!(record.read(), Ok(message));
+    }
+
+    #[test]
+    fn the_python_sdks_structured_records_are_read() {
+        // As `cloudevents.kafka.to_structured` writes one: the event's content type in the
+        // header, the other attributes and the JSON data in the document.
+        let record = Record {
+            key: None,
+            headers: vec![("content-type".into(), Bytes::from_static(b"application/json"))],
+            value: Bytes::from_static(
+                br#"{"specversion":"1.0","id":"7","source":"py","type":"a.b.v1","data":{"orderId":"o-7"}}"#,
+            ),
+            unreadable: 0,
+        };
+        let message = record.read().unwrap();
+        assert_eq!(message.envelope.id, "7");
+        assert_eq!(
+            message.envelope.data_content_type.as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(&message.data[..], br#"{"orderId":"o-7"}"#);
+
+        // A value that is no such document stays a binary-mode record without attributes.
+        let plain = Record {
+            value: Bytes::from_static(br#"{"orderId":"o-7"}"#),
+            ..record
+        };
+        assert!(plain.read().unwrap_err().reason.contains("specversion"));
     }
 
     #[test]
