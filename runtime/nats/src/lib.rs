@@ -26,6 +26,7 @@
 // Public for the fuzz targets, which feed received headers to `binding::read`.
 #[doc(hidden)]
 pub mod binding;
+mod browse;
 mod config;
 mod core_nats;
 mod jetstream;
@@ -231,6 +232,34 @@ impl Broker for NatsBroker {
         match self.shared.config.mode {
             NatsMode::JetStream => jetstream::subscribe(self.shared.clone(), request).await,
             NatsMode::Core => core_nats::subscribe(self.shared.clone(), request).await,
+        }
+    }
+
+    /// In JetStream mode, an ephemeral consumer that acknowledges nothing reads the topic's
+    /// stream, and an ack deletes the message from the stream by its sequence. Core NATS keeps
+    /// nothing to read.
+    async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        match self.shared.config.mode {
+            NatsMode::JetStream => browse::browse(self.shared.clone(), topic).await,
+            NatsMode::Core => Err(BrokerError::Unsupported {
+                broker: NAME,
+                what: "reading a topic outside a subscription in core mode",
+            }),
+        }
+    }
+
+    /// In JetStream mode, `dedup_id` goes as `Nats-Msg-Id` in place of the event id.
+    async fn republish(
+        &self,
+        topic: &Topic,
+        message: Message,
+        dedup_id: &str,
+    ) -> Result<Confirmation, BrokerError> {
+        match self.shared.config.mode {
+            NatsMode::JetStream => {
+                jetstream::publish_as(&self.shared, topic, message, Some(dedup_id)).await
+            }
+            NatsMode::Core => self.publish(topic, message).await,
         }
     }
 }

@@ -65,6 +65,7 @@ use tidings_core::broker::{
 };
 use tidings_core::topic::Topic;
 
+mod browse;
 mod dedup;
 pub mod fields;
 mod subscription;
@@ -313,6 +314,11 @@ impl Broker for RedisBroker {
         request: SubscribeRequest,
     ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         subscription::start(self.inner.clone(), request).await
+    }
+
+    /// `XRANGE` up to the last entry when the read began; an ack is an `XDEL`.
+    async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        browse::browse(self.inner.clone(), topic).await
     }
 }
 

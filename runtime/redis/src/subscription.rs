@@ -134,7 +134,7 @@ async fn create_group(
 }
 
 /// The id of the stream's last entry, or `0-0` when it has none.
-async fn last_id(conn: &mut ConnectionManager, key: &str) -> Result<String, RedisError> {
+pub(super) async fn last_id(conn: &mut ConnectionManager, key: &str) -> Result<String, RedisError> {
     let last: Vec<Vec<Value>> = redis::cmd("XREVRANGE")
         .arg(key)
         .arg("+")
@@ -471,7 +471,7 @@ impl Reader {
 
 /// The fields of an entry, sorted by name (Redis keeps them in order, the client's map does
 /// not).
-fn entry_fields(entry: &StreamId) -> Fields {
+pub(super) fn entry_fields(entry: &StreamId) -> Fields {
     let mut fields: Fields = entry
         .map
         .iter()
