@@ -22,6 +22,7 @@
 // Public for the fuzz targets, which feed received properties to `binding::read`.
 #[doc(hidden)]
 pub mod binding;
+mod browse;
 mod config;
 mod consume;
 mod topology;
@@ -318,5 +319,12 @@ impl Broker for RabbitBroker {
         request: SubscribeRequest,
     ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         consume::subscribe(self.shared.clone(), request).await
+    }
+
+    /// The durable queue of a dead-letter topic, read with `basic.get`; an ack removes a
+    /// message, and the rest go back in place when the read closes. Other topics have no
+    /// queue that keeps what nobody reads: refused.
+    async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        browse::browse(self.shared.clone(), topic).await
     }
 }
