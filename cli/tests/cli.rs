@@ -380,3 +380,70 @@ fn check_against_a_git_revision_refuses_what_breaks_the_schemas_committed_there(
         "{stderr}"
     );
 }
+
+#[test]
+fn a_broker_verb_refuses_unreadable_schemas_before_reaching_any_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("set.bin");
+    std::fs::write(&garbage, b"not a descriptor set").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    // Nothing listens on port 1: the schemas are refused first.
+    let broker = ["--broker", "nats://127.0.0.1:1"];
+    for (args, code, says) in [
+        (
+            &[
+                "dlq",
+                "list",
+                "events.order.created.v1",
+                "--descriptors",
+                garbage,
+            ][..],
+            2,
+            "descriptor set",
+        ),
+        (
+            &[
+                "dlq",
+                "list",
+                "events.order.created.v1",
+                "--descriptors",
+                "no/such.bin",
+            ],
+            2,
+            "no/such.bin",
+        ),
+        (
+            &["tail", "events.order.created.v1", "--schemas", BAD],
+            1,
+            "error",
+        ),
+        (
+            &[
+                "publish",
+                "events.order.placed.v1",
+                "--schemas",
+                SCHEMAS,
+                "--data",
+                "{}",
+            ],
+            1,
+            "no event of the schemas travels on `events.order.placed.v1`",
+        ),
+        (
+            &[
+                "dlq",
+                "replay",
+                "events.order.created.v1",
+                "--schemas",
+                SCHEMAS,
+            ],
+            2,
+            "--id <ID>",
+        ),
+    ] {
+        let out = tidings(&[args, &broker].concat());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

@@ -11,7 +11,10 @@
 //! message fetched ahead and left waiting past the ack wait would be handed to another member of
 //! the group as well. A nack with a delay is a `-NAK` with that delay, a terminate is `+TERM`,
 //! and a dead letter is published to `dlq.<topic>` with the reason before the original is
-//! terminated.
+//! terminated. A tool reads what a topic keeps (its dead letters) through an ephemeral consumer
+//! that acknowledges nothing, and removes a message by its stream sequence
+//! ([`Broker::browse`]); a replay keeps the event id but gives `Nats-Msg-Id` a value of its own
+//! ([`Broker::republish`]), so the duplicate window of the original does not drop it.
 //!
 //! In core mode ([`NatsMode::Core`]) the server keeps nothing and confirms nothing but having
 //! read a publish: a plain subscriber gets what is published while it is connected, a group is a

@@ -12,9 +12,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
 use super::{NAME, Shared, binding, topology};
-use tidings_core::broker::{
-    Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack,
-};
+use tidings_core::broker::{Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack};
 use tidings_core::topic::{DEAD_LETTER_PREFIX, Topic};
 
 pub(super) async fn browse(

@@ -13,7 +13,9 @@
 //! nack without delay requeues it. A dead letter is republished to `dlq.<topic>` with the reason,
 //! attempt count and topic as attributes, then the original is acked; a durable queue named
 //! `dlq.<topic>` keeps dead letters until someone reads them, and group queues also name it as
-//! their dead-letter exchange route, so a [`RabbitConfig::delivery_limit`] ends there too.
+//! their dead-letter exchange route, so a [`RabbitConfig::delivery_limit`] ends there too. A tool
+//! reads that queue with `basic.get`, holding each message unacked until it removes it (an ack)
+//! or closes (the rest requeued in place): [`Broker::browse`].
 //!
 //! Attributes travel by the CloudEvents AMQP binding, binary mode (`cloudEvents_` headers and
 //! `content-type`). After the connection is lost, publishes and subscriptions connect again and

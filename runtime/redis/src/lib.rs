@@ -25,7 +25,8 @@
 //!   first, the entry is still pending and is reclaimed like any abandoned one. A fan-out
 //!   subscriber, which has no pending list, hands the message out again itself after the delay.
 //! - **Dead letter**: `XADD` to `dlq.<topic>` with the entry's fields and the reason, then
-//!   `XACK`, in one `MULTI`/`EXEC` transaction.
+//!   `XACK`, in one `MULTI`/`EXEC` transaction. A tool reads a stream outside any group with
+//!   `XRANGE` and removes an entry with `XDEL` ([`Broker::browse`]).
 //! - **Order**: a stream keeps publish order. A plain subscriber, or a group with one member,
 //!   handling one entry at a time gets the entries of a key in that order; members of a group
 //!   share entries without regard to their key, and a redelivered entry comes after later ones.
