@@ -4,12 +4,14 @@
 
 mod support;
 
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tidings::broker::DeadLetter;
+use bytes::Bytes;
 use tidings::broker::nats::{DEFAULT_URL, URL_ENV};
-use tidings::{Broker, Event, Topic};
+use tidings::broker::{DeadLetter, Message};
+use tidings::{Broker, Bus, ContentType, Envelope, Event, Topic};
 
 use support::*;
 
@@ -90,6 +92,59 @@ async fn a_replay_inside_the_duplicate_window_is_handled_not_dropped() {
     .await;
     assert_eq!(dead_letter_count::<NatsWindow>(&broker).await, 0);
     subscription.shutdown().await;
+}
+
+/// A message whose data does not decode by the schema is printed with the reason and its
+/// bytes, not dropped, and the tail goes on to the next.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs NATS with JetStream at TIDINGS_NATS_URL (default nats://127.0.0.1:4222): run with --include-ignored"]
+async fn tail_shows_a_message_that_does_not_decode_with_its_reason() {
+    let url = url();
+    let broker = connect(&url).await;
+    let topic = NatsGarbage::TOPIC;
+    let mut tail = command(&[
+        "tail",
+        topic,
+        "--format",
+        "json",
+        "--count",
+        "2",
+        "--schemas",
+        SCHEMAS,
+        "--broker",
+        &url,
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("tail starts");
+    wait_for_line(&mut tail, "tailing").await;
+    let envelope = Envelope::new(
+        Arc::from("cli-tests"),
+        topic.into(),
+        ContentType::Protobuf,
+        Some(format!("proto:{}", NatsGarbage::SCHEMA).into()),
+    );
+    // Field 2 (`quantity`, a varint) written as a length-delimited field.
+    let garbage = Message::new(envelope, Bytes::from_static(&[0x12, 0x01, 0x00]));
+    broker
+        .publish(&Topic::of::<NatsGarbage>().unwrap(), garbage)
+        .await
+        .unwrap();
+    Bus::from_arc(broker)
+        .publish(&NatsGarbage::new("o-after", 1))
+        .await
+        .unwrap();
+    let out = tail.wait_with_output().await.expect("tail ends");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let error = lines[0]["error"].as_str().expect("a reason");
+    assert!(error.starts_with("undecodable protobuf data"), "{error}");
+    assert_eq!(lines[0]["data_base64"], "EgEA");
+    assert_eq!(lines[1]["data"]["orderId"], "o-after");
 }
 
 /// A password, in the URL or in the environment, appears in no output of any verb.

@@ -71,6 +71,7 @@ events! {
     NatsPublish = "events.cli.nats_publish.v1", "events.cli.v1.NatsPublish";
     NatsKill = "events.cli.nats_kill.v1", "events.cli.v1.NatsKill";
     NatsWindow = "events.cli.nats_window.v1", "events.cli.v1.NatsWindow";
+    NatsGarbage = "events.cli.nats_garbage.v1", "events.cli.v1.NatsGarbage";
     RedisDlq = "events.cli.redis_dlq.v1", "events.cli.v1.RedisDlq";
     RedisTail = "events.cli.redis_tail.v1", "events.cli.v1.RedisTail";
     RedisPublish = "events.cli.redis_publish.v1", "events.cli.v1.RedisPublish";
