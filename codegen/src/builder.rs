@@ -2,6 +2,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use prost_reflect::DescriptorPool;
 
 use crate::asyncapi;
 use crate::catalog::EventInfo;
@@ -11,10 +14,12 @@ use crate::error::Error;
 use crate::evolution::{Analysis, Baseline, Breaking, Evolution, guard};
 use crate::generate::{HandlerDefault, Settings, generate};
 use crate::lint::lint;
-use crate::load::load;
+use crate::load::{Loaded, load};
 use crate::lock::{self, LOCK_FILE, Locked};
 use crate::mapping::{Candidate, MapConfig, TopicFn, map_events};
 use crate::output::Generated;
+use crate::schema_set::SchemaSet;
+use crate::sources::OPTIONS_NAME;
 
 /// Starts a configuration with the defaults: the runtime at `::tidings`, formatted output,
 /// no include path beyond the schema folder, topics by `(tidings.event)` and convention.
@@ -253,6 +258,55 @@ impl Builder {
     pub fn docs(&self, dir: impl AsRef<Path>, title: &str) -> Result<String, Error> {
         let (_, events, _) = self.analyze_clean(dir.as_ref())?;
         docs::site(&events, title)
+    }
+
+    /// The events of the schemas under `dir` with the descriptors of their messages, to read
+    /// and write events by schema at run time.
+    ///
+    /// Fails with [`Error::Schema`] when the schemas have errors.
+    pub fn schema_set(&self, dir: impl AsRef<Path>) -> Result<SchemaSet, Error> {
+        let (loaded, events, diagnostics) = self.analyze_clean(dir.as_ref())?;
+        Ok(SchemaSet {
+            pool: loaded.pool,
+            events: events.into_iter().map(|e| e.info).collect(),
+            warnings: diagnostics,
+        })
+    }
+
+    /// [`schema_set`](Self::schema_set) from a compiled descriptor set (the bytes of a
+    /// `google.protobuf.FileDescriptorSet`, as `protoc --include_imports
+    /// --descriptor_set_out` or `buf build -o` write it) instead of a schema folder. Every
+    /// file of the set except the well-known types is read as a schema of the set; there is
+    /// no source to point diagnostics at, nor a lock to compare with.
+    pub fn schema_set_from_descriptors(&self, bytes: &[u8]) -> Result<SchemaSet, Error> {
+        let pool = DescriptorPool::decode(bytes).map_err(|e| Error::Descriptors {
+            reason: e.to_string(),
+        })?;
+        let names = pool
+            .files()
+            .map(|f| f.name().to_owned())
+            .filter(|name| !name.starts_with("google/protobuf/") && name != OPTIONS_NAME)
+            .collect();
+        let loaded = Loaded {
+            pool,
+            names,
+            sources: Rc::default(),
+        };
+        let mut diagnostics = Diagnostics::default();
+        let config = MapConfig {
+            topic_option: self.topic_option.as_deref(),
+            topic_fn: self.topic_fn.as_deref(),
+        };
+        let events = map_events(&loaded, &config, &mut diagnostics)?;
+        lint(&loaded, &events, &mut diagnostics);
+        if diagnostics.has_errors() {
+            return Err(Error::Schema(diagnostics));
+        }
+        Ok(SchemaSet {
+            pool: loaded.pool,
+            events: events.into_iter().map(|e| e.info).collect(),
+            warnings: diagnostics,
+        })
     }
 
     /// Reads, maps and lints the schemas under `dir`, then compares them with their baseline.

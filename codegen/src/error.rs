@@ -57,6 +57,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A descriptor set could not be read.
+    #[error(
+        "not a protobuf descriptor set: {reason}; give the output of `protoc --include_imports --descriptor_set_out` or `buf build -o`"
+    )]
+    Descriptors {
+        /// What was wrong with it.
+        reason: String,
+    },
     /// A generated file could not be written.
     #[error("cannot write `{}`: {source}", path.display())]
     Write {

@@ -53,6 +53,7 @@ mod mapping;
 mod names;
 mod output;
 mod revision;
+mod schema_set;
 mod shape;
 mod sources;
 
@@ -65,3 +66,4 @@ pub use generate::HandlerDefault;
 pub use lock::{LOCK_FILE, Lock, LockError, Locked};
 pub use mapping::Candidate;
 pub use output::{Generated, Stale, Written};
+pub use schema_set::SchemaSet;

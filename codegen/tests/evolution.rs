@@ -465,11 +465,7 @@ fn against_a_git_revision_compares_with_the_schemas_committed_there() {
         Path::new(found[0].location().unwrap().file()),
         schemas.join(FILE)
     );
-    // The same through the CLI's flag.
-    let out = tidings(&["check", schemas.to_str().unwrap(), "--against", "HEAD"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("[FIELD_SAME_LABEL]"), "{stderr}");
+    // The same through the CLI's flag: `tidings-cli`'s tests.
 
     // A folder that did not exist at the revision has nothing to break.
     let other = repo.path().join("later");
@@ -485,58 +481,6 @@ fn against_a_git_revision_compares_with_the_schemas_committed_there() {
         .check(&schemas)
         .unwrap_err();
     assert!(error.to_string().contains("no-such-branch"), "{error}");
-}
-
-fn tidings(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(args)
-        .output()
-        .expect("the CLI runs")
-}
-
-#[test]
-fn the_cli_locks_checks_and_refuses_to_lock_a_breaking_change_unless_forced() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_str().unwrap();
-    write(dir.path(), BASE);
-    let out = tidings(&["lock", d]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let locked = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
-
-    write(dir.path(), &edit(BASE, ("  string note = 7;\n", "")));
-    let out = tidings(&["check", d]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("[FIELD_NO_DELETE_UNLESS_RESERVED]"),
-        "{stderr}"
-    );
-
-    let out = tidings(&["lock", d]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(),
-        locked,
-        "a refused lock left the file alone"
-    );
-
-    let out = tidings(&["lock", "--force", d]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = tidings(&["check", d]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -146,6 +146,40 @@ impl DeadLetter {
             ),
         ]
     }
+
+    /// The dead letter `envelope` describes, read back from the attributes
+    /// [`attributes`](Self::attributes) writes: `None` when it carries no valid
+    /// `deadlettertopic` (not a dead letter); a missing reason reads as empty, missing or
+    /// unreadable attempts as 0.
+    pub fn read(envelope: &Envelope) -> Option<DeadLetter> {
+        use crate::envelope::attr;
+        let topic = Topic::new(envelope.extension(attr::DEAD_LETTER_TOPIC)?.to_owned()).ok()?;
+        Some(DeadLetter {
+            reason: envelope
+                .extension(attr::DEAD_LETTER_REASON)
+                .unwrap_or_default()
+                .to_owned(),
+            attempts: envelope
+                .extension(attr::DEAD_LETTER_ATTEMPTS)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            topic,
+        })
+    }
+
+    /// Takes the dead-letter attributes out of `envelope`, leaving the attributes the message
+    /// was published with (to publish it again on its topic).
+    pub fn strip(envelope: &mut Envelope) {
+        use crate::envelope::attr;
+        envelope.extensions.retain(|(name, _)| {
+            ![
+                attr::DEAD_LETTER_REASON,
+                attr::DEAD_LETTER_ATTEMPTS,
+                attr::DEAD_LETTER_TOPIC,
+            ]
+            .contains(&name.as_str())
+        });
+    }
 }
 
 /// Settles one delivery. Each method consumes the acker: a delivery is settled once.
@@ -393,4 +427,65 @@ pub trait Broker: Send + Sync + 'static {
         &self,
         request: SubscribeRequest,
     ) -> Result<Box<dyn DeliveryStream>, BrokerError>;
+
+    /// What `topic` holds now, oldest first, for a tool that inspects a topic (the dead letters
+    /// kept in `dlq.<topic>`) without joining a group or settling anything on a consumer's
+    /// behalf. The stream ends after the last message the topic held when it was opened.
+    /// Acking a delivery removes that message from the topic; a nack, or dropping the acker,
+    /// leaves it where it is, so a tool that dies halfway loses nothing; a dead letter is
+    /// refused.
+    ///
+    /// The default is [`BrokerError::Unsupported`], for brokers that keep nothing to read.
+    async fn browse(&self, _topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        Err(BrokerError::Unsupported {
+            broker: self.name(),
+            what: "reading a topic outside a subscription",
+        })
+    }
+
+    /// Publishes again a message published before, keeping its event id (a dead letter
+    /// replayed): a broker that drops a publish whose event id it saw recently
+    /// ([`Capabilities::publish_dedup`]) is given `dedup_id` as this publish's dedup key
+    /// instead, so that the replay is not taken for a duplicate of the original.
+    ///
+    /// The default is [`Broker::publish`], for brokers without publish dedup.
+    async fn republish(
+        &self,
+        topic: &Topic,
+        message: Message,
+        _dedup_id: &str,
+    ) -> Result<Confirmation, BrokerError> {
+        self.publish(topic, message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ContentType;
+
+    #[test]
+    fn a_dead_letter_reads_back_and_strips_to_the_published_attributes() {
+        let topic = Topic::new("events.order.created.v1").expect("a topic");
+        let mut envelope = Envelope::new(
+            Arc::from("test"),
+            topic.as_str().to_owned().into(),
+            ContentType::Protobuf,
+            None,
+        );
+        envelope.set_extension("tenant", "acme");
+        let published = envelope.clone();
+        let letter = DeadLetter {
+            reason: "handler failed: boom".to_owned(),
+            attempts: 3,
+            topic,
+        };
+        for (name, value) in letter.attributes() {
+            envelope.set_extension(name, value);
+        }
+        assert_eq!(DeadLetter::read(&envelope), Some(letter));
+        DeadLetter::strip(&mut envelope);
+        assert_eq!(envelope, published);
+        assert_eq!(DeadLetter::read(&envelope), None);
+    }
 }

@@ -30,7 +30,9 @@
 //!   handed out before as a later attempt, so a record that makes consumers crash reaches the
 //!   retry bound like any failing one.
 //! - **Dead letter**: the record, headers and key as received plus the `ce_deadletter*`
-//!   headers, published to `dlq.<topic>` and confirmed before the offset is settled.
+//!   headers, published to `dlq.<topic>` and confirmed before the offset is settled. A tool
+//!   reads a topic outside any subscription, and removes what it read, through the offsets of
+//!   a consumer group of the topic's own ([`Broker::browse`], see the `browse` module).
 //! - **Rebalances**: partitions are revoked and assigned whole (the eager protocol). A
 //!   delivery of a partition that was revoked meanwhile is settled locally but not committed:
 //!   whoever holds the partition now delivers it again (at least once).
@@ -66,6 +68,7 @@ use tidings_core::broker::{
 use tidings_core::topic::Topic;
 
 pub mod binding;
+mod browse;
 mod offsets;
 mod subscription;
 
@@ -355,6 +358,13 @@ impl Broker for KafkaBroker {
     ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         self.inner.ensure_topic(&request.topic).await?;
         subscription::start(self.inner.clone(), request).await
+    }
+
+    /// Reads the topic from the offsets of its group `<topic>.tidings-removed`, skipping what
+    /// that group's commits say was removed; an ack commits the record as removed. See
+    /// the `browse` module.
+    async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        browse::browse(self.inner.clone(), topic).await
     }
 }
 

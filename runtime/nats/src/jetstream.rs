@@ -42,6 +42,13 @@ pub(super) struct StreamName {
     own: bool,
 }
 
+impl StreamName {
+    /// The stream's name on the server.
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// The known streams, to read (every publish) or to change (once per topic).
 fn streams(shared: &Shared) -> RwLockReadGuard<'_, HashMap<String, StreamName>> {
     shared
@@ -59,7 +66,7 @@ fn streams_mut(shared: &Shared) -> RwLockWriteGuard<'_, HashMap<String, StreamNa
 
 /// The stream of `topic`, created or brought up to date with the settings the first time the
 /// topic is used by this broker.
-async fn stream_for(shared: &Shared, topic: &str) -> Result<StreamName, BrokerError> {
+pub(super) async fn stream_for(shared: &Shared, topic: &str) -> Result<StreamName, BrokerError> {
     if let Some(known) = streams(shared).get(topic) {
         return Ok(known.clone());
     }
@@ -109,20 +116,25 @@ pub(super) async fn publish(
     topic: &Topic,
     message: Message,
 ) -> Result<Confirmation, BrokerError> {
+    publish_as(shared, topic, message, None).await
+}
+
+/// Publishes `message`, deduplicated by `dedup_id` rather than its event id when given (a
+/// replay of an event the stream may still remember).
+pub(super) async fn publish_as(
+    shared: &Shared,
+    topic: &Topic,
+    message: Message,
+    dedup_id: Option<&str>,
+) -> Result<Confirmation, BrokerError> {
     let headers = binding::headers(&message.envelope, &[]);
-    store(
-        shared,
-        topic.as_str(),
-        headers,
-        message.data,
-        &message.envelope.id,
-    )
-    .await
+    let id = dedup_id.unwrap_or(&message.envelope.id);
+    store(shared, topic.as_str(), headers, message.data, id).await
 }
 
 /// Publishes `data` with `headers` to the stream of `subject`, deduplicated by `id`, and waits
 /// until the server stored it, or said it holds one of the same id already.
-async fn store(
+pub(super) async fn store(
     shared: &Shared,
     subject: &str,
     headers: HeaderMap,

@@ -11,7 +11,10 @@
 //! message fetched ahead and left waiting past the ack wait would be handed to another member of
 //! the group as well. A nack with a delay is a `-NAK` with that delay, a terminate is `+TERM`,
 //! and a dead letter is published to `dlq.<topic>` with the reason before the original is
-//! terminated.
+//! terminated. A tool reads what a topic keeps (its dead letters) through an ephemeral consumer
+//! that acknowledges nothing, and removes a message by its stream sequence
+//! ([`Broker::browse`]); a replay keeps the event id but gives `Nats-Msg-Id` a value of its own
+//! ([`Broker::republish`]), so the duplicate window of the original does not drop it.
 //!
 //! In core mode ([`NatsMode::Core`]) the server keeps nothing and confirms nothing but having
 //! read a publish: a plain subscriber gets what is published while it is connected, a group is a
@@ -28,6 +31,7 @@
 // Public for the fuzz targets, which feed received headers to `binding::read`.
 #[doc(hidden)]
 pub mod binding;
+mod browse;
 mod config;
 mod core_nats;
 mod jetstream;
@@ -243,6 +247,34 @@ impl Broker for NatsBroker {
         match self.shared.config.mode {
             NatsMode::JetStream => jetstream::subscribe(self.shared.clone(), request).await,
             NatsMode::Core => core_nats::subscribe(self.shared.clone(), request).await,
+        }
+    }
+
+    /// In JetStream mode, an ephemeral consumer that acknowledges nothing reads the topic's
+    /// stream, and an ack deletes the message from the stream by its sequence. Core NATS keeps
+    /// nothing to read.
+    async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        match self.shared.config.mode {
+            NatsMode::JetStream => browse::browse(self.shared.clone(), topic).await,
+            NatsMode::Core => Err(BrokerError::Unsupported {
+                broker: NAME,
+                what: "reading a topic outside a subscription in core mode",
+            }),
+        }
+    }
+
+    /// In JetStream mode, `dedup_id` goes as `Nats-Msg-Id` in place of the event id.
+    async fn republish(
+        &self,
+        topic: &Topic,
+        message: Message,
+        dedup_id: &str,
+    ) -> Result<Confirmation, BrokerError> {
+        match self.shared.config.mode {
+            NatsMode::JetStream => {
+                jetstream::publish_as(&self.shared, topic, message, Some(dedup_id)).await
+            }
+            NatsMode::Core => self.publish(topic, message).await,
         }
     }
 }

@@ -13,7 +13,9 @@
 //! nack without delay requeues it. A dead letter is republished to `dlq.<topic>` with the reason,
 //! attempt count and topic as attributes, then the original is acked; a durable queue named
 //! `dlq.<topic>` keeps dead letters until someone reads them, and group queues also name it as
-//! their dead-letter exchange route, so a [`RabbitConfig::delivery_limit`] ends there too.
+//! their dead-letter exchange route, so a [`RabbitConfig::delivery_limit`] ends there too. A tool
+//! reads that queue with `basic.get`, holding each message unacked until it removes it (an ack)
+//! or closes (the rest requeued in place): [`Broker::browse`].
 //!
 //! Attributes travel by the CloudEvents AMQP binding, binary mode (`cloudEvents_` headers and
 //! `content-type`). After the connection is lost, publishes and subscriptions connect again and
@@ -24,6 +26,7 @@
 // Public for the fuzz targets, which feed received properties to `binding::read`.
 #[doc(hidden)]
 pub mod binding;
+mod browse;
 mod config;
 mod consume;
 mod topology;
@@ -360,5 +363,12 @@ impl Broker for RabbitBroker {
         request: SubscribeRequest,
     ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         consume::subscribe(self.shared.clone(), request).await
+    }
+
+    /// The durable queue of a dead-letter topic, read with `basic.get`; an ack removes a
+    /// message, and the rest go back in place when the read closes. Other topics have no
+    /// queue that keeps what nobody reads: refused.
+    async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        browse::browse(self.shared.clone(), topic).await
     }
 }

@@ -25,7 +25,8 @@
 //!   first, the entry is still pending and is reclaimed like any abandoned one. A fan-out
 //!   subscriber, which has no pending list, hands the message out again itself after the delay.
 //! - **Dead letter**: `XADD` to `dlq.<topic>` with the entry's fields and the reason, then
-//!   `XACK`, in one `MULTI`/`EXEC` transaction.
+//!   `XACK`, in one `MULTI`/`EXEC` transaction. A tool reads a stream outside any group with
+//!   `XRANGE` and removes an entry with `XDEL` ([`Broker::browse`]).
 //! - **Order**: a stream keeps publish order. A plain subscriber, or a group with one member,
 //!   handling one entry at a time gets the entries of a key in that order; members of a group
 //!   share entries without regard to their key, and a redelivered entry comes after later ones.
@@ -66,6 +67,7 @@ use tidings_core::broker::{
 };
 use tidings_core::topic::Topic;
 
+mod browse;
 mod dedup;
 mod entries;
 pub mod fields;
@@ -299,6 +301,11 @@ impl Broker for RedisBroker {
         request: SubscribeRequest,
     ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         subscription::start(self.inner.clone(), request).await
+    }
+
+    /// `XRANGE` up to the last entry when the read began; an ack is an `XDEL`.
+    async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+        browse::browse(self.inner.clone(), topic).await
     }
 }
 

@@ -134,7 +134,7 @@ async fn create_group(
 }
 
 /// The id of the stream's last entry, or `0-0` when it has none.
-async fn last_id(conn: &mut ConnectionManager, key: &str) -> Result<String, RedisError> {
+pub(super) async fn last_id(conn: &mut ConnectionManager, key: &str) -> Result<String, RedisError> {
     let last: Vec<Vec<Value>> = redis::cmd("XREVRANGE")
         .arg(key)
         .arg("+")

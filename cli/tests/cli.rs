@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 use tidings_codegen::HandlerDefault;
 
 const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
+/// Schemas with errors of every kind, kept beside the code generator's own tests.
+const BAD: &str = "../codegen/tests/bad";
 
 fn tidings(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tidings"))
@@ -25,10 +27,10 @@ fn check_exits_0_on_clean_schemas_1_on_errors_2_on_usage_errors() {
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stderr));
     assert!(text(&clean.stdout).contains("8 events, no errors"));
 
-    let bad = tidings(&["check", "tests/bad"]);
+    let bad = tidings(&["check", BAD]);
     assert_eq!(bad.status.code(), Some(1));
     // The same diagnostics as the library renders, on stderr.
-    let report = tidings_codegen::configure().check("tests/bad").unwrap();
+    let report = tidings_codegen::configure().check(BAD).unwrap();
     assert_eq!(text(&bad.stderr), report.diagnostics.to_string());
 
     for args in [
@@ -171,7 +173,7 @@ fn handler_defaults_reach_the_generated_code_as_the_builder_writes_it() {
 fn generate_refuses_bad_schemas_without_writing() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("events");
-    let result = tidings(&["generate", "tests/bad", "--out", dir.to_str().unwrap()]);
+    let result = tidings(&["generate", BAD, "--out", dir.to_str().unwrap()]);
     assert_eq!(result.status.code(), Some(1));
     assert!(text(&result.stderr).contains("12 errors, 4 warnings"));
     assert!(!dir.exists());
@@ -300,4 +302,148 @@ fn lock_offers_force_only_when_breaking_changes_are_all_that_is_wrong() {
     let stderr = text(&broken.stderr);
     assert!(!stderr.contains("--force"), "{stderr}");
     assert!(stderr.contains("fix the errors above first"), "{stderr}");
+}
+
+/// A schema whose `note` field the lock test deletes.
+const NOTED: &str = r#"syntax = "proto3";
+
+package events.shop.v1;
+
+message Placed {
+  string order_id = 1;
+  string note = 7;
+}
+"#;
+
+#[test]
+fn the_cli_locks_checks_and_refuses_to_lock_a_breaking_change_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let file = dir.path().join("events/shop/v1/shop.proto");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, NOTED).unwrap();
+    let out = tidings(&["lock", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let locked = std::fs::read_to_string(dir.path().join(tidings_codegen::LOCK_FILE)).unwrap();
+
+    std::fs::write(&file, NOTED.replace("  string note = 7;\n", "")).unwrap();
+    let out = tidings(&["check", d]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("[FIELD_NO_DELETE_UNLESS_RESERVED]"),
+        "{stderr}"
+    );
+
+    let out = tidings(&["lock", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--force"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(tidings_codegen::LOCK_FILE)).unwrap(),
+        locked,
+        "a refused lock left the file alone"
+    );
+
+    let out = tidings(&["lock", "--force", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tidings(&["check", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_against_a_git_revision_refuses_what_breaks_the_schemas_committed_there() {
+    let repo = tempfile::tempdir().unwrap();
+    let file = repo.path().join("proto/events/shop/v1/shop.proto");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, NOTED).unwrap();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "schemas"]);
+    std::fs::write(&file, NOTED.replace("  string note = 7;\n", "")).unwrap();
+
+    let schemas = repo.path().join("proto");
+    let out = tidings(&["check", schemas.to_str().unwrap(), "--against", "HEAD"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("[FIELD_NO_DELETE_UNLESS_RESERVED]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_broker_verb_refuses_unreadable_schemas_before_reaching_any_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("set.bin");
+    std::fs::write(&garbage, b"not a descriptor set").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    // Nothing listens on port 1: the schemas are refused first.
+    let broker = ["--broker", "nats://127.0.0.1:1"];
+    for (args, code, says) in [
+        (
+            &[
+                "dlq",
+                "list",
+                "events.order.created.v1",
+                "--descriptors",
+                garbage,
+            ][..],
+            2,
+            "descriptor set",
+        ),
+        (
+            &[
+                "dlq",
+                "list",
+                "events.order.created.v1",
+                "--descriptors",
+                "no/such.bin",
+            ],
+            2,
+            "no/such.bin",
+        ),
+        (
+            &["tail", "events.order.created.v1", "--schemas", BAD],
+            1,
+            "error",
+        ),
+        (
+            &[
+                "publish",
+                "events.order.placed.v1",
+                "--schemas",
+                SCHEMAS,
+                "--data",
+                "{}",
+            ],
+            1,
+            "no event of the schemas travels on `events.order.placed.v1`",
+        ),
+        (
+            &[
+                "dlq",
+                "replay",
+                "events.order.created.v1",
+                "--schemas",
+                SCHEMAS,
+            ],
+            2,
+            "--id <ID>",
+        ),
+    ] {
+        let out = tidings(&[args, &broker].concat());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }

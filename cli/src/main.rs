@@ -1,8 +1,22 @@
 //! `tidings`: generate, check and list the events of a protobuf schema folder; lock what each
-//! event major looks like, and describe the events as AsyncAPI or an HTML catalog.
+//! event major looks like, and describe the events as AsyncAPI or an HTML catalog. On a live
+//! broker: tail topics, publish JSON by schema, list and replay dead letters.
 //!
 //! Exit status: 0 when clean, 1 when the schemas have errors (or generated code is stale with
-//! `generate --check`), 2 for a usage error (bad arguments, missing folder).
+//! `generate --check`) or a broker verb was refused (an unknown topic, data that does not match
+//! the schema, a broker that refused or cannot be reached), 2 for a usage error (bad arguments,
+//! missing folder or file, malformed broker URL).
+
+mod by_schema;
+mod connect;
+mod dlq;
+mod error;
+mod live;
+mod progress;
+mod publish;
+mod render;
+mod schemas;
+mod tail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +25,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tidings_codegen::{
     Breaking, Builder, Diagnostics, Error, EventInfo, HandlerDefault, LOCK_FILE,
 };
+
+use crate::schemas::Mapping;
 
 /// Versioned protobuf event schemas to typed Rust publishers and subscribers.
 #[derive(Parser)]
@@ -93,6 +109,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    #[command(flatten)]
+    Live(live::LiveCommand),
 }
 
 /// Where the schemas are and how they map to events.
@@ -101,24 +119,13 @@ struct Schemas {
     /// The schema folder: every `.proto` file under it is compiled.
     #[arg(value_name = "DIR")]
     dir: PathBuf,
-    /// Another folder to resolve imports against (repeatable).
-    #[arg(short = 'I', long = "include", value_name = "DIR")]
-    includes: Vec<PathBuf>,
-    /// A custom string option to read topics from, such as `acme.events.v1.topic`.
-    #[arg(long, value_name = "NAME")]
-    topic_option: Option<String>,
+    #[command(flatten)]
+    mapping: Mapping,
 }
 
 impl Schemas {
     fn builder(&self) -> Builder {
-        let mut builder = tidings_codegen::configure();
-        for include in &self.includes {
-            builder = builder.include(include);
-        }
-        if let Some(name) = &self.topic_option {
-            builder = builder.topic_option(name);
-        }
-        builder
+        self.mapping.builder()
     }
 }
 
@@ -177,6 +184,13 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<u8, Error> {
     match command {
+        Command::Live(command) => Ok(match live::run(command) {
+            Ok(()) => 0,
+            Err(error) => {
+                eprintln!("error: {error}");
+                error.exit_code()
+            }
+        }),
         Command::Generate {
             schemas,
             out,

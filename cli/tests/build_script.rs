@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CODEGEN: &str = env!("CARGO_MANIFEST_DIR");
+/// The code generator's crate, which the probe crate's build script depends on.
+const CODEGEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../codegen");
 
 const BUILD_RS: &str = r#"
 fn main() -> Result<(), tidings_codegen::Error> {

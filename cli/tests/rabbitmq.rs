@@ -1,0 +1,38 @@
+//! The broker verbs against RabbitMQ (`TIDINGS_RABBITMQ_URL`, by default `amqp://guest:guest@127.0.0.1:5672/%2f`). Ignored by a plain
+//! `cargo test`; with `--include-ignored`, as the test command runs them, a server that cannot
+//! be reached fails them.
+
+mod support;
+
+use support::*;
+
+fn url() -> String {
+    tidings::adapter::address_from_env(
+        tidings::broker::rabbitmq::URL_ENV,
+        tidings::broker::rabbitmq::DEFAULT_URL,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs RabbitMQ at TIDINGS_RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%2f): run with --include-ignored"]
+async fn dead_letters_are_listed_then_replayed_once_each() {
+    dead_letters_listed_and_replayed::<RabbitDlq>(&url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs RabbitMQ at TIDINGS_RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%2f): run with --include-ignored"]
+async fn tail_prints_a_typed_event_as_canonical_json() {
+    insta::assert_snapshot!(tail_prints_a_typed_event::<RabbitTail>(&url()).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs RabbitMQ at TIDINGS_RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%2f): run with --include-ignored"]
+async fn published_json_reaches_a_typed_handler_and_a_bad_field_is_named() {
+    publish_reaches_a_typed_handler::<RabbitPublish>(&url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs RabbitMQ at TIDINGS_RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%2f): run with --include-ignored"]
+async fn a_replay_killed_halfway_then_run_again_loses_nothing() {
+    replay_killed_halfway_loses_nothing::<RabbitKill>(&url()).await;
+}
