@@ -7,7 +7,7 @@
 //! environment under the target folder the first time (`tests/interop/requirements.txt`).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use prost::Message as _;
