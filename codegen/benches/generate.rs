@@ -47,7 +47,8 @@ fn main() {
         let schemas = work.path().join("schemas");
         let files = corpus(&schemas, events);
         println!("\ncorpus: {events} events in {files} files");
-        let outputs = processes(&schemas, work.path(), rounds);
+        let events_count: f64 = events.parse().unwrap();
+        let outputs = processes(&schemas, work.path(), rounds, events_count);
         if first_corpus.is_none() {
             first_corpus = Some((work, schemas, outputs));
         }
@@ -155,7 +156,7 @@ fn tidings_bin() -> PathBuf {
 
 /// The two processes, side by side: first generations, then generations after a change.
 /// Returns the folders the last rounds wrote, plain then tidings.
-fn processes(schemas: &Path, work: &Path, rounds: usize) -> (PathBuf, PathBuf) {
+fn processes(schemas: &Path, work: &Path, rounds: usize, events: f64) -> (PathBuf, PathBuf) {
     let plain_out = work.join("plain");
     let tidings_out = work.join("tidings");
     let plain = |out: &Path| {
@@ -196,6 +197,12 @@ fn processes(schemas: &Path, work: &Path, rounds: usize) -> (PathBuf, PathBuf) {
         "tidings generate process",
         rounds,
         1.0,
+    );
+    let per_thousand = |d: Duration| d.as_secs_f64() * 1000.0 / (events / 1000.0);
+    println!(
+        "  per 1,000 events: tidings {:.0} ms, plain {:.0} ms (medians)",
+        per_thousand(median(&first.ours)),
+        per_thousand(median(&first.floor))
     );
 
     let mut changed = Pairs::default();

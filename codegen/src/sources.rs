@@ -6,7 +6,7 @@
 //! script can name exactly the files it depends on.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -92,6 +92,8 @@ pub(crate) struct Sources {
     files: BTreeMap<String, SourceFile>,
     /// Paths on disk that were read, in the order read.
     read: Vec<PathBuf>,
+    /// The same paths, to find one in constant time however many files a folder has.
+    seen: HashSet<PathBuf>,
 }
 
 impl Sources {
@@ -151,16 +153,16 @@ impl Resolver {
         self.ahead.get_mut().extend(read.into_iter().flatten());
     }
 
-    fn record(&self, name: &str, display: String, text: &str, path: Option<PathBuf>) {
+    fn record(&self, name: &str, display: String, text: String, path: Option<PathBuf>) {
         let mut sources = self.sources.borrow_mut();
         if let Some(path) = path
-            && !sources.read.contains(&path)
+            && sources.seen.insert(path.clone())
         {
             sources.read.push(path);
         }
         sources
             .files
-            .insert(name.to_owned(), SourceFile::new(display, text.to_owned()));
+            .insert(name.to_owned(), SourceFile::new(display, text));
     }
 }
 
@@ -177,7 +179,7 @@ impl FileResolver for Resolver {
         // The bundled options come first, so the generator always reads the extension numbers it
         // defines, even where a schema folder keeps a copy of the file.
         if name == OPTIONS_NAME {
-            self.record(name, name.to_owned(), OPTIONS_SOURCE, None);
+            self.record(name, name.to_owned(), OPTIONS_SOURCE.to_owned(), None);
             return File::from_source(name, OPTIONS_SOURCE);
         }
         let ahead = self.ahead.borrow_mut().remove(name);
@@ -190,7 +192,7 @@ impl FileResolver for Resolver {
         };
         // Recorded even when it does not parse, so that a diagnostic can quote it.
         let (text, file) = read?;
-        self.record(name, path.display().to_string(), &text, Some(path));
+        self.record(name, path.display().to_string(), text, Some(path));
         file
     }
 }
