@@ -134,17 +134,39 @@ fn change_schema(schemas: &Path) {
     std::fs::write(&path, text).unwrap();
 }
 
-/// Times a command; it must succeed.
-fn timed(command: &mut Command) -> Duration {
+/// One side's round: the wall time, and the CPU time of the process and its children.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Runs a command, which must succeed, and times it.
+fn timed(command: &mut Command) -> Sample {
+    let cpu = children_cpu();
     let start = Instant::now();
     let output = command.output().unwrap();
-    let elapsed = start.elapsed();
+    let wall = start.elapsed();
     assert!(
         output.status.success(),
         "{command:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    elapsed
+    Sample {
+        wall,
+        cpu: children_cpu() - cpu,
+    }
+}
+
+/// The CPU time, user and system, of the children this process waited for, from
+/// `/proc/self/stat` (in clock ticks of 10 ms).
+fn children_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().unwrap();
+    // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the name and state.
+    Duration::from_millis((ticks(13) + ticks(14)) * 10)
 }
 
 /// The `tidings` binary: `TIDINGS_BIN`, or the one built with this bench.
@@ -199,10 +221,11 @@ fn processes(schemas: &Path, work: &Path, rounds: usize, events: f64) -> (PathBu
         1.0,
     );
     let per_thousand = |d: Duration| d.as_secs_f64() * 1000.0 / (events / 1000.0);
+    let (ours, floor) = first.medians();
     println!(
-        "  per 1,000 events: tidings {:.0} ms, plain {:.0} ms (medians)",
-        per_thousand(median(&first.ours)),
-        per_thousand(median(&first.floor))
+        "  per 1,000 events: tidings {:.0} ms, plain {:.0} ms (median wall times)",
+        per_thousand(ours),
+        per_thousand(floor)
     );
 
     let mut changed = Pairs::default();
@@ -223,8 +246,8 @@ fn processes(schemas: &Path, work: &Path, rounds: usize, events: f64) -> (PathBu
 /// The times of the floor and of tidings, round by round.
 #[derive(Default)]
 struct Pairs {
-    floor: Vec<Duration>,
-    ours: Vec<Duration>,
+    floor: Vec<Sample>,
+    ours: Vec<Sample>,
 }
 
 impl Pairs {
@@ -232,8 +255,8 @@ impl Pairs {
     fn round(
         &mut self,
         round: usize,
-        mut floor: impl FnMut() -> Duration,
-        mut ours: impl FnMut() -> Duration,
+        mut floor: impl FnMut() -> Sample,
+        mut ours: impl FnMut() -> Sample,
     ) {
         if round.is_multiple_of(2) {
             self.floor.push(floor());
@@ -245,21 +268,40 @@ impl Pairs {
     }
 
     fn report(&self, what: &str, floor: &str, ours: &str, rounds: usize, target: f64) {
-        let ratios: Vec<f64> = self
-            .ours
-            .iter()
-            .zip(&self.floor)
-            .map(|(o, f)| o.as_secs_f64() / f.as_secs_f64())
-            .collect();
-        let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        let ratios = |measure: fn(&Sample) -> Duration| -> Vec<f64> {
+            self.ours
+                .iter()
+                .zip(&self.floor)
+                .map(|(o, f)| measure(o).as_secs_f64() / measure(f).as_secs_f64())
+                .collect()
+        };
+        let (wall, cpu) = (ratios(|s| s.wall), ratios(|s| s.cpu));
+        let listed: Vec<String> = wall.iter().map(|r| format!("{r:.2}")).collect();
+        let side = |name: &str, samples: &[Sample]| {
+            let walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+            let cpus: Vec<Duration> = samples.iter().map(|s| s.cpu).collect();
+            println!(
+                "  {name:<40} {:>9} wall, {:>9} CPU (medians)",
+                ms(median(&walls)),
+                ms(median(&cpus))
+            );
+        };
         println!("{what}, {rounds} interleaved rounds:");
-        println!("  {floor:<40} {:>9} (median)", ms(median(&self.floor)));
-        println!("  {ours:<40} {:>9} (median)", ms(median(&self.ours)));
+        side(floor, &self.floor);
+        side(ours, &self.ours);
         println!("  ratios of the rounds: {}", listed.join(" "));
         println!(
-            "  ratio {:.2}x the floor (median of the rounds' ratios; target <= {target:.1}x)",
-            median(&ratios)
+            "  ratio {:.2}x the floor (median of the rounds' ratios; target <= {target:.1}x); CPU time {:.2}x",
+            median(&wall),
+            median(&cpu)
         );
+    }
+
+    /// The median wall time of tidings and of the floor.
+    fn medians(&self) -> (Duration, Duration) {
+        let walls =
+            |samples: &[Sample]| -> Vec<Duration> { samples.iter().map(|s| s.wall).collect() };
+        (median(&walls(&self.ours)), median(&walls(&self.floor)))
     }
 }
 
@@ -410,7 +452,7 @@ fn main() {{
         std::fs::write(self.ws.join(name).join("src/lib.rs"), text).unwrap();
     }
 
-    fn build(&self, name: &str) -> Duration {
+    fn build(&self, name: &str) -> Sample {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         timed(
             Command::new(cargo)

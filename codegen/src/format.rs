@@ -254,11 +254,12 @@ impl Lines {
         }
         let end = format!("{}{end}", INDENT.repeat(depth));
         let mut done = String::new();
-        for line in lines.by_ref() {
+        loop {
+            let line = lines.next()?;
             if line == end {
                 break;
             }
-            (line.starts_with(&INDENT.repeat(inner)) || line.is_empty()).then_some(())?;
+            line.starts_with(&INDENT.repeat(inner)).then_some(())?;
             done.push_str(line);
             done.push('\n');
         }
