@@ -16,11 +16,13 @@ use std::collections::BTreeMap;
 use askama::Template;
 use prost::Message as _;
 use prost_build::Module;
-use prost_types::{FileDescriptorProto, FileDescriptorSet};
+use prost_types::FileDescriptorSet;
 
 use crate::error::Error;
+use crate::format;
 use crate::load::Loaded;
 use crate::mapping::Event;
+use crate::parallel;
 use crate::sources::OPTIONS_NAME;
 
 /// The first line of every generated file.
@@ -89,14 +91,15 @@ pub(crate) fn generate(
     settings: &Settings<'_>,
 ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
     let rt = settings.runtime;
-    let protos: Vec<FileDescriptorProto> = loaded
-        .pool
-        .files()
-        // prost-build needs the well-known types to know their shape; it writes nothing for
-        // them, since they map to the runtime's `well_known` types.
-        .filter(|f| f.name() != OPTIONS_NAME)
-        .map(|f| f.file_descriptor_proto().clone())
-        .collect();
+    // One copy of each file's descriptor serves both the encoded descriptors and prost-build.
+    let mut set = FileDescriptorSet {
+        file: loaded
+            .pool
+            .files()
+            .map(|f| f.file_descriptor_proto().clone())
+            .collect(),
+    };
+    let descriptors = encode_without_comments(&mut set);
 
     let mut prost = prost_build::Config::new();
     prost
@@ -104,28 +107,21 @@ pub(crate) fn generate(
         // Well-known types map to prost-types (wrappers to `Option<String>`...), through the
         // runtime's re-export.
         .prost_types_path(format!("{rt}::well_known"))
-        .format(settings.format);
-    let requests = protos
+        // prost-build formats by parsing all of its code again, on one thread: the modules
+        // are formatted below instead, as prost-build would, only where they need it and on
+        // every core.
+        .format(false);
+    let requests = set
+        .file
         .into_iter()
+        // prost-build needs the well-known types to know their shape; it writes nothing for
+        // them, since they map to the runtime's `well_known` types.
+        .filter(|f| f.name() != OPTIONS_NAME)
         .map(|f| (Module::from_protobuf_package_name(f.package()), f))
         .collect();
     let messages = prost
         .generate(requests)
         .map_err(|e| Error::Generate(e.to_string()))?;
-
-    // Every file with its imports, the bundled options too (a schema depends on them),
-    // comments left out: what the JSON mapping needs to know about the types.
-    let descriptors = FileDescriptorSet {
-        file: loaded
-            .pool
-            .files()
-            .map(|f| FileDescriptorProto {
-                source_code_info: None,
-                ..f.file_descriptor_proto().clone()
-            })
-            .collect(),
-    }
-    .encode_to_vec();
 
     let mut by_module: BTreeMap<Module, Vec<&Event>> = BTreeMap::new();
     for event in events {
@@ -134,53 +130,104 @@ pub(crate) fn generate(
             .or_default()
             .push(event);
     }
-
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let modules: BTreeMap<Module, String> = messages.into_iter().collect();
-    for (module, code) in &modules {
-        let mut code = code.strip_prefix(PROST_HEADER).unwrap_or(code).to_owned();
-        let events = by_module.remove(module).unwrap_or_default();
-        for event in &events {
-            derive_event(&mut code, event, rt)?;
-        }
-        let mut out = String::with_capacity(code.len() + 4096);
-        out.push_str(HEADER);
-        out.push('\n');
-        out.push_str(&code);
-        if let Some(first) = events.first() {
-            let support = format!("{}__tidings", "super::".repeat(module.len()));
-            let stubs = Stubs {
-                package: &first.info.package,
-                rt,
-                support: &support,
-                events: &events,
-                handler_default: settings.handler_default,
-                event_param: match settings.handler_default {
-                    HandlerDefault::Required => "event",
-                    HandlerDefault::Ignore | HandlerDefault::DeadLetter => "_event",
-                },
-            };
-            out.push('\n');
-            out.push_str(&stubs.render().map_err(|e| Error::Generate(e.to_string()))?);
-            out.push('\n');
-        }
-        files.insert(module.to_file_name_or("_"), out.into_bytes());
-    }
+    let modules: Vec<(Module, String, Vec<&Event>)> = messages
+        .into_iter()
+        .collect::<BTreeMap<_, _>>()
+        .into_iter()
+        .map(|(module, code)| {
+            let events = by_module.remove(&module).unwrap_or_default();
+            (module, code, events)
+        })
+        .collect();
     if let Some(module) = by_module.keys().next() {
         return Err(Error::Generate(format!(
             "prost-build wrote no module `{}` for its events",
             module.parts().collect::<Vec<_>>().join("::")
         )));
     }
+    let written = parallel::map(&modules, |(module, code, events)| {
+        package_file(module, code, events, settings)
+    });
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for ((module, _, _), code) in modules.iter().zip(written) {
+        files.insert(module.to_file_name_or("_"), code?.into_bytes());
+    }
     let support = Support { rt }
         .render()
         .map_err(|e| Error::Generate(e.to_string()))?;
     files.insert(
         MOD_FILE.to_owned(),
-        mod_file(&files, &modules, &support).into_bytes(),
+        mod_file(
+            &files,
+            modules.iter().map(|(module, _, _)| module),
+            &support,
+        )
+        .into_bytes(),
     );
     files.insert(DESCRIPTORS_FILE.to_owned(), descriptors);
     Ok(files)
+}
+
+/// The file of one package: prost-build's message types, formatted as prost-build formats them
+/// when formatting is on, with the `Event` derives, then the package's stubs.
+fn package_file(
+    module: &Module,
+    code: &str,
+    events: &[&Event],
+    settings: &Settings<'_>,
+) -> Result<String, Error> {
+    let rt = settings.runtime;
+    let code = code.strip_prefix(PROST_HEADER).unwrap_or(code);
+    let mut code = if settings.format {
+        format::format(code).map_err(|e| {
+            Error::Generate(format!(
+                "prost-build wrote code for `{}` that does not parse: {e}",
+                module.parts().collect::<Vec<_>>().join("::")
+            ))
+        })?
+    } else {
+        code.to_owned()
+    };
+    for event in events {
+        derive_event(&mut code, event, rt)?;
+    }
+    let mut out = String::with_capacity(HEADER.len() + code.len() + 4096);
+    out.push_str(HEADER);
+    out.push('\n');
+    out.push_str(&code);
+    if let Some(first) = events.first() {
+        let support = format!("{}__tidings", "super::".repeat(module.len()));
+        let stubs = Stubs {
+            package: &first.info.package,
+            rt,
+            support: &support,
+            events,
+            handler_default: settings.handler_default,
+            event_param: match settings.handler_default {
+                HandlerDefault::Required => "event",
+                HandlerDefault::Ignore | HandlerDefault::DeadLetter => "_event",
+            },
+        };
+        out.push('\n');
+        out.push_str(&stubs.render().map_err(|e| Error::Generate(e.to_string()))?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Every file with its imports, the bundled options too (a schema depends on them), comments
+/// left out: what the JSON mapping needs to know about the types. The comments are put back.
+fn encode_without_comments(set: &mut FileDescriptorSet) -> Vec<u8> {
+    let comments: Vec<_> = set
+        .file
+        .iter_mut()
+        .map(|f| f.source_code_info.take())
+        .collect();
+    let encoded = set.encode_to_vec();
+    for (file, info) in set.file.iter_mut().zip(comments) {
+        file.source_code_info = info;
+    }
+    encoded
 }
 
 /// Puts `#[derive(Event)]` on the event's struct.
@@ -214,9 +261,9 @@ fn derive_event(code: &mut String, event: &Event, rt: &str) -> Result<(), Error>
 }
 
 /// A module tree of the package files: `pub mod events { pub mod order { ... } }`.
-fn mod_file(
+fn mod_file<'a>(
     files: &BTreeMap<String, Vec<u8>>,
-    modules: &BTreeMap<Module, String>,
+    modules: impl Iterator<Item = &'a Module>,
     support: &str,
 ) -> String {
     #[derive(Default)]
@@ -245,7 +292,7 @@ fn mod_file(
         }
     }
     let mut root = Node::default();
-    for module in modules.keys() {
+    for module in modules {
         let name = module.to_file_name_or("_");
         if !files.contains_key(&name) {
             continue;

@@ -36,7 +36,9 @@ pub(crate) fn load(
     let search = std::iter::once(dir.to_path_buf())
         .chain(includes.iter().cloned())
         .collect();
-    let mut compiler = Compiler::with_file_resolver(Resolver::new(search, Rc::clone(&sources)));
+    let mut resolver = Resolver::new(search, Rc::clone(&sources));
+    resolver.parse_ahead(&names);
+    let mut compiler = Compiler::with_file_resolver(resolver);
     compiler.include_source_info(true).include_imports(true);
     for name in &names {
         if let Err(error) = compiler.open_file(name) {

@@ -6,13 +6,14 @@
 //! script can name exactly the files it depends on.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use protox::file::{File, FileResolver, GoogleFileResolver};
 
 use crate::diagnostic::Location;
+use crate::parallel;
 
 /// The name under which schemas import the bundled options.
 pub(crate) const OPTIONS_NAME: &str = "tidings/options.proto";
@@ -91,6 +92,8 @@ pub(crate) struct Sources {
     files: BTreeMap<String, SourceFile>,
     /// Paths on disk that were read, in the order read.
     read: Vec<PathBuf>,
+    /// The same paths, to find one in constant time however many files a folder has.
+    seen: HashSet<PathBuf>,
 }
 
 impl Sources {
@@ -118,7 +121,15 @@ pub(crate) struct Resolver {
     includes: Vec<PathBuf>,
     google: GoogleFileResolver,
     sources: Rc<RefCell<Sources>>,
+    /// Files read and parsed ahead of the compiler asking for them, by import name.
+    ahead: RefCell<HashMap<String, Read>>,
 }
+
+/// A file found on disk, read and parsed.
+type Read = (PathBuf, Result<Parsed, protox::Error>);
+
+/// A file's text, and the file parsed from it (or why it does not parse).
+type Parsed = (String, Result<File, protox::Error>);
 
 impl Resolver {
     pub(crate) fn new(includes: Vec<PathBuf>, sources: Rc<RefCell<Sources>>) -> Self {
@@ -126,19 +137,32 @@ impl Resolver {
             includes,
             google: GoogleFileResolver::new(),
             sources,
+            ahead: RefCell::new(HashMap::new()),
         }
     }
 
-    fn record(&self, name: &str, display: String, text: &str, path: Option<PathBuf>) {
+    /// Reads and parses the files `names` on every core, before the compiler, which takes one
+    /// file at a time, asks for them; what it then asks for is found here as if read then.
+    pub(crate) fn parse_ahead(&mut self, names: &[String]) {
+        let includes = &self.includes;
+        let read = parallel::map(names, |name| {
+            let path = find(includes, name)?;
+            let file = read(&path, name);
+            Some((name.clone(), (path, file)))
+        });
+        self.ahead.get_mut().extend(read.into_iter().flatten());
+    }
+
+    fn record(&self, name: &str, display: String, text: String, path: Option<PathBuf>) {
         let mut sources = self.sources.borrow_mut();
         if let Some(path) = path
-            && !sources.read.contains(&path)
+            && sources.seen.insert(path.clone())
         {
             sources.read.push(path);
         }
         sources
             .files
-            .insert(name.to_owned(), SourceFile::new(display, text.to_owned()));
+            .insert(name.to_owned(), SourceFile::new(display, text));
     }
 }
 
@@ -155,20 +179,36 @@ impl FileResolver for Resolver {
         // The bundled options come first, so the generator always reads the extension numbers it
         // defines, even where a schema folder keeps a copy of the file.
         if name == OPTIONS_NAME {
-            self.record(name, name.to_owned(), OPTIONS_SOURCE, None);
+            self.record(name, name.to_owned(), OPTIONS_SOURCE.to_owned(), None);
             return File::from_source(name, OPTIONS_SOURCE);
         }
-        for include in &self.includes {
-            let path = include.join(name);
-            if !path.is_file() {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                protox::Error::new(format!("cannot read `{}`: {e}", path.display()))
-            })?;
-            self.record(name, path.display().to_string(), &text, Some(path));
-            return File::from_source(name, &text);
-        }
-        self.google.open_file(name)
+        let ahead = self.ahead.borrow_mut().remove(name);
+        let Some((path, read)) = ahead.or_else(|| {
+            let path = find(&self.includes, name)?;
+            let file = read(&path, name);
+            Some((path, file))
+        }) else {
+            return self.google.open_file(name);
+        };
+        // Recorded even when it does not parse, so that a diagnostic can quote it.
+        let (text, file) = read?;
+        self.record(name, path.display().to_string(), text, Some(path));
+        file
     }
+}
+
+/// Where the file imported as `name` is on disk: in the first of `includes` that has it.
+fn find(includes: &[PathBuf], name: &str) -> Option<PathBuf> {
+    includes
+        .iter()
+        .map(|include| include.join(name))
+        .find(|path| path.is_file())
+}
+
+/// The text of the file at `path`, and the file parsed from it under the import name `name`.
+fn read(path: &Path, name: &str) -> Result<Parsed, protox::Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| protox::Error::new(format!("cannot read `{}`: {e}", path.display())))?;
+    let file = File::from_source(name, &text);
+    Ok((text, file))
 }
