@@ -12,8 +12,8 @@
 //!   dependencies, or `prost` and `prost-types`, built first), dev profile.
 //!
 //! ```sh
-//! cargo bench -p tidings-codegen --bench generate
-//! TIDINGS_BENCH_BUILD=1 TIDINGS_BENCH_COMPILE=1 cargo bench -p tidings-codegen --bench generate
+//! cargo bench -p tidings-cli --bench generate
+//! TIDINGS_BENCH_BUILD=1 TIDINGS_BENCH_COMPILE=1 cargo bench -p tidings-cli --bench generate
 //! ```
 //!
 //! Rounds interleave the two sides, the one that goes first alternating, and each comparison
