@@ -386,6 +386,7 @@ fn json(events: &[EventInfo]) -> String {
         .map(|e| {
             serde_json::json!({
                 "topic": e.topic(),
+                "type": e.event_type(),
                 "version": e.major(),
                 "schema": e.schema(),
                 "package": e.package(),

@@ -194,6 +194,7 @@ fn list_prints_the_catalog_as_a_table_or_json() {
         list[4],
         serde_json::json!({
             "topic": "events.order.created.v2",
+            "type": "events.order.created.v2",
             "version": 2,
             "schema": "events.order.v2.Created",
             "package": "events.order.v2",

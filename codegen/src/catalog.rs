@@ -4,6 +4,8 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventInfo {
     pub(crate) topic: String,
+    /// The CloudEvents `type`, when it is not the topic.
+    pub(crate) event_type: Option<String>,
     pub(crate) major: u32,
     pub(crate) schema: String,
     pub(crate) package: String,
@@ -15,6 +17,13 @@ impl EventInfo {
     /// The topic it travels on, `events.order.created.v1`.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The CloudEvents `type` it travels with: the topic, unless the schema names it otherwise
+    /// (`(tidings.event).type`, or a custom option whose value a naming function turned into a
+    /// topic).
+    pub fn event_type(&self) -> &str {
+        self.event_type.as_deref().unwrap_or(&self.topic)
     }
 
     /// Its major version, the number in the topic's version segment.

@@ -252,8 +252,13 @@ fn derive_event(code: &mut String, event: &Event, rt: &str) -> Result<(), Error>
     } else {
         format!(", crate = \"{rt}\"")
     };
+    // Checked as CloudEvents asks, not by the topic rule: any printable text, written escaped.
+    let event_type = match &event.info.event_type {
+        Some(text) => format!(", type = {text:?}"),
+        None => String::new(),
+    };
     let attributes = format!(
-        "#[derive({rt}::Event)]\n#[event(topic = \"{}\", schema = \"{}\", codec = \"protobuf+json\"{krate})]\n",
+        "#[derive({rt}::Event)]\n#[event(topic = \"{}\"{event_type}, schema = \"{}\", codec = \"protobuf+json\"{krate})]\n",
         event.info.topic, event.info.schema
     );
     code.insert_str(at, &attributes);

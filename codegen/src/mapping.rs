@@ -245,15 +245,21 @@ pub(crate) fn map_events(
             let marked = event_ext.as_ref().filter(|ext| options.has_extension(ext));
             let mut declared = None;
             let mut origin = Origin::Default;
+            let mut event_type = None;
+            let mut from_custom = false;
             if let Some(ext) = marked
                 && let Value::Message(m) = &*options.get_extension(ext)
-                && let Some(topic) = m
-                    .get_field_by_name("topic")
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                && !topic.is_empty()
             {
-                declared = Some(topic);
-                origin = Origin::Option(option_path(&message, ext.number() as i32));
+                let text = |field: &str| {
+                    m.get_field_by_name(field)
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .filter(|text| !text.is_empty())
+                };
+                if let Some(topic) = text("topic") {
+                    declared = Some(topic);
+                    origin = Origin::Option(option_path(&message, ext.number() as i32));
+                }
+                event_type = text("type");
             }
             if declared.is_none()
                 && let Some(custom) = &custom
@@ -261,6 +267,7 @@ pub(crate) fn map_events(
             {
                 declared = Some(topic);
                 origin = Origin::Option(option_path(&message, custom.number()));
+                from_custom = true;
             }
             let default_topic = if base.is_empty() {
                 format!("{}.{version_text}", names::topic_segment(message.name()))
@@ -285,12 +292,33 @@ pub(crate) fn map_events(
                     let topic = decide(&candidate);
                     if topic.is_some() && topic.as_deref() != candidate.topic() {
                         origin = Origin::Function;
+                        // The producer's own name for the event stays its CloudEvents type.
+                        if from_custom && event_type.is_none() {
+                            event_type.clone_from(&declared);
+                        }
                     }
                     topic
                 }
                 None => candidate.topic().map(str::to_owned),
             };
             let Some(topic) = topic else { continue };
+            if let Some(text) = &event_type
+                && !tidings_contract::is_event_type(text)
+            {
+                diagnostics.push(
+                    Diagnostic::error(
+                        format!(
+                            "the CloudEvents type {text:?} of `{}` is empty or holds a control character",
+                            message.full_name()
+                        ),
+                        locate::message_name(&sources, &message),
+                    )
+                    .with_help("write the type as the producer sends it, as printable text"),
+                );
+                continue;
+            }
+            // A type equal to the topic is the default, written nowhere.
+            let event_type = event_type.filter(|text| *text != topic);
 
             let name_at = || locate::message_name(&sources, &message);
             let topic_at = |at: Option<(usize, usize)>| match &origin {
@@ -365,6 +393,7 @@ pub(crate) fn map_events(
             events.push(Event {
                 info: EventInfo {
                     topic,
+                    event_type,
                     major,
                     schema: full_name.to_owned(),
                     package: package.to_owned(),

@@ -288,3 +288,115 @@ fn the_runtime_path_can_be_renamed() {
     assert!(code.contains("crate = \"::my_tidings\""));
     assert!(!code.contains("::tidings::"), "{code}");
 }
+
+#[test]
+fn an_event_can_travel_with_a_cloudevents_type_of_its_own() {
+    let dir = schemas(&[(
+        "storage.proto",
+        r#"syntax = "proto3";
+        package storage.object.v1;
+        import "tidings/options.proto";
+        message Finalized {
+          option (tidings.event) = {
+            topic: "storage.object.finalized.v1"
+            type: "com.example.storage.object.v1.finalized"
+          };
+          string name = 1;
+        }
+        message Deleted {
+          option (tidings.event) = { topic: "storage.object.deleted.v1" type: "bad\ttype" };
+          string name = 1;
+        }
+        message Archived {
+          option (tidings.event) = { topic: "storage.object.archived.v1" };
+          string name = 1;
+        }
+        "#,
+    )]);
+    let report = configure().check(dir.path()).unwrap();
+    let shown = report.diagnostics.to_string();
+    assert!(
+        shown.contains("the CloudEvents type \"bad\\ttype\" of `storage.object.v1.Deleted`"),
+        "{shown}"
+    );
+    let types: Vec<(&str, &str)> = report
+        .events
+        .iter()
+        .map(|e| (e.topic(), e.event_type()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            (
+                "storage.object.finalized.v1",
+                "com.example.storage.object.v1.finalized"
+            ),
+            ("storage.object.archived.v1", "storage.object.archived.v1"),
+        ]
+    );
+}
+
+#[test]
+fn a_custom_options_value_stays_the_type_when_a_naming_function_gives_the_topic() {
+    let dir = schemas(&[("orders.proto", CLOUDEVENTS)]);
+    let includes = schemas(&[("acme/options.proto", ACME_OPTIONS)]);
+    let builder = configure()
+        .include(includes.path())
+        .topic_option("acme.cloudevent_type")
+        .topic_fn(|m| {
+            let declared = m.declared_topic()?;
+            Some(format!(
+                "events.{}.{}",
+                declared.trim_start_matches("com.acme."),
+                m.version()
+            ))
+        });
+    let report = builder.check(dir.path()).unwrap();
+    assert!(!report.diagnostics.has_errors(), "{}", report.diagnostics);
+    let types: Vec<(&str, &str)> = report
+        .events
+        .iter()
+        .map(|e| (e.topic(), e.event_type()))
+        .collect();
+    assert_eq!(
+        types,
+        [("events.orders.placed.v1", "com.acme.orders.placed")]
+    );
+}
+
+#[test]
+fn the_generated_event_carries_its_type() {
+    let dir = schemas(&[(
+        "storage.proto",
+        r#"syntax = "proto3";
+        package storage.object.v1;
+        import "tidings/options.proto";
+        message Finalized {
+          option (tidings.event) = {
+            topic: "storage.object.finalized.v1"
+            type: "com.example.storage.object.v1.finalized"
+          };
+          string name = 1;
+        }
+        message Archived {
+          option (tidings.event) = { topic: "storage.object.archived.v1" };
+          string name = 1;
+        }
+        "#,
+    )]);
+    let generated = configure().generate(dir.path()).unwrap();
+    let code: String = generated
+        .files()
+        .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+        .collect();
+    assert!(
+        code.contains(
+            r#"#[event(topic = "storage.object.finalized.v1", type = "com.example.storage.object.v1.finalized", schema = "storage.object.v1.Finalized""#
+        ),
+        "{code}"
+    );
+    assert!(
+        code.contains(r#"#[event(topic = "storage.object.archived.v1", schema = "#),
+        "an event whose type is its topic says nothing more: {code}"
+    );
+}
