@@ -44,7 +44,7 @@ pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
         let mut message = json!({
             "name": schema,
             "title": format!("{name} v{}", event.info.major),
-            "headers": headers(topic, schema),
+            "headers": headers(topic, event.info.event_type(), schema),
             "payload": { "$ref": refer(schema) },
             "correlationId": {
                 "description": "The conversation the event belongs to (CloudEvents extension `correlationid`).",
@@ -107,7 +107,7 @@ pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
 }
 
 /// The CloudEvents attributes of a message on `topic` carrying `schema`.
-fn headers(topic: &str, schema: &str) -> Value {
+fn headers(topic: &str, event_type: &str, schema: &str) -> Value {
     let text = |description: &str| json!({ "type": "string", "description": description });
     json!({
         "type": "object",
@@ -121,7 +121,11 @@ fn headers(topic: &str, schema: &str) -> Value {
                 "description": "The publishing service.",
             },
             "specversion": { "type": "string", "const": "1.0", "description": "CloudEvents version." },
-            "type": { "type": "string", "const": topic, "description": "The event type: its topic, and so its major version." },
+            "type": if event_type == topic {
+                json!({ "type": "string", "const": topic, "description": "The event type: its topic, and so its major version." })
+            } else {
+                json!({ "type": "string", "const": event_type, "description": format!("The event type, as its producer names it; it travels on `{topic}`.") })
+            },
             "time": { "type": "string", "format": "date-time", "description": "When the event happened, RFC 3339." },
             "datacontenttype": {
                 "type": "string",

@@ -399,4 +399,14 @@ fn the_generated_event_carries_its_type() {
         code.contains(r#"#[event(topic = "storage.object.archived.v1", schema = "#),
         "an event whose type is its topic says nothing more: {code}"
     );
+
+    // AsyncAPI keeps the topic as the channel and says the type the messages carry.
+    let document: serde_json::Value =
+        serde_json::from_str(&configure().asyncapi(dir.path(), "storage", "1").unwrap()).unwrap();
+    let headers = &document["components"]["messages"]["storage.object.v1.Finalized"]["headers"];
+    assert_eq!(
+        headers["properties"]["type"]["const"],
+        "com.example.storage.object.v1.finalized"
+    );
+    assert!(document["channels"]["storage.object.finalized.v1"].is_object());
 }
