@@ -196,9 +196,6 @@ pub(crate) fn map_events(
         };
         let proto = file.file_descriptor_proto();
         let package = file.package_name();
-        if package_version(package, proto, &sources, diagnostics).is_none() {
-            continue;
-        }
         let by_file = file_ext.as_ref().is_some_and(|ext| {
             let options = file.options();
             options.has_extension(ext)
@@ -206,6 +203,25 @@ pub(crate) fn map_events(
                     if m.get_field_by_name("events").is_some_and(|v| v.as_bool() == Some(true)))
         });
         let by_convention = package.split('.').next() == Some("events");
+        // Only a package that holds events needs a version: a file of options or extensions,
+        // or of types shared between packages, may be laid out as its schema set has it.
+        let marks_events = by_file
+            || by_convention
+            || file.messages().any(|message| {
+                let options = message.options();
+                event_ext
+                    .as_ref()
+                    .is_some_and(|ext| options.has_extension(ext))
+                    || custom
+                        .as_ref()
+                        .is_some_and(|custom| custom.read(&options).is_some())
+            });
+        if !marks_events && !has_version(package) {
+            continue;
+        }
+        if package_version(package, proto, &sources, diagnostics).is_none() {
+            continue;
+        }
         let (base, version_text) = package.rsplit_once('.').unwrap_or(("", package));
 
         // Only top-level messages are events: an event option deeper down would go unnoticed.
@@ -453,6 +469,15 @@ fn package_version(
             None
         }
     }
+}
+
+/// Whether `package` ends in a version segment after a name, as [`package_version`] requires.
+fn has_version(package: &str) -> bool {
+    package.contains('.')
+        && package
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| parse_version(last).is_ok())
 }
 
 /// Every message `file` declares, nested ones too, in declaration order; map entries (which

@@ -410,3 +410,63 @@ fn the_generated_event_carries_its_type() {
     );
     assert!(document["channels"]["storage.object.finalized.v1"].is_object());
 }
+
+#[test]
+fn option_files_and_shared_types_need_no_version_but_event_packages_do() {
+    let dir = schemas(&[
+        (
+            "com/example/options.proto",
+            r#"syntax = "proto3";
+            package com.example.options;
+            import "google/protobuf/descriptor.proto";
+            extend google.protobuf.MessageOptions { string event_type = 50100; }
+            "#,
+        ),
+        (
+            "com/example/common.proto",
+            r#"syntax = "proto3";
+            package com.example.common;
+            message Bucket { string name = 1; }
+            "#,
+        ),
+        (
+            "com/example/storage/v1/events.proto",
+            r#"syntax = "proto3";
+            package com.example.storage.v1;
+            import "com/example/common.proto";
+            import "tidings/options.proto";
+            message ObjectFinalized {
+              option (tidings.event) = { topic: "storage.object.finalized.v1" };
+              com.example.common.Bucket bucket = 1;
+            }
+            "#,
+        ),
+    ]);
+    assert_eq!(
+        topics(dir.path(), configure()),
+        ["storage.object.finalized.v1"]
+    );
+    assert!(configure().generate(dir.path()).is_ok());
+
+    // A package that holds an event still needs its version.
+    let unversioned = schemas(&[(
+        "events.proto",
+        r#"syntax = "proto3";
+        package com.example.storage;
+        import "tidings/options.proto";
+        message ObjectDeleted {
+          option (tidings.event) = { topic: "storage.object.deleted.v1" };
+          string name = 1;
+        }
+        "#,
+    )]);
+    let report = configure().check(unversioned.path()).unwrap();
+    assert!(
+        report
+            .diagnostics
+            .to_string()
+            .contains("package `com.example.storage` does not end in a version"),
+        "{}",
+        report.diagnostics
+    );
+}
