@@ -42,6 +42,8 @@ struct VersionDoc {
     version: String,
     current: bool,
     topic: String,
+    /// The CloudEvents type, when it is not the topic.
+    event_type: Option<String>,
     schema: String,
     file: String,
     rust_path: String,
@@ -181,6 +183,7 @@ fn version_doc(event: &Event, current: u32, link: &dyn Fn(&str) -> Option<String
             .to_owned(),
         current: event.info.major == current,
         topic: event.info.topic.clone(),
+        event_type: event.info.event_type.clone(),
         schema: event.info.schema.clone(),
         file: message.parent_file().name().to_owned(),
         rust_path: event.info.rust_path.clone(),

@@ -409,6 +409,13 @@ fn the_generated_event_carries_its_type() {
         "com.example.storage.object.v1.finalized"
     );
     assert!(document["channels"]["storage.object.finalized.v1"].is_object());
+
+    // The catalog page shows both.
+    let page = configure().docs(dir.path(), "storage").unwrap();
+    assert!(
+        page.contains("<dt>Type</dt><dd><code>com.example.storage.object.v1.finalized</code></dd>"),
+        "{page}"
+    );
 }
 
 #[test]
