@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod files;
+use files::files_in;
+
 /// The code generator's crate, which the probe crate's build script depends on.
 const CODEGEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../codegen");
 
@@ -51,21 +54,6 @@ fn build(krate: &Path, target: &Path) -> usize {
         .unwrap()
         .lines()
         .count()
-}
-
-fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (
-                path.file_name().unwrap().to_str().unwrap().to_owned(),
-                std::fs::read(&path).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

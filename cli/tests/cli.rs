@@ -1,9 +1,11 @@
 //! The `tidings` binary: exit codes, `generate` (and `--check`), `check`, `list`.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use tidings_codegen::HandlerDefault;
+
+mod files;
+use files::files_in;
 
 const SCHEMAS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
 /// Schemas with errors of every kind, kept beside the code generator's own tests.
@@ -55,21 +57,6 @@ fn check_exits_0_on_clean_schemas_1_on_errors_2_on_usage_errors() {
             text(&out.stderr)
         );
     }
-}
-
-fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (
-                path.file_name().unwrap().to_str().unwrap().to_owned(),
-                std::fs::read(&path).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

@@ -289,30 +289,39 @@ fn the_runtime_path_can_be_renamed() {
     assert!(!code.contains("::tidings::"), "{code}");
 }
 
+/// An event named by its producer, and one whose type is its topic.
+const STORAGE: &str = r#"syntax = "proto3";
+package storage.object.v1;
+import "tidings/options.proto";
+message Finalized {
+  option (tidings.event) = {
+    topic: "storage.object.finalized.v1"
+    type: "com.example.storage.object.v1.finalized"
+  };
+  string name = 1;
+}
+message Archived {
+  option (tidings.event) = { topic: "storage.object.archived.v1" };
+  string name = 1;
+}
+"#;
+
 #[test]
 fn an_event_can_travel_with_a_cloudevents_type_of_its_own() {
-    let dir = schemas(&[(
-        "storage.proto",
-        r#"syntax = "proto3";
-        package storage.object.v1;
-        import "tidings/options.proto";
-        message Finalized {
-          option (tidings.event) = {
-            topic: "storage.object.finalized.v1"
-            type: "com.example.storage.object.v1.finalized"
-          };
-          string name = 1;
-        }
-        message Deleted {
-          option (tidings.event) = { topic: "storage.object.deleted.v1" type: "bad\ttype" };
-          string name = 1;
-        }
-        message Archived {
-          option (tidings.event) = { topic: "storage.object.archived.v1" };
-          string name = 1;
-        }
-        "#,
-    )]);
+    let dir = schemas(&[
+        ("storage.proto", STORAGE),
+        (
+            "deleted.proto",
+            r#"syntax = "proto3";
+            package storage.object.v1;
+            import "tidings/options.proto";
+            message Deleted {
+              option (tidings.event) = { topic: "storage.object.deleted.v1" type: "bad\ttype" };
+              string name = 1;
+            }
+            "#,
+        ),
+    ]);
     let report = configure().check(dir.path()).unwrap();
     let shown = report.diagnostics.to_string();
     assert!(
@@ -366,24 +375,7 @@ fn a_custom_options_value_stays_the_type_when_a_naming_function_gives_the_topic(
 
 #[test]
 fn the_generated_event_carries_its_type() {
-    let dir = schemas(&[(
-        "storage.proto",
-        r#"syntax = "proto3";
-        package storage.object.v1;
-        import "tidings/options.proto";
-        message Finalized {
-          option (tidings.event) = {
-            topic: "storage.object.finalized.v1"
-            type: "com.example.storage.object.v1.finalized"
-          };
-          string name = 1;
-        }
-        message Archived {
-          option (tidings.event) = { topic: "storage.object.archived.v1" };
-          string name = 1;
-        }
-        "#,
-    )]);
+    let dir = schemas(&[("storage.proto", STORAGE)]);
     let generated = configure().generate(dir.path()).unwrap();
     let code: String = generated
         .files()
