@@ -26,9 +26,16 @@ pub async fn connect(factory: &impl BrokerFactory) -> Arc<dyn Broker> {
     )
 }
 
+/// How long a publish of a case waits for the broker's confirmation: longer than the bus's
+/// default, as a server under test on a busy machine (tansu on SQLite, say) may be slow to
+/// confirm, and a case is about what arrives, not how fast.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A typed bus over `broker`.
 pub fn bus(broker: Arc<dyn Broker>) -> Bus {
-    Bus::from_arc(broker).with_source(SOURCE)
+    Bus::from_arc(broker)
+        .with_source(SOURCE)
+        .with_publish_timeout(PUBLISH_TIMEOUT)
 }
 
 /// Waits for `future` at most `patience`, failing the case with `what` otherwise.
