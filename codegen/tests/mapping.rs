@@ -114,13 +114,11 @@ extend google.protobuf.MessageOptions {
 }
 "#;
 
-#[test]
-fn topics_can_come_from_a_custom_option_mapped_by_a_naming_function() {
-    let dir = schemas(&[("orders.proto", CLOUDEVENTS)]);
-    let includes = schemas(&[("acme/options.proto", ACME_OPTIONS)]);
-    // CloudEvents type names carry no version: the function turns them into topics.
-    let builder = configure()
-        .include(includes.path())
+/// Reads topics from `acme.cloudevent_type` (declared under `includes`), whose CloudEvents type
+/// names carry no version: the naming function turns them into topics.
+fn acme_types_to_topics(includes: &Path) -> tidings_codegen::Builder {
+    configure()
+        .include(includes)
         .topic_option("acme.cloudevent_type")
         .topic_fn(|m| {
             let declared = m.declared_topic()?;
@@ -129,7 +127,14 @@ fn topics_can_come_from_a_custom_option_mapped_by_a_naming_function() {
                 declared.trim_start_matches("com.acme."),
                 m.version()
             ))
-        });
+        })
+}
+
+#[test]
+fn topics_can_come_from_a_custom_option_mapped_by_a_naming_function() {
+    let dir = schemas(&[("orders.proto", CLOUDEVENTS)]);
+    let includes = schemas(&[("acme/options.proto", ACME_OPTIONS)]);
+    let builder = acme_types_to_topics(includes.path());
     assert_eq!(topics(dir.path(), builder), ["events.orders.placed.v1"]);
 }
 
@@ -349,17 +354,7 @@ fn an_event_can_travel_with_a_cloudevents_type_of_its_own() {
 fn a_custom_options_value_stays_the_type_when_a_naming_function_gives_the_topic() {
     let dir = schemas(&[("orders.proto", CLOUDEVENTS)]);
     let includes = schemas(&[("acme/options.proto", ACME_OPTIONS)]);
-    let builder = configure()
-        .include(includes.path())
-        .topic_option("acme.cloudevent_type")
-        .topic_fn(|m| {
-            let declared = m.declared_topic()?;
-            Some(format!(
-                "events.{}.{}",
-                declared.trim_start_matches("com.acme."),
-                m.version()
-            ))
-        });
+    let builder = acme_types_to_topics(includes.path());
     let report = builder.check(dir.path()).unwrap();
     assert!(!report.diagnostics.has_errors(), "{}", report.diagnostics);
     let types: Vec<(&str, &str)> = report

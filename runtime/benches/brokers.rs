@@ -576,13 +576,14 @@ async fn nats(run: &str) {
             rates.bare.push(bare_time);
             rates.cloud_events.push(headers_time);
         }
-        let _ = js
-            .delete_consumer_from_stream(&group, "bench-order-created-v1")
-            .await;
+        // The consumers of a round go, so that the next round does not find them pending.
+        js.delete_consumer_from_stream(&group, "bench-order-created-v1")
+            .await
+            .expect("deleting the typed side's consumer");
         for consumer in [bare, headers] {
-            let _ = js
-                .delete_consumer_from_stream(&consumer, RAW_SUBJECT.replace('.', "-"))
-                .await;
+            js.delete_consumer_from_stream(&consumer, RAW_SUBJECT.replace('.', "-"))
+                .await
+                .expect("deleting a raw side's consumer");
         }
     }
     report("nats jetstream", "raw async-nats", events, rates);
@@ -631,9 +632,10 @@ async fn rabbitmq(run: &str) {
         }
         let typed_queues = [&group, &seam_group].map(|g| format!("{}:{g}", OrderCreated::TOPIC));
         for queue in typed_queues.into_iter().chain([bare, headers]) {
-            let _ = cleanup
+            cleanup
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
+                .await
+                .expect("deleting a round's queue");
         }
     }
     report("rabbitmq", "raw lapin", events, rates);

@@ -188,8 +188,9 @@ impl Queue {
         let queue = Queue::default();
         let mut state = lock(&queue.state);
         for message in items {
-            // A new queue has no consumer yet.
-            let _ = state.push_new(message.clone());
+            // A new queue has no consumer yet, so there is none to wake.
+            let woken = state.push_new(message.clone());
+            debug_assert!(!woken, "a new queue has no sleeping consumer");
         }
         drop(state);
         Arc::new(queue)
