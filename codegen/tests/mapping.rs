@@ -294,6 +294,15 @@ fn the_runtime_path_can_be_renamed() {
     assert!(!code.contains("::tidings::"), "{code}");
 }
 
+/// Each event of `report` as (topic, CloudEvents type).
+fn topics_and_types(report: &tidings_codegen::Report) -> Vec<(&str, &str)> {
+    report
+        .events
+        .iter()
+        .map(|e| (e.topic(), e.event_type()))
+        .collect()
+}
+
 /// An event named by its producer, and one whose type is its topic.
 const STORAGE: &str = r#"syntax = "proto3";
 package storage.object.v1;
@@ -333,11 +342,7 @@ fn an_event_can_travel_with_a_cloudevents_type_of_its_own() {
         shown.contains("the CloudEvents type \"bad\\ttype\" of `storage.object.v1.Deleted`"),
         "{shown}"
     );
-    let types: Vec<(&str, &str)> = report
-        .events
-        .iter()
-        .map(|e| (e.topic(), e.event_type()))
-        .collect();
+    let types = topics_and_types(&report);
     assert_eq!(
         types,
         [
@@ -357,11 +362,7 @@ fn a_custom_options_value_stays_the_type_when_a_naming_function_gives_the_topic(
     let builder = acme_types_to_topics(includes.path());
     let report = builder.check(dir.path()).unwrap();
     assert!(!report.diagnostics.has_errors(), "{}", report.diagnostics);
-    let types: Vec<(&str, &str)> = report
-        .events
-        .iter()
-        .map(|e| (e.topic(), e.event_type()))
-        .collect();
+    let types = topics_and_types(&report);
     assert_eq!(
         types,
         [("events.orders.placed.v1", "com.acme.orders.placed")]
