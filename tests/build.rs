@@ -7,6 +7,32 @@ fn main() {
 #[path = "build/corpus.rs"]
 mod corpus;
 
+/// Generates a schema set laid out as another stack lays it out (`foreign/`), into
+/// `$OUT_DIR/foreign`: its option names each event's CloudEvents type with the version in the
+/// middle and the event in camelCase (`com.example.storage.object.v1.metadataUpdated`); a
+/// naming function turns that into a topic (`storage.object.metadata_updated.v1`), and each
+/// event's message wraps, in its one field `data`, the payload that actually travels.
+fn foreign_schemas(out: &std::path::Path) {
+    use heck::ToSnakeCase;
+    tidings_codegen::configure()
+        .out_dir(out.join("foreign"))
+        .topic_option("com.example.events.cloud_event_type")
+        .topic_fn(|candidate| {
+            let event_type = candidate.declared_topic()?;
+            let mut words: Vec<&str> = event_type
+                .strip_prefix("com.example.")?
+                .split('.')
+                .collect();
+            let version = words.iter().position(|word| *word == candidate.version())?;
+            let version = words.remove(version);
+            let words: Vec<String> = words.iter().map(|word| word.to_snake_case()).collect();
+            Some(format!("{}.{version}", words.join(".")))
+        })
+        .payload_fn(|candidate| candidate.fields().eq(["data"]).then(|| "data".to_owned()))
+        .compile("foreign")
+        .expect("the foreign schema set compiles");
+}
+
 /// Generates the code the codegen tests include: the shop's schemas through the build-script
 /// entry point exactly as a user's `build.rs` calls it (into `$OUT_DIR/tidings`), and again with
 /// each default of the handler methods (into `$OUT_DIR/ignore` and `$OUT_DIR/dead_letter`), the
@@ -31,6 +57,7 @@ fn generate_events() {
     mapping
         .compile("proto")
         .expect("the mapping schemas compile");
+    foreign_schemas(&out);
     // The corpus is written by this script, so its files are not watched: the script reruns
     // when it or the generator changes.
     let corpus = out.join("corpus-schemas");

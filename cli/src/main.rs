@@ -389,6 +389,7 @@ fn json(events: &[EventInfo]) -> String {
                 "type": e.event_type(),
                 "version": e.major(),
                 "schema": e.schema(),
+                "payload": e.payload(),
                 "package": e.package(),
                 "rust_path": e.rust_path(),
                 "file": e.file(),

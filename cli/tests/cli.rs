@@ -184,6 +184,7 @@ fn list_prints_the_catalog_as_a_table_or_json() {
             "type": "events.order.created.v2",
             "version": 2,
             "schema": "events.order.v2.Created",
+            "payload": null,
             "package": "events.order.v2",
             "rust_path": "events::order::v2::Created",
             "file": "../schemas/events/order/v2/order.proto",

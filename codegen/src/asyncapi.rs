@@ -21,7 +21,7 @@ const ASYNCAPI: &str = "3.0.0";
 /// The AsyncAPI document describing `events`, titled `title` at API version `version`.
 pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
     let refer = |name: &str| format!("#/components/schemas/{name}");
-    let reached = reach(events.iter().map(|e| e.message.clone()));
+    let reached = reach(events.iter().map(|e| e.data_message().clone()));
     let mut schemas = Map::new();
     for (name, message) in &reached.messages {
         schemas.insert(name.clone(), message_schema(message, &refer));
@@ -36,6 +36,8 @@ pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
     for event in events {
         let topic = &event.info.topic;
         let schema = &event.info.schema;
+        // What travels: the payload a wrapper carries, or the event's own message.
+        let data = event.data_message();
         let name = event.message.name();
         let comment = comments::leading(
             event.message.parent_file_descriptor_proto(),
@@ -44,14 +46,14 @@ pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
         let mut message = json!({
             "name": schema,
             "title": format!("{name} v{}", event.info.major),
-            "headers": headers(topic, event.info.event_type(), schema),
-            "payload": { "$ref": refer(schema) },
+            "headers": headers(topic, event.info.event_type(), data.full_name()),
+            "payload": { "$ref": refer(data.full_name()) },
             "correlationId": {
                 "description": "The conversation the event belongs to (CloudEvents extension `correlationid`).",
                 "location": "$message.header#/correlationid",
             },
-            "x-protobuf-message": schema,
-            "x-protobuf-file": event.message.parent_file().name(),
+            "x-protobuf-message": data.full_name(),
+            "x-protobuf-file": data.parent_file().name(),
         });
         if let Some(comment) = &comment {
             message["summary"] = Value::String(comments::summary(comment));

@@ -16,7 +16,7 @@ use crate::generate::{HandlerDefault, Settings, generate};
 use crate::lint::lint;
 use crate::load::{Loaded, load};
 use crate::lock::{self, LOCK_FILE, Locked};
-use crate::mapping::{Candidate, MapConfig, TopicFn, map_events};
+use crate::mapping::{Candidate, MapConfig, PayloadFn, TopicFn, map_events};
 use crate::output::Generated;
 use crate::schema_set::SchemaSet;
 use crate::sources::OPTIONS_NAME;
@@ -36,6 +36,7 @@ pub fn configure() -> Builder {
         includes: Vec::new(),
         topic_option: None,
         topic_fn: None,
+        payload_fn: None,
         format: true,
         runtime: "::tidings".to_owned(),
         handler_default: HandlerDefault::default(),
@@ -49,6 +50,7 @@ pub struct Builder {
     includes: Vec<PathBuf>,
     topic_option: Option<String>,
     topic_fn: Option<Box<TopicFn>>,
+    payload_fn: Option<Box<PayloadFn>>,
     format: bool,
     runtime: String,
     handler_default: HandlerDefault,
@@ -62,6 +64,7 @@ impl fmt::Debug for Builder {
             .field("includes", &self.includes)
             .field("topic_option", &self.topic_option)
             .field("topic_fn", &self.topic_fn.is_some())
+            .field("payload_fn", &self.payload_fn.is_some())
             .field("format", &self.format)
             .field("runtime", &self.runtime)
             .field("handler_default", &self.handler_default)
@@ -112,6 +115,18 @@ impl Builder {
     /// use it, so a project that needs one generates from `build.rs`.
     pub fn topic_fn(mut self, decide: impl Fn(&Candidate<'_>) -> Option<String> + 'static) -> Self {
         self.topic_fn = Some(Box::new(decide));
+        self
+    }
+
+    /// Names, for every event, the field of its message whose value travels as the event's data:
+    /// `Some(field)` for a wrapper message whose one field is the payload a producer sends
+    /// (`ObjectFinalizedEvent { StorageObjectData data = 1; }`), `None` when the whole message
+    /// travels. `(tidings.event).payload` says the same in a schema. The handler of such an
+    /// event receives the payload type, and the wrapper is published as its payload alone.
+    ///
+    /// Like [`topic_fn`](Self::topic_fn), the function runs in the build script only.
+    pub fn payload_fn(mut self, name: impl Fn(&Candidate<'_>) -> Option<String> + 'static) -> Self {
+        self.payload_fn = Some(Box::new(name));
         self
     }
 
@@ -293,11 +308,7 @@ impl Builder {
             sources: Rc::default(),
         };
         let mut diagnostics = Diagnostics::default();
-        let config = MapConfig {
-            topic_option: self.topic_option.as_deref(),
-            topic_fn: self.topic_fn.as_deref(),
-        };
-        let events = map_events(&loaded, &config, &mut diagnostics)?;
+        let events = map_events(&loaded, &self.map_config(), &mut diagnostics)?;
         lint(&loaded, &events, &mut diagnostics);
         if diagnostics.has_errors() {
             return Err(Error::Schema(diagnostics));
@@ -333,14 +344,19 @@ impl Builder {
         Ok((loaded, events, diagnostics))
     }
 
+    /// How messages map to events: the topic option and the naming functions.
+    fn map_config(&self) -> MapConfig<'_> {
+        MapConfig {
+            topic_option: self.topic_option.as_deref(),
+            topic_fn: self.topic_fn.as_deref(),
+            payload_fn: self.payload_fn.as_deref(),
+        }
+    }
+
     fn read(&self, dir: &Path) -> Result<Analysis, Error> {
         let mut diagnostics = Diagnostics::default();
         let loaded = load(dir, &self.includes, &mut diagnostics)?;
-        let config = MapConfig {
-            topic_option: self.topic_option.as_deref(),
-            topic_fn: self.topic_fn.as_deref(),
-        };
-        let events = map_events(&loaded, &config, &mut diagnostics)?;
+        let events = map_events(&loaded, &self.map_config(), &mut diagnostics)?;
         lint(&loaded, &events, &mut diagnostics);
         Ok((loaded, events, diagnostics))
     }

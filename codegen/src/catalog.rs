@@ -10,6 +10,8 @@ pub struct EventInfo {
     pub(crate) schema: String,
     pub(crate) package: String,
     pub(crate) rust_path: String,
+    /// The full name of the message that travels as its data, when its own message wraps it.
+    pub(crate) payload: Option<String>,
     pub(crate) file: String,
 }
 
@@ -34,6 +36,18 @@ impl EventInfo {
     /// The full protobuf name of its message, `events.order.v1.Created`.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// The full protobuf name of the message that travels as its data, when its own message
+    /// only wraps it (a single field, the payload); `None` when the whole message travels.
+    pub fn payload(&self) -> Option<&str> {
+        self.payload.as_deref()
+    }
+
+    /// The full protobuf name of the message written in `dataschema`: the payload's, or the
+    /// event's own.
+    pub fn data_schema(&self) -> &str {
+        self.payload.as_deref().unwrap_or(&self.schema)
     }
 
     /// The protobuf package, `events.order.v1`.

@@ -20,6 +20,10 @@ pub(crate) enum Rule {
     EventNoDelete,
     /// An event major moved to another topic.
     EventSameTopic,
+    /// An event major travels with another CloudEvents type.
+    EventSameType,
+    /// An event major's data is another message: a wrapper's payload, or the whole message.
+    EventSamePayload,
     /// A field was deleted without reserving its number and name.
     FieldNoDeleteUnlessReserved,
     /// A field was renamed; JSON readers accept the old name.
@@ -46,6 +50,8 @@ impl Rule {
         match self {
             Rule::EventNoDelete => "EVENT_NO_DELETE",
             Rule::EventSameTopic => "EVENT_SAME_TOPIC",
+            Rule::EventSameType => "EVENT_SAME_TYPE",
+            Rule::EventSamePayload => "EVENT_SAME_PAYLOAD",
             Rule::FieldNoDeleteUnlessReserved => "FIELD_NO_DELETE_UNLESS_RESERVED",
             Rule::FieldSameName => "FIELD_SAME_NAME",
             Rule::FieldSameJsonName => "FIELD_SAME_JSON_NAME",
@@ -102,6 +108,32 @@ pub(crate) fn compare(old: &Lock, new: &Lock) -> Vec<Finding> {
                 help: format!(
                     "subscribers of `{}` would stop receiving it: keep the topic, and publish on a new topic from a new major ({})",
                     before.topic,
+                    new_major(name)
+                ),
+            }),
+            Some(now) if now.event_type != before.event_type => findings.push(Finding {
+                rule: Rule::EventSameType,
+                place: Place::Message(name.clone()),
+                message: format!(
+                    "event `{name}` travels with type `{}` instead of `{}`",
+                    now.event_type.as_deref().unwrap_or(&now.topic),
+                    before.event_type.as_deref().unwrap_or(&before.topic)
+                ),
+                help: format!(
+                    "subscribers match on the type and would refuse it: keep the type, and give a new major its own ({})",
+                    new_major(name)
+                ),
+            }),
+            Some(now) if now.payload != before.payload => findings.push(Finding {
+                rule: Rule::EventSamePayload,
+                place: Place::Message(name.clone()),
+                message: format!(
+                    "event `{name}` sends `{}` as its data instead of `{}`",
+                    now.payload.as_deref().unwrap_or(name),
+                    before.payload.as_deref().unwrap_or(name)
+                ),
+                help: format!(
+                    "subscribers would decode the data as the message they know: keep what travels, and change it in a new major ({})",
                     new_major(name)
                 ),
             }),

@@ -45,6 +45,8 @@ struct VersionDoc {
     /// The CloudEvents type, when it is not the topic.
     event_type: Option<String>,
     schema: String,
+    /// The message that travels as its data, when the event's message wraps it.
+    payload: Option<String>,
     file: String,
     rust_path: String,
     description: Option<String>,
@@ -88,7 +90,7 @@ pub(crate) fn site(events: &[Event], title: &str) -> Result<String, Error> {
 
 fn page<'a>(events: &[Event], title: &'a str) -> Page<'a> {
     let event_names: Vec<&str> = events.iter().map(|e| e.info.schema.as_str()).collect();
-    let reached = reach(events.iter().map(|e| e.message.clone()));
+    let reached = reach(events.iter().map(|e| e.data_message().clone()));
     let link = |name: &str| {
         (reached.messages.contains_key(name) || reached.enums.contains_key(name))
             .then(|| name.to_owned())
@@ -185,10 +187,12 @@ fn version_doc(event: &Event, current: u32, link: &dyn Fn(&str) -> Option<String
         topic: event.info.topic.clone(),
         event_type: event.info.event_type.clone(),
         schema: event.info.schema.clone(),
+        payload: event.info.payload.clone(),
         file: message.parent_file().name().to_owned(),
         rust_path: event.info.rust_path.clone(),
         description: comments::leading(message.parent_file_descriptor_proto(), message.path()),
-        fields: fields(message, link),
+        // What a handler reads: the payload's fields when the message wraps one.
+        fields: fields(event.data_message(), link),
     }
 }
 

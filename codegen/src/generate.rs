@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::format;
 use crate::load::Loaded;
 use crate::mapping::Event;
+use crate::names;
 use crate::parallel;
 use crate::sources::OPTIONS_NAME;
 
@@ -69,13 +70,38 @@ pub(crate) struct Settings<'a> {
 struct Stubs<'a> {
     package: &'a str,
     rt: &'a str,
-    /// The path from the package's module to the support module, `super::super::__tidings`.
-    support: &'a str,
-    events: &'a [&'a Event],
+    events: &'a [Stub<'a>],
     handler_default: HandlerDefault,
     /// The name of a `Handler` method's event parameter: `_event` where a default body leaves
     /// it unused, so that it does not warn.
     event_param: &'a str,
+}
+
+/// An event as its package's stubs name it.
+struct Stub<'a> {
+    event: &'a Event,
+    /// What its handler receives: the event's type, or the payload's a wrapper carries, as
+    /// reached from the package's module.
+    handled: String,
+}
+
+/// The canonical proto3 JSON implementations of the types that travel as JSON and are declared
+/// in one package: its events, and the payloads that wrappers carry.
+#[derive(Template)]
+#[template(path = "serde.rs", escape = "none")]
+struct Serde<'a> {
+    rt: &'a str,
+    /// The path from the package's module to the support module, `super::super::__tidings`.
+    support: &'a str,
+    types: &'a [Travels],
+}
+
+/// A type that travels as an event's data.
+struct Travels {
+    /// Its path within its package's module: `Created`, or `outer::Inner` when nested.
+    path: String,
+    /// Its full protobuf name, through which its JSON form is read.
+    schema: String,
 }
 
 #[derive(Template)]
@@ -111,6 +137,15 @@ pub(crate) fn generate(
         // are formatted below instead, as prost-build would, only where they need it and on
         // every core.
         .format(false);
+    for event in events {
+        if let Some(payload) = &event.payload {
+            // The derive's marker on the wrapper's one field; prost-build knows fields by path.
+            prost.field_attribute(
+                format!(".{}.{}", event.info.schema, payload.field),
+                "#[event(payload)]",
+            );
+        }
+    }
     let requests = set
         .file
         .into_iter()
@@ -130,36 +165,35 @@ pub(crate) fn generate(
             .or_default()
             .push(event);
     }
-    let modules: Vec<(Module, String, Vec<&Event>)> = messages
+    let mut travels = travelling_types(events);
+    let modules: Vec<Package> = messages
         .into_iter()
         .collect::<BTreeMap<_, _>>()
         .into_iter()
-        .map(|(module, code)| {
-            let events = by_module.remove(&module).unwrap_or_default();
-            (module, code, events)
+        .map(|(module, code)| Package {
+            events: by_module.remove(&module).unwrap_or_default(),
+            travels: travels.remove(&module).unwrap_or_default(),
+            module,
+            code,
         })
         .collect();
-    if let Some(module) = by_module.keys().next() {
+    if let Some(module) = by_module.keys().chain(travels.keys()).next() {
         return Err(Error::Generate(format!(
             "prost-build wrote no module `{}` for its events",
             module.parts().collect::<Vec<_>>().join("::")
         )));
     }
-    let written = parallel::map(&modules, |(module, code, events)| {
-        package_file(module, code, events, settings)
-    });
+    let written = parallel::map(&modules, |package| package_file(package, settings));
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for ((module, _, _), code) in modules.iter().zip(written) {
-        files.insert(module.to_file_name_or("_"), code?.into_bytes());
+    for (package, code) in modules.iter().zip(written) {
+        files.insert(package.module.to_file_name_or("_"), code?.into_bytes());
     }
-    let support = Support { rt }
-        .render()
-        .map_err(|e| Error::Generate(e.to_string()))?;
+    let support = render(&Support { rt })?;
     files.insert(
         MOD_FILE.to_owned(),
         mod_file(
             &files,
-            modules.iter().map(|(module, _, _)| module),
+            modules.iter().map(|package| &package.module),
             &support,
         )
         .into_bytes(),
@@ -168,14 +202,57 @@ pub(crate) fn generate(
     Ok(files)
 }
 
+/// One package's module: prost-build's code for it, its events and the types of it that travel.
+struct Package<'a> {
+    module: Module,
+    code: String,
+    events: Vec<&'a Event>,
+    travels: Vec<Travels>,
+}
+
+/// The types that travel as events' data, by the module of the package that declares them:
+/// every event's own type, or the payload it wraps. A payload that several wrappers carry, or
+/// that is an event itself, is listed once.
+fn travelling_types(events: &[Event]) -> BTreeMap<Module, Vec<Travels>> {
+    let mut listed = std::collections::HashSet::new();
+    let mut by_module: BTreeMap<Module, Vec<Travels>> = BTreeMap::new();
+    // In the order of the events, as the stubs list them.
+    for message in events.iter().map(Event::data_message) {
+        let name = message.full_name();
+        if !listed.insert(name) {
+            continue;
+        }
+        let package = message.package_name();
+        let within = name
+            .strip_prefix(package)
+            .unwrap_or(name)
+            .trim_start_matches('.');
+        // Nested types live in a module per parent message, as prost-build nests them.
+        let mut path: Vec<String> = within.split('.').map(names::snake_ident).collect();
+        if let Some(last) = path.last_mut() {
+            *last = names::type_name(message.name());
+        }
+        by_module
+            .entry(Module::from_protobuf_package_name(package))
+            .or_default()
+            .push(Travels {
+                path: path.join("::"),
+                schema: name.to_owned(),
+            });
+    }
+    by_module
+}
+
 /// The file of one package: prost-build's message types, formatted as prost-build formats them
-/// when formatting is on, with the `Event` derives, then the package's stubs.
-fn package_file(
-    module: &Module,
-    code: &str,
-    events: &[&Event],
-    settings: &Settings<'_>,
-) -> Result<String, Error> {
+/// when formatting is on, with the `Event` derives, then the serde implementations of what
+/// travels and the package's stubs.
+fn package_file(package: &Package<'_>, settings: &Settings<'_>) -> Result<String, Error> {
+    let Package {
+        module,
+        code,
+        events,
+        travels,
+    } = package;
     let rt = settings.runtime;
     let code = code.strip_prefix(PROST_HEADER).unwrap_or(code);
     let mut code = if settings.format {
@@ -195,24 +272,61 @@ fn package_file(
     out.push_str(HEADER);
     out.push('\n');
     out.push_str(&code);
-    if let Some(first) = events.first() {
+    if !travels.is_empty() || !events.is_empty() {
+        out.push('\n');
+    }
+    if !travels.is_empty() {
         let support = format!("{}__tidings", "super::".repeat(module.len()));
-        let stubs = Stubs {
-            package: &first.info.package,
+        out.push_str(&render(&Serde {
             rt,
             support: &support,
-            events,
+            types: travels,
+        })?);
+    }
+    if let Some(first) = events.first() {
+        let own = module.parts().collect::<Vec<_>>().join("::");
+        let stubs: Vec<Stub<'_>> = events
+            .iter()
+            .map(|&event| Stub {
+                event,
+                handled: match &event.payload {
+                    None => event.type_name.clone(),
+                    Some(payload) => reach(&own, module.len(), &payload.rust_path),
+                },
+            })
+            .collect();
+        out.push_str(&render(&Stubs {
+            package: &first.info.package,
+            rt,
+            events: &stubs,
             handler_default: settings.handler_default,
             event_param: match settings.handler_default {
                 HandlerDefault::Required => "event",
                 HandlerDefault::Ignore | HandlerDefault::DeadLetter => "_event",
             },
-        };
-        out.push('\n');
-        out.push_str(&stubs.render().map_err(|e| Error::Generate(e.to_string()))?);
+        })?);
         out.push('\n');
     }
     Ok(out)
+}
+
+/// The code `template` writes.
+fn render(template: &impl Template) -> Result<String, Error> {
+    template
+        .render()
+        .map_err(|e| Error::Generate(e.to_string()))
+}
+
+/// `path` (relative to the generated module) as reached from the module `own`, `depth` levels
+/// deep: by its name within the module, or up to the generated module and down again.
+fn reach(own: &str, depth: usize, path: &str) -> String {
+    match path
+        .strip_prefix(own)
+        .and_then(|rest| rest.strip_prefix("::"))
+    {
+        Some(within) => within.to_owned(),
+        None => format!("{}{path}", "super::".repeat(depth)),
+    }
 }
 
 /// Every file with its imports, the bundled options too (a schema depends on them), comments
@@ -259,7 +373,8 @@ fn derive_event(code: &mut String, event: &Event, rt: &str) -> Result<(), Error>
     };
     let attributes = format!(
         "#[derive({rt}::Event)]\n#[event(topic = \"{}\"{event_type}, schema = \"{}\", codec = \"protobuf+json\"{krate})]\n",
-        event.info.topic, event.info.schema
+        event.info.topic,
+        event.info.data_schema()
     );
     code.insert_str(at, &attributes);
     Ok(())

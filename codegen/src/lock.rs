@@ -3,7 +3,7 @@
 //!
 //! The file is JSON, pretty-printed with every map sorted by name and every list by number, so
 //! the same schemas always give the same bytes and a change shows as a small diff. It records,
-//! for each event, its topic and file; for every message and enum an event is made of (the
+//! for each event, its topic, file, and its CloudEvents type and payload where they are its own; for every message and enum an event is made of (the
 //! well-known types aside), its fields or values and what it reserves.
 
 use std::collections::BTreeMap;
@@ -43,6 +43,12 @@ pub struct Lock {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LockedEvent {
     pub(crate) topic: String,
+    /// The CloudEvents type, when it is not the topic.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub(crate) event_type: Option<String>,
+    /// The message that travels, when the event's message wraps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) payload: Option<String>,
     /// The schema file, as imported: `events/order/v1/order.proto`.
     pub(crate) file: String,
 }
@@ -275,6 +281,8 @@ pub(crate) fn lock(events: &[Event]) -> Lock {
             .map(|e| {
                 let event = LockedEvent {
                     topic: e.info.topic.clone(),
+                    event_type: e.info.event_type.clone(),
+                    payload: e.info.payload.clone(),
                     file: e.message.parent_file().name().to_owned(),
                 };
                 (e.info.schema.clone(), event)

@@ -26,6 +26,10 @@ use crate::sources::Sources;
 /// Decides the topic of a top-level message, or that it is not an event (`None`).
 pub type TopicFn = dyn Fn(&Candidate<'_>) -> Option<String>;
 
+/// Names the field of an event's message whose value is the data that travels, or `None` when
+/// the whole message travels.
+pub type PayloadFn = dyn Fn(&Candidate<'_>) -> Option<String>;
+
 /// A top-level message, as the naming function given to
 /// [`Builder::topic_fn`](crate::Builder::topic_fn) sees it.
 #[derive(Debug)]
@@ -51,6 +55,15 @@ impl Candidate<'_> {
     /// The full message name, `events.order.v1.Created`.
     pub fn full_name(&self) -> &str {
         self.message.full_name()
+    }
+
+    /// The names of the message's fields, in declaration order: a wrapper has one, `data`.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.message
+            .descriptor_proto()
+            .field
+            .iter()
+            .map(|field| field.name())
     }
 
     /// The package's version segment, `v1`.
@@ -88,6 +101,27 @@ pub(crate) struct Event {
     /// The publisher and handler method, `created`.
     pub(crate) method: String,
     pub(crate) message: MessageDescriptor,
+    /// The field whose value travels, when the message wraps its payload.
+    pub(crate) payload: Option<Payload>,
+}
+
+/// The one field of a wrapper message, whose value is the event's data.
+pub(crate) struct Payload {
+    /// The field's name, `data`.
+    pub(crate) field: String,
+    /// The field's message: what the producer sends.
+    pub(crate) message: MessageDescriptor,
+    /// Its generated type, relative to the generated module: `com::example::v1::ObjectData`.
+    pub(crate) rust_path: String,
+}
+
+impl Event {
+    /// The message whose encoding is the event's data: the payload's, or the event's own.
+    pub(crate) fn data_message(&self) -> &MessageDescriptor {
+        self.payload
+            .as_ref()
+            .map_or(&self.message, |payload| &payload.message)
+    }
 }
 
 /// Where a topic was written, for diagnostics.
@@ -169,6 +203,7 @@ impl TopicOption {
 pub(crate) struct MapConfig<'a> {
     pub(crate) topic_option: Option<&'a str>,
     pub(crate) topic_fn: Option<&'a TopicFn>,
+    pub(crate) payload_fn: Option<&'a PayloadFn>,
 }
 
 /// Finds the events of the folder's own files, reporting what breaks the mapping rules.
@@ -262,6 +297,7 @@ pub(crate) fn map_events(
             let mut declared = None;
             let mut origin = Origin::Default;
             let mut event_type = None;
+            let mut payload_option = None;
             let mut from_custom = false;
             if let Some(ext) = marked
                 && let Value::Message(m) = &*options.get_extension(ext)
@@ -276,6 +312,7 @@ pub(crate) fn map_events(
                     origin = Origin::Option(option_path(&message, ext.number() as i32));
                 }
                 event_type = text("type");
+                payload_option = text("payload").map(|field| (field, ext.number() as i32));
             }
             if declared.is_none()
                 && let Some(custom) = &custom
@@ -318,6 +355,32 @@ pub(crate) fn map_events(
                 None => candidate.topic().map(str::to_owned),
             };
             let Some(topic) = topic else { continue };
+            let payload_field = match payload_option {
+                Some((field, number)) => Some((field, Some(number))),
+                None => config
+                    .payload_fn
+                    .and_then(|name| name(&candidate))
+                    .map(|field| (field, None)),
+            };
+            let payload = match payload_field {
+                None => None,
+                Some((field, option)) => match payload(&message, &field) {
+                    Ok(payload) => Some(payload),
+                    Err(problem) => {
+                        let at = match option {
+                            Some(number) => {
+                                locate::declaration(&sources, proto, &option_path(&message, number))
+                            }
+                            None => locate::message_name(&sources, &message),
+                        };
+                        diagnostics.push(
+                            Diagnostic::error(problem.message(&message, &field), at)
+                                .with_help(problem.help()),
+                        );
+                        continue;
+                    }
+                },
+            };
             if let Some(text) = &event_type
                 && !tidings_contract::is_event_type(text)
             {
@@ -405,7 +468,6 @@ pub(crate) fn map_events(
             by_topic.insert(topic.clone(), events.len());
             origins.push((location, origin));
             let type_name = names::type_name(message.name());
-            let module: Vec<String> = package.split('.').map(names::snake_ident).collect();
             events.push(Event {
                 info: EventInfo {
                     topic,
@@ -413,16 +475,103 @@ pub(crate) fn map_events(
                     major,
                     schema: full_name.to_owned(),
                     package: package.to_owned(),
-                    rust_path: format!("{}::{type_name}", module.join("::")),
+                    rust_path: rust_path(&message),
+                    payload: payload
+                        .as_ref()
+                        .map(|payload| payload.message.full_name().to_owned()),
                     file: sources.display(name),
                 },
                 type_name,
                 method: names::snake_ident(message.name()),
                 message: message.clone(),
+                payload,
             });
         }
     }
     Ok(events)
+}
+
+/// Why a field cannot carry a wrapper's payload.
+enum PayloadProblem {
+    /// The message has no field of that name.
+    Missing,
+    /// The field is a scalar, a list or a map, not one message.
+    NotAMessage,
+    /// The message has other fields, which would never travel.
+    NotAlone,
+}
+
+impl PayloadProblem {
+    fn message(&self, wrapper: &MessageDescriptor, field: &str) -> String {
+        let wrapper = wrapper.full_name();
+        match self {
+            PayloadProblem::Missing => {
+                format!("`{wrapper}` has no field `{field}` to carry its payload")
+            }
+            PayloadProblem::NotAMessage => {
+                format!("the payload field `{field}` of `{wrapper}` is not a single message")
+            }
+            PayloadProblem::NotAlone => format!(
+                "`{wrapper}` wraps its payload `{field}` beside other fields, which would never travel"
+            ),
+        }
+    }
+
+    fn help(&self) -> &'static str {
+        match self {
+            PayloadProblem::Missing => {
+                "name the field whose type the producer sends as the event's data"
+            }
+            PayloadProblem::NotAMessage => {
+                "a payload is a message type: give the field a message type, not a scalar, list or map"
+            }
+            PayloadProblem::NotAlone => {
+                "keep the payload as the wrapper's only field, or let the whole message travel"
+            }
+        }
+    }
+}
+
+/// The payload `field` of `wrapper`: a singular message field, the wrapper's only one.
+fn payload(wrapper: &MessageDescriptor, field: &str) -> Result<Payload, PayloadProblem> {
+    let found = wrapper
+        .get_field_by_name(field)
+        .ok_or(PayloadProblem::Missing)?;
+    let Kind::Message(message) = found.kind() else {
+        return Err(PayloadProblem::NotAMessage);
+    };
+    if found.is_list() || found.is_map() {
+        return Err(PayloadProblem::NotAMessage);
+    }
+    if wrapper.fields().len() > 1 {
+        return Err(PayloadProblem::NotAlone);
+    }
+    Ok(Payload {
+        field: field.to_owned(),
+        rust_path: rust_path(&message),
+        message,
+    })
+}
+
+/// The generated type of `message`, relative to the generated module, as prost-build nests it:
+/// package segments, then the parent messages in snake_case, then the type.
+fn rust_path(message: &MessageDescriptor) -> String {
+    let mut parents = Vec::new();
+    let mut parent = message.parent_message();
+    while let Some(outer) = parent {
+        parents.push(names::snake_ident(outer.name()));
+        parent = outer.parent_message();
+    }
+    parents.reverse();
+    message
+        .package_name()
+        .split('.')
+        .filter(|segment| !segment.is_empty())
+        .map(names::snake_ident)
+        .chain(parents)
+        .chain([names::type_name(message.name())])
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 /// The field number of `syntax` in `FileDescriptorProto`, as a source code info path.

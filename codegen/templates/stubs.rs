@@ -1,22 +1,3 @@
-{% for e in events -%}
-impl {{ rt }}::__private::serde::Serialize for {{ e.type_name }} {
-    fn serialize<S: {{ rt }}::__private::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::core::result::Result<S::Ok, S::Error> {
-        {{ support }}::serialize(self, "{{ e.info.schema }}", serializer)
-    }
-}
-
-impl<'de> {{ rt }}::__private::serde::Deserialize<'de> for {{ e.type_name }} {
-    fn deserialize<D: {{ rt }}::__private::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::core::result::Result<Self, D::Error> {
-        {{ support }}::deserialize("{{ e.info.schema }}", deserializer)
-    }
-}
-
-{% endfor -%}
 /// Publishes the events of package `{{ package }}`, one method per event.
 ///
 /// A method returns the runtime's publish builder: `.await` it to publish and wait for the
@@ -33,8 +14,9 @@ impl Publisher {
     }
 {%- for e in events %}
 
-    /// Publishes [`{{ e.type_name }}`] on `{{ e.info.topic }}`.
-    pub fn {{ e.method }}<'a>(&'a self, event: &'a {{ e.type_name }}) -> {{ rt }}::Publish<'a, {{ e.type_name }}> {
+    /// Publishes [`{{ e.event.type_name }}`] on `{{ e.event.info.topic }}`
+{%- if e.event.payload.is_some() %}: its payload alone travels{% endif %}.
+    pub fn {{ e.event.method }}<'a>(&'a self, event: &'a {{ e.event.type_name }}) -> {{ rt }}::Publish<'a, {{ e.event.type_name }}> {
         self.bus.publish_with(event)
     }
 {%- endfor %}
@@ -60,7 +42,7 @@ pub trait Handler: Send + Sync + 'static {
 {%- for e in events %}
 {%- if !loop.first %}
 {% endif %}
-    /// Handles [`{{ e.type_name }}`] from `{{ e.info.topic }}`.
+    /// Handles {% if e.event.payload.is_some() %}the payload of {% endif %}[`{{ e.event.type_name }}`] from `{{ e.event.info.topic }}`.
 {%- match handler_default %}
 {%- when HandlerDefault::Required %}
 {%- when HandlerDefault::Ignore %}
@@ -70,9 +52,9 @@ pub trait Handler: Send + Sync + 'static {
     ///
     /// By default, dead-letters the event at once, without retries.
 {%- endmatch %}
-    fn {{ e.method }}(
+    fn {{ e.event.method }}(
         &self,
-        {{ event_param }}: {{ rt }}::Received<{{ e.type_name }}>,
+        {{ event_param }}: {{ rt }}::Received<{{ e.handled }}>,
     ) -> impl ::core::future::Future<Output = ::core::result::Result<(), {{ rt }}::HandlerError>> + Send
 {%- match handler_default %}
 {%- when HandlerDefault::Required %};
@@ -82,7 +64,7 @@ pub trait Handler: Send + Sync + 'static {
 {%- when HandlerDefault::DeadLetter %} {
         async move {
             ::core::result::Result::Err({{ rt }}::HandlerError::permanent(
-                "no handler for {{ e.info.topic }} in this service",
+                "no handler for {{ e.event.info.topic }} in this service",
             ))
         }
     }
@@ -109,9 +91,17 @@ pub async fn subscribe<H: Handler>(
         .subscribe_with(
             {
                 let handler = ::std::sync::Arc::clone(&handler);
-                move |event: {{ rt }}::Received<{{ e.type_name }}>| {
+                move |event: {{ rt }}::Received<{{ e.event.type_name }}>| {
                     let handler = ::std::sync::Arc::clone(&handler);
-                    async move { handler.{{ e.method }}(event).await }
+{%- if e.event.payload.is_some() %}
+                    async move {
+                        handler
+                            .{{ e.event.method }}(event.map({{ rt }}::Wrapper::into_payload))
+                            .await
+                    }
+{%- else %}
+                    async move { handler.{{ e.event.method }}(event).await }
+{%- endif %}
                 }
             },
             options.clone(),

@@ -9,7 +9,7 @@ use tidings_codegen::{Breaking, Builder, Diagnostic, Diagnostics, LOCK_FILE, Loc
 
 const FILE: &str = "events/shop/v1/shop.proto";
 
-/// The schema every case starts from: two events, a message and an enum they use, a oneof and
+/// The schema every case starts from: three events, a message and an enum they use, a oneof and
 /// reservations.
 const BASE: &str = r#"syntax = "proto3";
 
@@ -44,6 +44,10 @@ message Placed {
 
 message Refunded {
   string order_id = 1;
+}
+
+message Restocked {
+  Item item = 1;
 }
 "#;
 
@@ -205,12 +209,41 @@ const CASES: &[Case] = &[
             "message Refunded {\n  string order_id = 1;\n}\n\nmessage MoneyBack {\n  option (tidings.event) = { topic: \"events.shop.money_back.v1\" };\n  string order_id = 1;\n}\n",
         ),
     },
+    Case {
+        // Subscribers match on the type.
+        rule: "EVENT_SAME_TYPE",
+        breaking: (
+            "message Refunded {\n",
+            "message Refunded {\n  option (tidings.event) = { type: \"com.example.shop.v1.refunded\" };\n",
+        ),
+        at: "Refunded {",
+        // Writing the type it already had, its topic, changes nothing.
+        compatible: (
+            "message Refunded {\n",
+            "message Refunded {\n  option (tidings.event) = { type: \"events.shop.refunded.v1\" };\n",
+        ),
+    },
+    Case {
+        // The data would be the item alone, not the message around it.
+        rule: "EVENT_SAME_PAYLOAD",
+        breaking: (
+            "message Restocked {\n",
+            "message Restocked {\n  option (tidings.event) = { payload: \"item\" };\n",
+        ),
+        at: "Restocked {",
+        compatible: (
+            "message Restocked {\n",
+            "message Restocked {\n  option (tidings.event) = { topic: \"events.shop.restocked.v1\" };\n",
+        ),
+    },
 ];
 
 /// Every rule the guard has.
 const RULES: &[&str] = &[
     "EVENT_NO_DELETE",
     "EVENT_SAME_TOPIC",
+    "EVENT_SAME_TYPE",
+    "EVENT_SAME_PAYLOAD",
     "FIELD_NO_DELETE_UNLESS_RESERVED",
     "FIELD_SAME_NAME",
     "FIELD_SAME_JSON_NAME",

@@ -465,3 +465,178 @@ fn option_files_and_shared_types_need_no_version_but_event_packages_do() {
         report.diagnostics
     );
 }
+
+/// Wrappers whose one field is the payload that travels, declared by option: two events share
+/// one payload type, declared in a package of shared types.
+const WRAPPERS: &str = r#"syntax = "proto3";
+package com.example.storage.v1;
+import "com/example/common.proto";
+import "tidings/options.proto";
+message ObjectFinalizedEvent {
+  option (tidings.event) = {
+    topic: "storage.object.finalized.v1"
+    type: "com.example.storage.object.v1.finalized"
+    payload: "data"
+  };
+  com.example.common.StorageObject data = 1;
+}
+message ObjectDeletedEvent {
+  option (tidings.event) = { topic: "storage.object.deleted.v1" payload: "data" };
+  com.example.common.StorageObject data = 1;
+}
+"#;
+
+const SHARED: &str = r#"syntax = "proto3";
+package com.example.common;
+message StorageObject { string name = 1; int64 size = 2; }
+"#;
+
+#[test]
+fn a_wrapper_names_the_payload_that_travels() {
+    let dir = schemas(&[
+        ("com/example/storage/v1/events.proto", WRAPPERS),
+        ("com/example/common.proto", SHARED),
+    ]);
+    let report = configure().check(dir.path()).unwrap();
+    assert!(!report.diagnostics.has_errors(), "{}", report.diagnostics);
+    let payloads: Vec<_> = report
+        .events
+        .iter()
+        .map(|e| (e.schema(), e.payload(), e.data_schema()))
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            (
+                "com.example.storage.v1.ObjectFinalizedEvent",
+                Some("com.example.common.StorageObject"),
+                "com.example.common.StorageObject"
+            ),
+            (
+                "com.example.storage.v1.ObjectDeletedEvent",
+                Some("com.example.common.StorageObject"),
+                "com.example.common.StorageObject"
+            ),
+        ]
+    );
+
+    // The generated wrappers send the payload, and their handlers receive it; the payload's
+    // JSON form is implemented once, in its own package, though two events carry it.
+    let generated = configure().generate(dir.path()).unwrap();
+    let file = |name: &str| {
+        let (_, bytes) = generated
+            .files()
+            .find(|(path, _)| path.ends_with(name))
+            .unwrap_or_else(|| panic!("no file {name}"));
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    insta::assert_snapshot!(
+        "wrapper_events.com.example.storage.v1.rs",
+        file("com.example.storage.v1.rs")
+    );
+    insta::assert_snapshot!(
+        "wrapper_payload.com.example.common.rs",
+        file("com.example.common.rs")
+    );
+
+    // AsyncAPI describes the payload as what the messages carry; the catalog names it.
+    let document: serde_json::Value =
+        serde_json::from_str(&configure().asyncapi(dir.path(), "storage", "1").unwrap()).unwrap();
+    let message =
+        &document["components"]["messages"]["com.example.storage.v1.ObjectFinalizedEvent"];
+    assert_eq!(
+        message["payload"]["$ref"],
+        "#/components/schemas/com.example.common.StorageObject"
+    );
+    assert_eq!(
+        message["headers"]["properties"]["dataschema"]["const"],
+        "proto:com.example.common.StorageObject"
+    );
+    let page = configure().docs(dir.path(), "storage").unwrap();
+    assert!(
+        page.contains("<dt>Payload</dt><dd><code>com.example.common.StorageObject</code></dd>"),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_payload_is_a_wrappers_only_field_and_a_message() {
+    let cases = [
+        (
+            "message Missing { option (tidings.event) = { payload: \"data\" }; string name = 1; }",
+            "`com.example.storage.v1.Missing` has no field `data` to carry its payload",
+        ),
+        (
+            "message Scalar { option (tidings.event) = { payload: \"data\" }; string data = 1; }",
+            "the payload field `data` of `com.example.storage.v1.Scalar` is not a single message",
+        ),
+        (
+            "message Listed { option (tidings.event) = { payload: \"data\" }; repeated com.example.common.StorageObject data = 1; }",
+            "the payload field `data` of `com.example.storage.v1.Listed` is not a single message",
+        ),
+        (
+            "message Crowded { option (tidings.event) = { payload: \"data\" }; com.example.common.StorageObject data = 1; string note = 2; }",
+            "`com.example.storage.v1.Crowded` wraps its payload `data` beside other fields, which would never travel",
+        ),
+    ];
+    for (message, expected) in cases {
+        let events = format!(
+            "syntax = \"proto3\";\npackage com.example.storage.v1;\nimport \"com/example/common.proto\";\nimport \"tidings/options.proto\";\n{message}\n"
+        );
+        let dir = schemas(&[
+            ("com/example/storage/v1/events.proto", &events),
+            ("com/example/common.proto", SHARED),
+        ]);
+        let report = configure().check(dir.path()).unwrap();
+        let shown = report.diagnostics.to_string();
+        assert!(shown.contains(expected), "{shown}");
+        assert!(
+            shown.contains("events.proto:5:"),
+            "pointed at the option: {shown}"
+        );
+        assert!(report.events.is_empty(), "{:?}", report.events);
+    }
+}
+
+#[test]
+fn a_naming_function_can_say_which_field_is_the_payload() {
+    let dir = schemas(&[
+        (
+            "com/example/storage/v1/events.proto",
+            r#"syntax = "proto3";
+            package com.example.storage.v1;
+            import "com/example/common.proto";
+            message ObjectFinalized { com.example.common.StorageObject data = 1; }
+            message ObjectCounted { int64 count = 1; }
+            "#,
+        ),
+        ("com/example/common.proto", SHARED),
+    ]);
+    let report = configure()
+        .topic_fn(|candidate| {
+            Some(format!(
+                "storage.{}.{}",
+                candidate.default_topic().split('.').nth(3)?,
+                candidate.version()
+            ))
+        })
+        .payload_fn(|candidate| candidate.fields().eq(["data"]).then(|| "data".to_owned()))
+        .check(dir.path())
+        .unwrap();
+    assert!(!report.diagnostics.has_errors(), "{}", report.diagnostics);
+    let payloads: Vec<_> = report
+        .events
+        .iter()
+        .map(|e| (e.topic(), e.payload()))
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            (
+                "storage.object_finalized.v1",
+                Some("com.example.common.StorageObject")
+            ),
+            ("storage.object_counted.v1", None),
+        ]
+    );
+}

@@ -144,33 +144,51 @@ pub(crate) fn item_attrs(attrs: &[Attribute], errors: &mut Vec<syn::Error>) -> I
     out
 }
 
-/// Reads the `#[event(...)]` attributes of a field: `Some` with the span of `key` when the field
-/// holds the partition key.
-pub(crate) fn field_key(attrs: &[Attribute], errors: &mut Vec<syn::Error>) -> Option<Span> {
-    let mut key = None;
+/// What the `#[event(...)]` attributes of a field say: each marker with the span it was written
+/// at.
+#[derive(Default)]
+pub(crate) struct FieldAttrs {
+    /// `#[event(key)]`: the field holds the partition key.
+    pub(crate) key: Option<Span>,
+    /// `#[event(payload)]`: the field is the data that travels.
+    pub(crate) payload: Option<Span>,
+}
+
+/// Reads the `#[event(...)]` attributes of a field.
+pub(crate) fn field_attrs(attrs: &[Attribute], errors: &mut Vec<syn::Error>) -> FieldAttrs {
+    let mut out = FieldAttrs::default();
     for attr in event_attrs(attrs, errors).0 {
         let parsed = attr.parse_nested_meta(|meta| {
             let name = meta_key(&meta);
-            match name.as_str() {
-                "key" if meta.input.is_empty() || meta.input.peek(syn::Token![,]) => {
-                    set_once(&mut key, meta.path.span(), &meta, errors);
-                    Ok(())
+            let slot = match name.as_str() {
+                "key" => &mut out.key,
+                "payload" => &mut out.payload,
+                "topic" | "type" | "codec" | "schema" | "crate" => {
+                    return Err(meta.error(format!(
+                        "`{name}` goes on the struct, not on a field; a field takes only \
+                         `#[event(key)]` or `#[event(payload)]`"
+                    )));
                 }
-                "key" => Err(meta.error("`key` takes no value: write `#[event(key)]`")),
-                "topic" | "type" | "codec" | "schema" | "crate" => Err(meta.error(format!(
-                    "`{name}` goes on the struct, not on a field; a field takes only \
-                     `#[event(key)]`"
-                ))),
-                _ => Err(meta.error(format!(
-                    "unknown key `{name}` in `#[event(...)]`; a field takes only `#[event(key)]`"
-                ))),
+                _ => {
+                    return Err(meta.error(format!(
+                        "unknown key `{name}` in `#[event(...)]`; a field takes only \
+                         `#[event(key)]` or `#[event(payload)]`"
+                    )));
+                }
+            };
+            if !(meta.input.is_empty() || meta.input.peek(syn::Token![,])) {
+                return Err(
+                    meta.error(format!("`{name}` takes no value: write `#[event({name})]`"))
+                );
             }
+            set_once(slot, meta.path.span(), &meta, errors);
+            Ok(())
         });
         if let Err(e) = parsed {
             errors.push(e);
         }
     }
-    key
+    out
 }
 
 /// The `#[event(...)]` attributes among `attrs`, and whether there was a bare `#[event]` or

@@ -2,9 +2,9 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::LitStr;
+use syn::{LitStr, Path, WhereClause};
 
-use crate::validate::{Event, Key};
+use crate::validate::{Event, Key, PayloadField};
 
 /// The `impl Event for ...` block. Every value is a literal, so the constants are usable in
 /// `const` context.
@@ -18,12 +18,17 @@ pub(crate) fn event_impl(event: &Event) -> TokenStream {
         codec,
         krate,
         key,
+        payload,
     } = event;
     let (codec, codec_span) = *codec;
     // Spanned at the `codec` literal (at the derive for the default) so that a struct the codec
     // cannot encode gets its error there.
     let codec_ident = Ident::new(codec.type_name(), codec_span);
-    let codec_ty = respan(quote!(#krate::#codec_ident), codec_span);
+    let mut codec_ty = respan(quote!(#krate::#codec_ident), codec_span);
+    let wrapper_impl = payload.as_ref().map(|payload| {
+        codec_ty = quote!(#krate::Payload<#codec_ty>);
+        wrapper_impl(ident, where_clause.as_ref(), krate, payload)
+    });
     let key_fn = key.as_ref().map(key_fn);
     let data_schema = LitStr::new(&format!("proto:{}", schema.value()), schema.span());
     let event_type = event_type
@@ -38,6 +43,49 @@ pub(crate) fn event_impl(event: &Event) -> TokenStream {
             const DATA_SCHEMA: &'static str = #data_schema;
             type Codec = #codec_ty;
             #key_fn
+        }
+        #wrapper_impl
+    }
+}
+
+/// `impl Wrapper`: the struct's one field is the event's data.
+fn wrapper_impl(
+    ident: &Ident,
+    where_clause: Option<&WhereClause>,
+    krate: &Path,
+    payload: &PayloadField,
+) -> TokenStream {
+    let PayloadField {
+        member,
+        ty,
+        optional,
+    } = payload;
+    let (get, take, wrap) = if *optional {
+        (
+            quote!(::core::option::Option::as_ref(&self.#member)),
+            quote!(::core::option::Option::unwrap_or_default(self.#member)),
+            quote!(::core::option::Option::Some(payload)),
+        )
+    } else {
+        (
+            quote!(::core::option::Option::Some(&self.#member)),
+            quote!(self.#member),
+            quote!(payload),
+        )
+    };
+    quote! {
+        #[automatically_derived]
+        impl #krate::Wrapper for #ident #where_clause {
+            type Payload = #ty;
+            fn payload(&self) -> ::core::option::Option<&#ty> {
+                #get
+            }
+            fn into_payload(self) -> #ty {
+                #take
+            }
+            fn wrap(payload: #ty) -> Self {
+                Self { #member: #wrap }
+            }
         }
     }
 }

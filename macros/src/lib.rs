@@ -95,13 +95,41 @@ use proc_macro2::TokenStream as TokenStream2;
 /// `Option<T>` gives no key when it is `None`. At most one field is the key; without one, events
 /// have no key unless the publisher sets one.
 ///
+/// # Setting on a field: `#[event(payload)]`
+///
+/// Marks the struct's only field as the event's data: the struct stands for the event (its
+/// topic, type and handler), while the wire carries the field's value alone, encoded with the
+/// struct's codec. This is how a schema set that wraps each event's payload in a message of its
+/// own (`ObjectFinalizedEvent { StorageObjectData data = 1; }`) reads what its producers send,
+/// the payload without the wrapper. `schema` then names the payload's message. A field written
+/// `Option<T>` is published as `T`'s default value when `None`; the derive implements
+/// `tidings::Wrapper`, whose `into_payload` takes the value out.
+///
+/// ```
+/// #[derive(Clone, PartialEq, prost::Message)]
+/// pub struct StorageObjectData {
+///     #[prost(string, tag = "1")]
+///     pub name: String,
+/// }
+///
+/// #[derive(Clone, PartialEq, prost::Message, tidings::Event)]
+/// #[event(topic = "storage.object.finalized.v1", type = "com.example.storage.object.v1.finalized")]
+/// #[event(schema = "com.example.storage.v1.StorageObjectData")]
+/// pub struct ObjectFinalizedEvent {
+///     #[prost(message, optional, tag = "1")]
+///     #[event(payload)]
+///     pub data: Option<StorageObjectData>,
+/// }
+/// ```
+///
 /// # What is refused
 ///
 /// Each with a compile error at the offending place saying what to write instead: a missing or
 /// malformed topic, an unknown or repeated key, an unknown codec, an empty schema, an enum or a
 /// union (an event is one message: put the enum in a field of a struct), and a generic struct (an
 /// event's topic and schema are constants, so they cannot vary with a type parameter). Named,
-/// tuple and unit structs are all accepted; `#[event(key)]` works on a tuple field too.
+/// tuple and unit structs are all accepted; `#[event(key)]` works on a tuple field too. A
+/// payload field beside other fields is refused too, as they would never travel.
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     expand(input.into()).into()

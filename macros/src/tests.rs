@@ -66,3 +66,26 @@ fn misuse_expands_to_compile_errors_only() {
     assert!(out.contains("not an enum"), "{out}");
     assert!(out.contains("upper-case `O` at byte 7"), "{out}");
 }
+
+#[test]
+fn wrapper_of_the_payload_that_travels() {
+    insta::assert_snapshot!(expanded(quote! {
+        #[derive(Clone, PartialEq, prost::Message)]
+        #[event(topic = "storage.object.finalized.v1", type = "com.example.storage.object.v1.finalized")]
+        #[event(schema = "com.example.storage.v1.StorageObjectData", codec = "protobuf+json")]
+        pub struct ObjectFinalizedEvent {
+            #[prost(message, optional, tag = "1")]
+            #[event(payload)]
+            pub data: ::core::option::Option<StorageObjectData>,
+        }
+    }));
+}
+
+#[test]
+fn tuple_wrapper_of_a_payload_that_is_always_set() {
+    insta::assert_snapshot!(expanded(quote! {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[event(topic = "events.audit.recorded.v1", codec = "json")]
+        pub struct Recorded(#[event(payload)] Entry);
+    }));
+}

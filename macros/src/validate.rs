@@ -26,6 +26,8 @@ pub(crate) struct Event {
     pub(crate) krate: Path,
     /// The field holding the partition key.
     pub(crate) key: Option<Key>,
+    /// The field whose value is the event's data, when the struct wraps it.
+    pub(crate) payload: Option<PayloadField>,
 }
 
 /// The field marked `#[event(key)]`.
@@ -38,12 +40,22 @@ pub(crate) struct Key {
     pub(crate) ty_span: Span,
 }
 
+/// The field marked `#[event(payload)]`: the struct's only field.
+pub(crate) struct PayloadField {
+    /// How the field is reached from `self`.
+    pub(crate) member: Member,
+    /// The payload's type: the field's, or `T` of a field written `Option<T>`.
+    pub(crate) ty: Type,
+    /// The field's type is written `Option<...>`.
+    pub(crate) optional: bool,
+}
+
 /// Checks `input` and its attributes, returning every error found at once.
 pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
     let mut errors = Vec::new();
     let attrs = attr::item_attrs(&input.attrs, &mut errors);
-    let key = match &input.data {
-        Data::Struct(data) => key_field(&data.fields, &mut errors),
+    let (key, payload) = match &input.data {
+        Data::Struct(data) => marked_fields(&data.fields, &mut errors),
         Data::Enum(data) => {
             errors.push(syn::Error::new(
                 data.enum_token.span,
@@ -51,7 +63,7 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
                  protobuf message or a serde struct; put the enum in a field of a struct and \
                  derive `Event` on that struct",
             ));
-            None
+            (None, None)
         }
         Data::Union(data) => {
             errors.push(syn::Error::new(
@@ -59,7 +71,7 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
                 "`#[derive(Event)]` goes on a struct, not a union: an event is a protobuf \
                  message or a serde struct",
             ));
-            None
+            (None, None)
         }
     };
     if !input.generics.params.is_empty() {
@@ -121,6 +133,7 @@ pub(crate) fn event(input: &DeriveInput) -> syn::Result<Event> {
         codec: attrs.codec.unwrap_or((Codec::Protobuf, Span::call_site())),
         krate: attrs.krate.unwrap_or_else(|| syn::parse_quote!(::tidings)),
         key,
+        payload,
     })
 }
 
@@ -168,43 +181,79 @@ fn checked_topic(
     }
 }
 
-/// The field marked `#[event(key)]`, if any; a second one is an error.
-fn key_field(fields: &Fields, errors: &mut Vec<syn::Error>) -> Option<Key> {
-    let mut found: Option<Key> = None;
+/// The fields marked `#[event(key)]` and `#[event(payload)]`, if any; a second of either is an
+/// error, and so is a payload field beside other fields, which would never travel.
+fn marked_fields(
+    fields: &Fields,
+    errors: &mut Vec<syn::Error>,
+) -> (Option<Key>, Option<PayloadField>) {
+    let mut key: Option<Key> = None;
+    let mut payload: Option<PayloadField> = None;
     for (index, field) in fields.iter().enumerate() {
-        let Some(span) = attr::field_key(&field.attrs, errors) else {
-            continue;
-        };
-        if found.is_some() {
-            errors.push(syn::Error::new(
-                span,
-                "only one field can hold the partition key; remove `#[event(key)]` from all \
-                 fields but one",
-            ));
-            continue;
-        }
-        let member = match &field.ident {
+        let marks = attr::field_attrs(&field.attrs, errors);
+        let member = || match &field.ident {
             Some(ident) => Member::Named(ident.clone()),
             None => Member::Unnamed(index.into()),
         };
-        found = Some(Key {
-            member,
-            optional: is_option(&field.ty),
-            ty_span: field.ty.span(),
-        });
+        if let Some(span) = marks.key {
+            if key.is_some() {
+                errors.push(syn::Error::new(
+                    span,
+                    "only one field can hold the partition key; remove `#[event(key)]` from all \
+                     fields but one",
+                ));
+            } else {
+                key = Some(Key {
+                    member: member(),
+                    optional: is_option(&field.ty),
+                    ty_span: field.ty.span(),
+                });
+            }
+        }
+        if let Some(span) = marks.payload {
+            if fields.len() > 1 {
+                errors.push(syn::Error::new(
+                    span,
+                    "a payload field travels alone, so the struct's other fields would never \
+                     reach the wire; keep the payload as the struct's only field, or remove \
+                     `#[event(payload)]` to send the whole struct",
+                ));
+            } else {
+                let optional = option_inner(&field.ty);
+                payload = Some(PayloadField {
+                    member: member(),
+                    ty: optional.unwrap_or(&field.ty).clone(),
+                    optional: optional.is_some(),
+                });
+            }
+        }
     }
-    found
+    (key, payload)
 }
 
 /// Whether `ty` is written `Option<T>` (under any path). Type aliases cannot be seen through.
 fn is_option(ty: &Type) -> bool {
+    option_inner(ty).is_some()
+}
+
+/// `T` when `ty` is written `Option<T>` (under any path).
+fn option_inner(ty: &Type) -> Option<&Type> {
     let Type::Path(path) = ty else {
-        return false;
+        return None;
     };
-    path.qself.is_none()
-        && path.path.segments.last().is_some_and(|last| {
-            last.ident == "Option"
-                && matches!(&last.arguments,
-                    syn::PathArguments::AngleBracketed(args) if args.args.len() == 1)
-        })
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args)
+            if last.ident == "Option" && args.args.len() == 1 =>
+        {
+            match &args.args[0] {
+                syn::GenericArgument::Type(inner) => Some(inner),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }

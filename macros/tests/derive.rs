@@ -238,3 +238,90 @@ async fn tuple_and_unit_structs_travel() {
     renamed_sub.shutdown().await;
     tick_sub.shutdown().await;
 }
+
+/// The data a producer sends: the payload of the wrapper below.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct StorageObject {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+}
+
+/// An event that stands for its one field: only the field travels.
+#[derive(Clone, PartialEq, prost::Message, Event)]
+#[event(topic = "storage.object.finalized.v1", codec = "protobuf+json")]
+#[event(
+    type = "com.example.storage.object.v1.finalized",
+    schema = "com.example.StorageObject"
+)]
+pub struct ObjectFinalized {
+    #[prost(message, optional, tag = "1")]
+    #[event(payload)]
+    pub data: Option<StorageObject>,
+}
+
+/// The same event, declared by a service that sends the payload's shape itself.
+#[derive(Clone, PartialEq, prost::Message, Event)]
+#[event(topic = "storage.object.finalized.v1")]
+#[event(
+    type = "com.example.storage.object.v1.finalized",
+    schema = "com.example.StorageObject"
+)]
+pub struct Finalized {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+}
+
+#[tokio::test]
+async fn a_wrapper_sends_its_payload_alone_and_receives_it_wrapped() {
+    let bus = Bus::memory();
+    let (wrapped_sub, mut wrapped) = collect::<ObjectFinalized>(&bus).await;
+    let (plain_sub, mut plain) = collect::<Finalized>(&bus).await;
+    let object = StorageObject {
+        name: "photo.jpg".into(),
+        size: 1024,
+    };
+
+    bus.publish(&ObjectFinalized {
+        data: Some(object.clone()),
+    })
+    .await
+    .expect("publish");
+
+    let (received, envelope) = next(&mut plain).await;
+    assert_eq!(
+        received,
+        Finalized {
+            name: "photo.jpg".into(),
+            size: 1024
+        },
+        "the wire carries the payload, not a message around it"
+    );
+    assert_eq!(
+        envelope.event_type,
+        "com.example.storage.object.v1.finalized"
+    );
+    assert_eq!(envelope.schema(), Some("com.example.StorageObject"));
+    let (received, _) = next(&mut wrapped).await;
+    assert_eq!(tidings::Wrapper::into_payload(received), object);
+
+    bus.publish(&Finalized {
+        name: "b.png".into(),
+        size: 7,
+    })
+    .await
+    .expect("publish");
+    let delivered = tokio::time::timeout(std::time::Duration::from_secs(10), wrapped.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("the subscription delivers")
+        .map(tidings::Wrapper::into_payload);
+    assert_eq!(delivered.name, "b.png");
+    assert_eq!(delivered.size, 7);
+    next(&mut plain).await;
+    wrapped_sub.shutdown().await;
+    plain_sub.shutdown().await;
+}

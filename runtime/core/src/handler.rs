@@ -107,6 +107,16 @@ impl<E> Received<E> {
         self.event
     }
 
+    /// The same delivery with its event turned into another value, such as a wrapper's
+    /// [payload](crate::Wrapper::into_payload).
+    pub fn map<U>(self, f: impl FnOnce(E) -> U) -> Received<U> {
+        Received {
+            event: f(self.event),
+            envelope: self.envelope,
+            attempt: self.attempt,
+        }
+    }
+
     /// The event and its envelope.
     pub fn into_parts(self) -> (E, Envelope) {
         (self.event, Arc::unwrap_or_clone(self.envelope))

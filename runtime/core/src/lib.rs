@@ -24,6 +24,7 @@ mod fallback;
 mod handler;
 mod id;
 mod include;
+mod payload;
 mod receipt;
 mod receive;
 mod retry;
@@ -46,6 +47,7 @@ pub use event::Event;
 pub use fallback::{Fallback, FallbackError};
 pub use handler::{Handler, HandlerError, IntoHandlerResult, Received};
 pub use id::EventId;
+pub use payload::{Payload, Wrapper};
 /// The protobuf well-known types (`Timestamp`, `Duration`, `Any`...) that generated events use.
 pub use prost_types as well_known;
 pub use receipt::Receipt;
