@@ -2,7 +2,10 @@
 //! header, the content type in `content-type`, the data as the payload. A message whose
 //! `content-type` is `application/cloudevents+json` is read in structured mode.
 
+use std::borrow::Cow;
+
 use async_nats::HeaderMap;
+use async_nats::header::HeaderName;
 use bytes::Bytes;
 
 use tidings_core::adapter::attribute_name;
@@ -16,19 +19,29 @@ const CONTENT_TYPE: &str = "content-type";
 /// The media type of a structured-mode CloudEvents JSON document.
 const STRUCTURED: &str = "application/cloudevents+json";
 
+/// The header of each attribute tidings writes on every event. Names made once, as constants:
+/// a name the client makes from a `&str` is a copy of it, on every publish.
+const SPEC_VERSION: HeaderName = HeaderName::from_static("ce-specversion");
+const ID: HeaderName = HeaderName::from_static("ce-id");
+const SOURCE: HeaderName = HeaderName::from_static("ce-source");
+const TYPE: HeaderName = HeaderName::from_static("ce-type");
+const TIME: HeaderName = HeaderName::from_static("ce-time");
+const DATA_SCHEMA: HeaderName = HeaderName::from_static("ce-dataschema");
+const DATA_CONTENT_TYPE: HeaderName = HeaderName::from_static(CONTENT_TYPE);
+
 /// The headers of `envelope`, with `extra` attributes (dead-letter reasons) after its own.
 pub(super) fn headers(envelope: &Envelope, extra: &[(&str, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in envelope.attributes() {
-        let value = header_value(&value);
+        let value = header_value(value);
         match name {
-            attr::DATA_CONTENT_TYPE => headers.insert(CONTENT_TYPE, value),
-            attr::SPEC_VERSION => headers.insert("ce-specversion", value),
-            attr::ID => headers.insert("ce-id", value),
-            attr::SOURCE => headers.insert("ce-source", value),
-            attr::TYPE => headers.insert("ce-type", value),
-            attr::TIME => headers.insert("ce-time", value),
-            attr::DATA_SCHEMA => headers.insert("ce-dataschema", value),
+            attr::DATA_CONTENT_TYPE => headers.insert(DATA_CONTENT_TYPE, value),
+            attr::SPEC_VERSION => headers.insert(SPEC_VERSION, value),
+            attr::ID => headers.insert(ID, value),
+            attr::SOURCE => headers.insert(SOURCE, value),
+            attr::TYPE => headers.insert(TYPE, value),
+            attr::TIME => headers.insert(TIME, value),
+            attr::DATA_SCHEMA => headers.insert(DATA_SCHEMA, value),
             _ => headers.insert(format!("{PREFIX}{name}"), value),
         }
     }
@@ -40,17 +53,18 @@ pub(super) fn headers(envelope: &Envelope, extra: &[(&str, String)]) -> HeaderMa
 /// headers of the same name.
 pub(super) fn add_attributes(headers: &mut HeaderMap, extra: &[(&str, String)]) {
     for (name, value) in extra {
-        headers.insert(format!("{PREFIX}{name}"), header_value(value));
+        headers.insert(format!("{PREFIX}{name}"), header_value(value.into()));
     }
 }
 
 /// Header values end at a line break, so line breaks in a value (an error message in a
-/// dead-letter reason) become spaces.
-fn header_value(value: &str) -> String {
+/// dead-letter reason) become spaces. A value made for the header (the time) is moved, not
+/// copied.
+fn header_value(value: Cow<'_, str>) -> String {
     if value.contains(['\r', '\n']) {
         value.replace(['\r', '\n'], " ")
     } else {
-        value.to_owned()
+        value.into_owned()
     }
 }
 

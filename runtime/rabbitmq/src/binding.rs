@@ -6,6 +6,8 @@
 //! and selectors accept; tidings writes `_` and reads both. A message whose content type is
 //! `application/cloudevents+json` is read in structured mode.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -38,19 +40,20 @@ pub(super) fn properties(envelope: &Envelope) -> Result<BasicProperties, String>
     }
     for (name, value) in envelope.attributes() {
         if name == attr::DATA_CONTENT_TYPE {
-            properties = properties.with_content_type(short_string("the content type", &value)?);
+            properties = properties.with_content_type(short_string("the content type", value)?);
         } else {
             headers.insert(
-                short_string("the header name", &format!("{PREFIX}{name}"))?,
-                AMQPValue::LongString(LongString::from(value.as_bytes())),
+                short_string("the header name", format!("{PREFIX}{name}").into())?,
+                // A value made for the header (the time) is moved, not copied.
+                AMQPValue::LongString(LongString::from(value.into_owned().into_bytes())),
             );
         }
     }
     Ok(properties.with_headers(headers))
 }
 
-/// `text` as a short string, or why it is not one.
-fn short_string(what: &str, text: &str) -> Result<ShortString, String> {
+/// `text` as a short string (moved into it when owned), or why it is not one.
+fn short_string(what: &str, text: Cow<'_, str>) -> Result<ShortString, String> {
     if text.len() > SHORT_STRING_MAX {
         return Err(format!(
             "{what} `{}...` is {} bytes long, and AMQP writes at most {SHORT_STRING_MAX}; shorten it",
@@ -58,7 +61,7 @@ fn short_string(what: &str, text: &str) -> Result<ShortString, String> {
             text.len()
         ));
     }
-    Ok(ShortString::from(text))
+    Ok(ShortString::from(text.into_owned()))
 }
 
 /// Adds attributes (dead-letter reasons) to received properties, replacing any of the same name.
@@ -76,21 +79,22 @@ pub(super) fn add_attributes(
     properties.with_headers(headers)
 }
 
-/// A header value as text: strings as they are, numbers and flags as written.
-pub(super) fn text(value: &AMQPValue) -> String {
+/// A header value as text: strings as they are (borrowed when they are UTF-8, as tidings'
+/// own are), numbers and flags as written.
+pub(super) fn text(value: &AMQPValue) -> Cow<'_, str> {
     match value {
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        AMQPValue::ShortString(s) => s.as_str().to_owned(),
-        AMQPValue::Boolean(b) => b.to_string(),
-        AMQPValue::ShortShortInt(n) => n.to_string(),
-        AMQPValue::ShortShortUInt(n) => n.to_string(),
-        AMQPValue::ShortInt(n) => n.to_string(),
-        AMQPValue::ShortUInt(n) => n.to_string(),
-        AMQPValue::LongInt(n) => n.to_string(),
-        AMQPValue::LongUInt(n) => n.to_string(),
-        AMQPValue::LongLongInt(n) => n.to_string(),
-        AMQPValue::Timestamp(n) => n.to_string(),
-        other => format!("{other:?}"),
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()),
+        AMQPValue::ShortString(s) => Cow::Borrowed(s.as_str()),
+        AMQPValue::Boolean(b) => b.to_string().into(),
+        AMQPValue::ShortShortInt(n) => n.to_string().into(),
+        AMQPValue::ShortShortUInt(n) => n.to_string().into(),
+        AMQPValue::ShortInt(n) => n.to_string().into(),
+        AMQPValue::ShortUInt(n) => n.to_string().into(),
+        AMQPValue::LongInt(n) => n.to_string().into(),
+        AMQPValue::LongUInt(n) => n.to_string().into(),
+        AMQPValue::LongLongInt(n) => n.to_string().into(),
+        AMQPValue::Timestamp(n) => n.to_string().into(),
+        other => format!("{other:?}").into(),
     }
 }
 
@@ -112,48 +116,42 @@ pub(super) fn count(value: &AMQPValue) -> Option<u64> {
 
 /// Reads a received message, or keeps what arrived when it is not a CloudEvent.
 pub fn read(properties: &BasicProperties, data: Bytes) -> Result<Message, Malformed> {
-    let mut pairs = Vec::new();
-    let mut all = Vec::new();
-    let content_type = properties
-        .content_type()
-        .as_ref()
-        .map(|ct| ct.as_str().to_owned());
-    if let Some(headers) = properties.headers() {
-        for (name, value) in headers.inner() {
-            let value = text(value);
-            if let Some(attribute) = PREFIXES
-                .iter()
-                .find_map(|p| attribute_name(name.as_str(), p))
-            {
-                pairs.push((attribute.to_owned(), value.clone()));
-            }
-            all.push((name.as_str().to_owned(), value));
+    let content_type = properties.content_type().as_ref().map(ShortString::as_str);
+    let headers = properties.headers().as_ref().map(FieldTable::inner);
+    // Names and values are borrowed: the envelope copies what it keeps.
+    let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(10);
+    for (name, value) in headers.into_iter().flatten() {
+        if let Some(attribute) = PREFIXES
+            .iter()
+            .find_map(|p| attribute_name(name.as_str(), p))
+        {
+            pairs.push((attribute, text(value)));
         }
     }
-    if let Some(ct) = &content_type {
-        all.push(("content-type".to_owned(), ct.clone()));
-    }
-    let malformed = |reason: String, headers, data| Malformed {
+    // Only a message that cannot be read keeps its headers, for the dead-letter topic.
+    let malformed = |reason: String, data| Malformed {
         reason,
-        headers,
+        headers: headers
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (name.as_str().to_owned(), text(value).into_owned()))
+            .chain(content_type.map(|ct| ("content-type".to_owned(), ct.to_owned())))
+            .collect(),
         data,
     };
     // A structured document, with the attributes tidings adds beside it when dead-lettering.
-    if content_type
-        .as_deref()
-        .is_some_and(|ct| ct.starts_with(STRUCTURED))
-    {
+    if content_type.is_some_and(|ct| ct.starts_with(STRUCTURED)) {
         return match Envelope::from_structured_beside(&data, pairs) {
             Ok((envelope, data)) => Ok(Message::new(envelope, data)),
-            Err(e) => Err(malformed(e.to_string(), all, data)),
+            Err(e) => Err(malformed(e.to_string(), data)),
         };
     }
     if let Some(content_type) = content_type {
-        pairs.push((attr::DATA_CONTENT_TYPE.to_owned(), content_type));
+        pairs.push((attr::DATA_CONTENT_TYPE, Cow::Borrowed(content_type)));
     }
     match Envelope::from_attributes(pairs) {
         Ok(envelope) => Ok(Message::new(envelope, data)),
-        Err(e) => Err(malformed(e.to_string(), all, data)),
+        Err(e) => Err(malformed(e.to_string(), data)),
     }
 }
 
