@@ -2,14 +2,14 @@
 //! (correlation id, causation id, trace and `causationdepth`), and the bound on its depth that
 //! stops a handler publishing to the topic it consumes.
 
-use std::time::Duration;
-
 use tidings_core::envelope::attr;
-use tidings_core::{Bus, Event, Handler, HandlerError, Received, RetryPolicy, StartFrom, Topic};
+use tidings_core::{Bus, Event, Handler, HandlerError, Received, StartFrom};
 use tokio::sync::mpsc;
 
 use super::probe::{CausationLoop, Probe, run_id};
-use super::support::{bus, connect, must, next_of_run, subscribe_raw, take};
+use super::support::{
+    bus, connect, dead_letter_topic, must, next_of_run, quick_retries, subscribe_raw, take,
+};
 use super::{BrokerFactory, Outcome};
 
 /// The bus's bound on the causation depth in this case: the loop publishes the first event and
@@ -60,10 +60,7 @@ pub async fn causation_bound(factory: &impl BrokerFactory) -> Outcome {
     let patience = factory.patience();
     let run = run_id();
     let broker = connect(factory).await;
-    let dead_letters = must(
-        Topic::new(CausationLoop::TOPIC).and_then(|t| t.dead_letter()),
-        "the dead-letter topic",
-    );
+    let dead_letters = dead_letter_topic::<CausationLoop>();
     let mut dead = subscribe_raw(&broker, &dead_letters, None, StartFrom::New).await;
     let bus = bus(broker).with_max_causation_depth(BOUND);
     let (tx, mut calls) = mpsc::unbounded_channel();
@@ -73,13 +70,9 @@ pub async fn causation_bound(factory: &impl BrokerFactory) -> Outcome {
         calls: tx,
     };
     // Retries allowed, to show that the refusal makes none.
-    let retries = RetryPolicy::default()
-        .max_attempts(3)
-        .initial_backoff(Duration::from_millis(20))
-        .max_backoff(Duration::from_millis(100));
     let sub = must(
         bus.subscribe::<CausationLoop, _>(handler)
-            .retry(retries)
+            .retry(quick_retries(3))
             .await,
         "subscribing",
     );
