@@ -74,6 +74,27 @@ fn tracing() -> &'static Tracing {
     })
 }
 
+impl Tracing {
+    /// The finished spans of the trace `trace_id`.
+    fn spans_of(&self, trace_id: TraceId) -> Vec<SpanData> {
+        self.provider.force_flush().expect("flushing the spans");
+        self.exporter
+            .get_finished_spans()
+            .expect("the exported spans")
+            .into_iter()
+            .filter(|span| span.span_context.trace_id() == trace_id)
+            .collect()
+    }
+}
+
+/// The span named `name` among `spans`.
+fn span_named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    spans
+        .iter()
+        .find(|span| span.name == name)
+        .unwrap_or_else(|| panic!("no span `{name}` in the trace: {spans:#?}"))
+}
+
 /// What the handler saw of the trace it ran in.
 struct Seen {
     trace_id: TraceId,
@@ -137,20 +158,8 @@ async fn trace_continues(bus: Bus, group: Option<&str>, start: StartFrom) {
         "{traceparent}"
     );
 
-    tracing.provider.force_flush().expect("flushing the spans");
-    let spans: Vec<SpanData> = tracing
-        .exporter
-        .get_finished_spans()
-        .expect("the exported spans")
-        .into_iter()
-        .filter(|span| span.span_context.trace_id() == trace_id)
-        .collect();
-    let named = |name: &str| {
-        spans
-            .iter()
-            .find(|span| span.name == name)
-            .unwrap_or_else(|| panic!("no span `{name}` in the trace: {spans:#?}"))
-    };
+    let spans = tracing.spans_of(trace_id);
+    let named = |name: &str| span_named(&spans, name);
     let checkout = named("checkout");
     let publish = named(&format!("publish {}", Shipped::TOPIC));
     let process = named(&format!("process {}", Shipped::TOPIC));
@@ -231,20 +240,8 @@ async fn a_caused_publish_is_a_child_of_the_handlers_span() {
     reacting.shutdown().await;
     invoiced.shutdown().await;
 
-    tracing.provider.force_flush().expect("flushing the spans");
-    let spans: Vec<SpanData> = tracing
-        .exporter
-        .get_finished_spans()
-        .expect("the exported spans")
-        .into_iter()
-        .filter(|span| span.span_context.trace_id() == trace_id)
-        .collect();
-    let named = |name: &str| {
-        spans
-            .iter()
-            .find(|span| span.name == name)
-            .unwrap_or_else(|| panic!("no span `{name}` in the trace: {spans:#?}"))
-    };
+    let spans = tracing.spans_of(trace_id);
+    let named = |name: &str| span_named(&spans, name);
     let process = named(&format!("process {}", Shipped::TOPIC));
     let publish = named(&format!("publish {}", Invoiced::TOPIC));
     assert_eq!(publish.parent_span_id, process.span_context.span_id());
