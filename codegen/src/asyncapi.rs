@@ -143,6 +143,11 @@ fn headers(topic: &str, event_type: &str, schema: &str) -> Value {
             "partitionkey": text("CloudEvents partitioning extension: the key events are ordered by."),
             "correlationid": text("Correlation extension: the conversation the event belongs to."),
             "causationid": text("Causation extension: the id of the event that caused this one."),
+            "causationdepth": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Causation extension: how many events caused this one, one after the other; absent means 0. A publish above the bus's bound is refused, which stops a publish loop.",
+            },
             "traceparent": text("Distributed tracing extension: W3C trace context `traceparent`."),
             "tracestate": text("Distributed tracing extension: W3C trace context `tracestate`."),
         },

@@ -1,7 +1,8 @@
 //! W3C trace context across the broker (the `otel` feature): an event published inside a span
 //! is handled in a `process` span of the same trace, a child of the `publish` span, on the
 //! in-process broker and, as the context travels in the CloudEvents `traceparent` and
-//! `tracestate` attributes, on every real one.
+//! `tracestate` attributes, on every real one; what its handler publishes in reaction goes on in
+//! that trace.
 //!
 //! Spans go through `tracing-opentelemetry` to OpenTelemetry's in-memory exporter, installed
 //! once for the whole binary; each test finds its own spans by the trace id of its root span.
@@ -35,6 +36,20 @@ impl Event for Shipped {
     type Codec = tidings::Protobuf;
 }
 
+/// An invoice, published by the handler of a shipment in reaction to it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Invoiced {
+    #[prost(string, tag = "1")]
+    run: String,
+}
+
+impl Event for Invoiced {
+    const TOPIC: &'static str = "tests.tracing.invoiced.v1";
+    const SCHEMA: &'static str = "tests.tracing.v1.Invoiced";
+    const DATA_SCHEMA: &'static str = "proto:tests.tracing.v1.Invoiced";
+    type Codec = tidings::Protobuf;
+}
+
 /// The exporter and provider every test of this binary records into.
 struct Tracing {
     exporter: InMemorySpanExporter,
@@ -57,6 +72,27 @@ fn tracing() -> &'static Tracing {
             .expect("the only global subscriber of this binary");
         Tracing { exporter, provider }
     })
+}
+
+impl Tracing {
+    /// The finished spans of the trace `trace_id`.
+    fn spans_of(&self, trace_id: TraceId) -> Vec<SpanData> {
+        self.provider.force_flush().expect("flushing the spans");
+        self.exporter
+            .get_finished_spans()
+            .expect("the exported spans")
+            .into_iter()
+            .filter(|span| span.span_context.trace_id() == trace_id)
+            .collect()
+    }
+}
+
+/// The span named `name` among `spans`.
+fn span_named<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    spans
+        .iter()
+        .find(|span| span.name == name)
+        .unwrap_or_else(|| panic!("no span `{name}` in the trace: {spans:#?}"))
 }
 
 /// What the handler saw of the trace it ran in.
@@ -122,20 +158,8 @@ async fn trace_continues(bus: Bus, group: Option<&str>, start: StartFrom) {
         "{traceparent}"
     );
 
-    tracing.provider.force_flush().expect("flushing the spans");
-    let spans: Vec<SpanData> = tracing
-        .exporter
-        .get_finished_spans()
-        .expect("the exported spans")
-        .into_iter()
-        .filter(|span| span.span_context.trace_id() == trace_id)
-        .collect();
-    let named = |name: &str| {
-        spans
-            .iter()
-            .find(|span| span.name == name)
-            .unwrap_or_else(|| panic!("no span `{name}` in the trace: {spans:#?}"))
-    };
+    let spans = tracing.spans_of(trace_id);
+    let named = |name: &str| span_named(&spans, name);
     let checkout = named("checkout");
     let publish = named(&format!("publish {}", Shipped::TOPIC));
     let process = named(&format!("process {}", Shipped::TOPIC));
@@ -163,6 +187,73 @@ async fn trace_continues(bus: Bus, group: Option<&str>, start: StartFrom) {
 #[tokio::test]
 async fn the_handler_continues_the_publishers_trace_in_process() {
     trace_continues(Bus::memory(), None, StartFrom::New).await;
+}
+
+/// A handler's publish `caused_by` the event it handles is in the trace the handler runs in, a
+/// child of the handler's own `publish` span: the current span wins over the cause's
+/// `traceparent`, which names the publisher's.
+#[tokio::test]
+async fn a_caused_publish_is_a_child_of_the_handlers_span() {
+    let tracing = tracing();
+    let run = run_id();
+    let bus = Bus::memory();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let reacting = {
+        let (bus, run) = (bus.clone(), run.clone());
+        move |shipped: Received<Shipped>| {
+            let (bus, run) = (bus.clone(), run.clone());
+            async move {
+                if shipped.run != run {
+                    return Ok(());
+                }
+                bus.publish_with(&Invoiced { run })
+                    .caused_by(&shipped)
+                    .await
+                    .map(drop)
+            }
+        }
+    };
+    let reacting = bus.subscribe(reacting).await.expect("subscribing");
+    let invoiced = {
+        let run = run.clone();
+        move |invoiced: Received<Invoiced>| {
+            if invoiced.run == run {
+                let sent = seen_tx.send(invoiced.envelope().clone());
+                sent.expect("the test waits for the invoice");
+            }
+            async {}
+        }
+    };
+    let invoiced = bus.subscribe(invoiced).await.expect("subscribing");
+
+    let checkout = tracing::info_span!("checkout");
+    let trace_id = checkout.context().span().span_context().trace_id();
+    bus.publish(&Shipped { run: run.clone() })
+        .instrument(checkout.clone())
+        .await
+        .expect("publishing");
+    drop(checkout);
+    let envelope = tokio::time::timeout(Duration::from_secs(30), seen.recv())
+        .await
+        .expect("the invoice within 30 s")
+        .expect("the handler reports");
+    reacting.shutdown().await;
+    invoiced.shutdown().await;
+
+    let spans = tracing.spans_of(trace_id);
+    let named = |name: &str| span_named(&spans, name);
+    let process = named(&format!("process {}", Shipped::TOPIC));
+    let publish = named(&format!("publish {}", Invoiced::TOPIC));
+    assert_eq!(publish.parent_span_id, process.span_context.span_id());
+    assert_eq!(
+        envelope.traceparent.as_deref(),
+        Some(&*format!(
+            "00-{trace_id}-{}-01",
+            publish.span_context.span_id()
+        )),
+        "the invoice's trace is the handler's publish span"
+    );
+    assert_eq!(envelope.causation_depth, 1);
 }
 
 #[cfg(feature = "nats")]

@@ -18,24 +18,10 @@ use super::probe::{
     RetryThenSuccess, decode_probe, probe_message, run_id,
 };
 use super::support::{
-    bus, collector, connect, must, next_delivery, next_of_run, publish_range, subscribe_raw, take,
+    bus, collector, connect, dead_letter_topic, must, next_delivery, next_of_run, publish_range,
+    quick_retries, subscribe_raw, take,
 };
 use super::{BrokerFactory, Outcome};
-
-/// Quick retries, so cases on failure stay short.
-fn quick_retries(attempts: u32) -> RetryPolicy {
-    RetryPolicy::default()
-        .max_attempts(attempts)
-        .initial_backoff(Duration::from_millis(20))
-        .max_backoff(Duration::from_millis(100))
-}
-
-fn dead_letter_topic<E: Event>() -> Topic {
-    must(
-        Topic::new(E::TOPIC).and_then(|t| t.dead_letter()),
-        "the dead-letter topic",
-    )
-}
 
 /// What a handler saw of one attempt: the probe number, the attempt, the event id and when.
 type Attempt = (u64, u32, EventId, Instant);

@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use tidings_core::{Broker, BrokerError, Topic};
 
+mod causation;
 pub mod dedup;
 mod delivery;
 mod failure;
@@ -59,6 +60,7 @@ pub mod seam;
 mod size;
 mod support;
 
+pub use causation::causation_bound;
 pub use delivery::{
     fan_out, groups, many_publishers_and_subscribers, order_per_key, publish_subscribe,
     start_from_oldest, topic_isolation,
@@ -212,6 +214,7 @@ macro_rules! conformance_tests {
         conformance_case!(concurrency_limit);
         conformance_case!(graceful_shutdown);
         conformance_case!(dedup_by_event_id);
+        conformance_case!(causation_bound);
         $crate::conformance_tests!(@declared [$($attr)*] ($factory) [$($skip)*]);
     };
     (@declared [$($attr:tt)*] ($factory:expr) []) => {};

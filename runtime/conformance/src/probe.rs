@@ -119,6 +119,8 @@ probes! {
     Resubscribe => "conformance.resubscribe.probe.v1";
     /// For `broker_restart`.
     Restart => "conformance.restart.probe.v1";
+    /// For `causation_bound`.
+    CausationLoop => "conformance.causation_loop.probe.v1";
 }
 
 /// An id unique to this process and call: lower-case letters and digits, so it fits inside a

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidings_core::broker::{Delivery, DeliveryStream, Message, SubscribeRequest};
-use tidings_core::{Broker, Bus, Handler, HandlerError, Received, StartFrom, Topic};
+use tidings_core::{
+    Broker, Bus, Event, Handler, HandlerError, Received, RetryPolicy, StartFrom, Topic,
+};
 use tokio::sync::mpsc;
 
 use super::BrokerFactory;
@@ -44,6 +46,22 @@ pub async fn within<T>(patience: Duration, what: &str, future: impl Future<Outpu
         Ok(value) => value,
         Err(_) => panic!("{what}: nothing within {patience:?}"),
     }
+}
+
+/// Quick retries, so cases on failure stay short.
+pub fn quick_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy::default()
+        .max_attempts(attempts)
+        .initial_backoff(Duration::from_millis(20))
+        .max_backoff(Duration::from_millis(100))
+}
+
+/// The dead-letter topic of `E`.
+pub fn dead_letter_topic<E: Event>() -> Topic {
+    must(
+        Topic::new(E::TOPIC).and_then(|t| t.dead_letter()),
+        "the dead-letter topic",
+    )
 }
 
 /// Events a handler received, in arrival order.

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::broker::memory::MemoryBroker;
 use crate::broker::{Broker, BrokerError, Confirmation, Message};
+use crate::causation::{self, CausationChain, DEFAULT_MAX_CAUSATION_DEPTH};
 use crate::codec::{Codec, CodecError};
 use crate::deadline;
 use crate::envelope::Envelope;
@@ -34,6 +35,7 @@ pub struct Bus {
     publish_timeout: Duration,
     fallback: Option<Arc<dyn Fallback>>,
     max_message_size: usize,
+    max_causation_depth: u32,
     metrics: bool,
 }
 
@@ -45,6 +47,7 @@ impl std::fmt::Debug for Bus {
             .field("publish_timeout", &self.publish_timeout)
             .field("fallback", &self.fallback.is_some())
             .field("max_message_size", &self.max_message_size)
+            .field("max_causation_depth", &self.max_causation_depth)
             .field("metrics", &self.metrics)
             .finish()
     }
@@ -77,6 +80,27 @@ pub enum PublishError {
         size: usize,
         /// The bus's limit.
         limit: usize,
+    },
+    /// The event would be deeper in its causation chain ([`Publish::caused_by`]) than the bus
+    /// allows ([`Bus::with_max_causation_depth`]), as in a publish loop; nothing was sent. A
+    /// handler that returns this error, however wrapped, dead-letters its event at once.
+    #[error(
+        "cannot publish to {topic}: the event would have {depth} events before it in its \
+         causation chain, more than the bound of {bound}; a handler that publishes to the topic \
+         it consumes, or a cycle of services that publish to each other, never stops: break the \
+         cycle, or raise the bound with `Bus::with_max_causation_depth` if the chain is meant \
+         to be this long"
+    )]
+    CausationTooDeep {
+        /// Where it was to be published.
+        topic: Topic,
+        /// How many events it would have had before it.
+        depth: u32,
+        /// The bus's bound.
+        bound: u32,
+        /// The correlation id and the event that caused the publish.
+        #[source]
+        chain: CausationChain,
     },
     /// The broker did not confirm in time; the event may or may not have been taken.
     #[error(
@@ -130,6 +154,7 @@ impl Bus {
             source: default_source(),
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             fallback: None,
+            max_causation_depth: DEFAULT_MAX_CAUSATION_DEPTH,
             metrics: false,
         }
     }
@@ -185,6 +210,21 @@ impl Bus {
     /// told otherwise.
     pub fn max_message_size(&self) -> usize {
         self.max_message_size
+    }
+
+    /// Sets how many events may come before a published one in its causation chain (see
+    /// [`Publish::caused_by`]), [`DEFAULT_MAX_CAUSATION_DEPTH`] by default: a publish deeper than
+    /// that fails with [`PublishError::CausationTooDeep`] before anything reaches the broker,
+    /// which ends a publish loop. Raise it for workflows that are meant to be longer; the bound
+    /// counts across services, so each service's bus should allow it.
+    pub fn with_max_causation_depth(mut self, bound: u32) -> Bus {
+        self.max_causation_depth = bound;
+        self
+    }
+
+    /// How many events may come before one this bus publishes in its causation chain.
+    pub fn max_causation_depth(&self) -> u32 {
+        self.max_causation_depth
     }
 
     /// Records metrics of this bus's publishes and subscriptions (see
@@ -323,7 +363,7 @@ impl Bus {
     }
 
     /// Publishes `event` with options (partition key, subject, correlation, causation, trace,
-    /// timeout); await the returned builder.
+    /// the event that caused it, timeout); await the returned builder.
     pub fn publish_with<'a, E: Event>(&'a self, event: &'a E) -> Publish<'a, E> {
         Publish {
             bus: self,
@@ -342,20 +382,30 @@ impl Bus {
         Ok((topic, message))
     }
 
-    /// The message for `event` on `topic` (already checked), refused when above the size limit.
+    /// The message for `event` on `topic` (already checked), refused when deeper in its
+    /// causation chain than the bound or above the size limit.
     fn message<E: Event>(
         &self,
         topic: &Topic,
         event: &E,
-        options: PublishOptions,
+        options: PublishOptions<'_>,
     ) -> Result<Message, PublishError> {
+        let cause = options.cause;
+        let causation_depth = match cause {
+            Some(cause) => self.causation_depth(topic, cause)?,
+            None => 0,
+        };
         let data = E::Codec::to_bytes(event, E::SCHEMA)?;
-        #[cfg_attr(not(feature = "otel"), expect(unused_mut))]
         let mut envelope = Envelope {
             partition_key: options.key.or_else(|| event.key()),
             subject: options.subject,
-            correlation_id: options.correlation_id,
-            causation_id: options.causation_id,
+            correlation_id: options
+                .correlation_id
+                .or_else(|| cause.map(|c| causation::correlation_of(c).to_owned())),
+            causation_id: options
+                .causation_id
+                .or_else(|| cause.map(|c| c.id.to_string())),
+            causation_depth,
             traceparent: options.traceparent,
             ..Envelope::new(
                 self.source.clone(),
@@ -367,6 +417,13 @@ impl Bus {
         // The trace of the publish span, or of the caller's span when that one is off.
         #[cfg(feature = "otel")]
         telemetry::trace_context::inject(&mut envelope);
+        // Neither set nor a span to carry: the trace the cause was in.
+        if envelope.traceparent.is_none()
+            && let Some(cause) = cause
+        {
+            envelope.traceparent.clone_from(&cause.traceparent);
+            envelope.tracestate.clone_from(&cause.tracestate);
+        }
         size::check(envelope.size() + data.len(), self.max_message_size).map_err(|too_large| {
             PublishError::TooLarge {
                 topic: topic.clone(),
@@ -379,6 +436,21 @@ impl Bus {
             data,
         };
         Ok(message)
+    }
+
+    /// The depth of an event on `topic` caused by `cause`: one more than the cause's, refused
+    /// above the bound.
+    fn causation_depth(&self, topic: &Topic, cause: &Envelope) -> Result<u32, PublishError> {
+        let depth = cause.causation_depth.saturating_add(1);
+        if depth > self.max_causation_depth {
+            return Err(PublishError::CausationTooDeep {
+                topic: topic.clone(),
+                depth,
+                bound: self.max_causation_depth,
+                chain: CausationChain::of(cause),
+            });
+        }
+        Ok(depth)
     }
 }
 
@@ -403,12 +475,13 @@ async fn confirm(
 }
 
 #[derive(Default)]
-struct PublishOptions {
+struct PublishOptions<'a> {
     key: Option<String>,
     subject: Option<String>,
     correlation_id: Option<String>,
     causation_id: Option<String>,
     traceparent: Option<String>,
+    cause: Option<&'a Envelope>,
     timeout: Option<Duration>,
 }
 
@@ -417,10 +490,10 @@ struct PublishOptions {
 pub struct Publish<'a, E> {
     bus: &'a Bus,
     event: &'a E,
-    options: PublishOptions,
+    options: PublishOptions<'a>,
 }
 
-impl<E: Event> Publish<'_, E> {
+impl<'a, E: Event> Publish<'a, E> {
     /// The partition key (overrides [`Event::key`]): events with one key keep their order where
     /// the broker promises order per key.
     pub fn key(mut self, key: impl Into<String>) -> Self {
@@ -450,6 +523,27 @@ impl<E: Event> Publish<'_, E> {
     /// current span's is written unless this sets one).
     pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
         self.options.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// Publishes the event in reaction to `cause`, the event a handler received (its
+    /// [`Received`](crate::Received), or an [`Envelope`]), continuing its chain: the event
+    /// carries the cause's correlation id (the cause's own id when it carries none, as it
+    /// started the conversation), the cause's id as its causation id, the cause's trace, and a
+    /// `causationdepth` one more than the cause's.
+    ///
+    /// The trace is the one the options or the current span give, as for any publish, and the
+    /// cause's `traceparent` and `tracestate` otherwise: with the feature `otel`, a handler's
+    /// `process` span already continues the cause's trace, and the publish is its child. The
+    /// other options win over what the cause gives, whatever the order they are set in.
+    ///
+    /// A publish that would be deeper than the bus's bound
+    /// ([`Bus::with_max_causation_depth`]) fails with [`PublishError::CausationTooDeep`] before
+    /// anything reaches the broker: a handler that publishes to the topic it consumes, or a
+    /// cycle of services, stops there, and the handler that returns that error (with `?`)
+    /// dead-letters its event at once, the chain in the reason.
+    pub fn caused_by(mut self, cause: &'a (impl AsRef<Envelope> + ?Sized)) -> Self {
+        self.options.cause = Some(cause.as_ref());
         self
     }
 

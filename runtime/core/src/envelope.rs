@@ -46,6 +46,9 @@ pub mod attr {
     pub const CORRELATION_ID: &str = "correlationid";
     /// Causation extension: the id of the event that caused this one.
     pub const CAUSATION_ID: &str = "causationid";
+    /// Causation extension: how many events caused this one, one after the other (an integer;
+    /// absent means 0).
+    pub const CAUSATION_DEPTH: &str = "causationdepth";
     /// Distributed tracing extension, W3C `traceparent`.
     pub const TRACEPARENT: &str = "traceparent";
     /// Distributed tracing extension, W3C `tracestate`.
@@ -84,6 +87,9 @@ pub struct Envelope {
     pub correlation_id: Option<String>,
     /// `causationid` extension.
     pub causation_id: Option<String>,
+    /// `causationdepth` extension: how many events caused this one, one after the other; 0 (not
+    /// written) for an event nothing caused.
+    pub causation_depth: u32,
     /// `traceparent` extension.
     pub traceparent: Option<String>,
     /// `tracestate` extension.
@@ -104,6 +110,9 @@ pub enum EnvelopeError {
     /// `time` is not RFC 3339.
     #[error("attribute `time` is not an RFC 3339 timestamp of a year 0000 to 9999 in UTC: `{0}`")]
     Time(String),
+    /// `causationdepth` is not a whole number.
+    #[error("attribute `causationdepth` is not a whole number from 0 to 4294967295: `{0}`")]
+    CausationDepth(String),
     /// A structured-mode document is not a JSON object with the right members.
     #[error("not a structured CloudEvents JSON document: {0}")]
     Structured(String),
@@ -133,6 +142,7 @@ impl Envelope {
             partition_key: None,
             correlation_id: None,
             causation_id: None,
+            causation_depth: 0,
             traceparent: None,
             tracestate: None,
             extensions: Vec::new(),
@@ -199,6 +209,10 @@ impl Envelope {
                 out.push((name, Cow::Borrowed(v)));
             }
         }
+        if self.causation_depth > 0 {
+            let depth = self.causation_depth.to_string();
+            out.push((attr::CAUSATION_DEPTH, Cow::Owned(depth)));
+        }
         for (k, v) in &self.extensions {
             out.push((k.as_str(), Cow::Borrowed(v.as_str())));
         }
@@ -231,6 +245,9 @@ impl Envelope {
                 size += pair(name, v);
             }
         }
+        if self.causation_depth > 0 {
+            size += attr::CAUSATION_DEPTH.len() + digits(self.causation_depth);
+        }
         for (k, v) in &self.extensions {
             size += pair(k, v);
         }
@@ -261,6 +278,7 @@ impl Envelope {
             partition_key: None,
             correlation_id: None,
             causation_id: None,
+            causation_depth: 0,
             traceparent: None,
             tracestate: None,
             extensions: Vec::new(),
@@ -280,6 +298,11 @@ impl Envelope {
                 attr::PARTITION_KEY => env.partition_key = Some(value),
                 attr::CORRELATION_ID => env.correlation_id = Some(value),
                 attr::CAUSATION_ID => env.causation_id = Some(value),
+                attr::CAUSATION_DEPTH => {
+                    env.causation_depth = value
+                        .parse()
+                        .map_err(|_| EnvelopeError::CausationDepth(value))?;
+                }
                 attr::TRACEPARENT => env.traceparent = Some(value),
                 attr::TRACESTATE => env.tracestate = Some(value),
                 _ => env.extensions.push((name, value)),
@@ -305,6 +328,13 @@ impl Envelope {
         for (name, value) in self.attributes() {
             doc.insert(name.to_owned(), Value::String(value.into_owned()));
         }
+        // An integer attribute is a JSON number in the JSON format.
+        if self.causation_depth > 0 {
+            doc.insert(
+                attr::CAUSATION_DEPTH.to_owned(),
+                Value::from(self.causation_depth),
+            );
+        }
         let embedded = match self.content_type() {
             Some(ContentType::Json) => serde_json::from_slice::<Value>(data).ok(),
             _ => None,
@@ -329,7 +359,7 @@ impl Envelope {
         K: AsRef<str>,
         V: Into<String>,
     {
-        const KNOWN: [&str; 13] = [
+        const KNOWN: [&str; 14] = [
             attr::SPEC_VERSION,
             attr::ID,
             attr::SOURCE,
@@ -341,6 +371,7 @@ impl Envelope {
             attr::PARTITION_KEY,
             attr::CORRELATION_ID,
             attr::CAUSATION_ID,
+            attr::CAUSATION_DEPTH,
             attr::TRACEPARENT,
             attr::TRACESTATE,
         ];
@@ -398,6 +429,14 @@ impl Envelope {
     }
 }
 
+/// For [`Publish::caused_by`](crate::Publish::caused_by): an envelope is the event that causes a
+/// publish.
+impl AsRef<Envelope> for Envelope {
+    fn as_ref(&self) -> &Envelope {
+        self
+    }
+}
+
 /// Whether a media type is JSON: `application/json`, `text/json` or a `+json` type, with any
 /// parameters.
 fn is_json_media_type(media_type: &str) -> bool {
@@ -446,6 +485,11 @@ fn formatted_time_len(t: SystemTime) -> usize {
     }
 }
 
+/// How many decimal digits `n` is written with.
+fn digits(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
 /// Parses an RFC 3339 time with any offset.
 ///
 /// Only a time [`format_time`] can write back is read: RFC 3339 has four-digit years, and an
@@ -491,6 +535,8 @@ mod tests {
             Some(Cow::Borrowed("proto:events.order.v1.Created")),
         );
         e.correlation_id = Some("c-1".into());
+        e.causation_id = Some("0198f7a4-0000-7000-8000-000000000001".into());
+        e.causation_depth = 12;
         e.traceparent = Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
         e.set_extension("tenant", "acme");
         e
@@ -537,6 +583,56 @@ mod tests {
         // RFC 3339 keeps nanoseconds, so time survives exactly.
         assert_eq!(back, e);
         assert_eq!(back.schema(), Some("events.order.v1.Created"));
+    }
+
+    #[test]
+    fn the_causation_depth_is_an_integer_written_only_when_not_zero() {
+        let mut e = sample();
+        let written = |e: &Envelope| {
+            e.attributes()
+                .into_iter()
+                .find(|(name, _)| *name == attr::CAUSATION_DEPTH)
+                .map(|(_, value)| value.into_owned())
+        };
+        assert_eq!(written(&e).as_deref(), Some("12"));
+        let document: serde_json::Value = serde_json::from_slice(&e.to_structured(b"")).unwrap();
+        assert_eq!(document[attr::CAUSATION_DEPTH], serde_json::json!(12));
+
+        e.causation_depth = 0;
+        assert_eq!(written(&e), None, "absent means 0");
+        assert!(
+            !String::from_utf8(e.to_structured(b""))
+                .unwrap()
+                .contains("causationdepth")
+        );
+
+        let read = |depth: &str| {
+            Envelope::from_attributes([
+                ("specversion", "1.0"),
+                ("id", "1"),
+                ("source", "s"),
+                ("type", "t"),
+                ("CausationDepth", depth),
+            ])
+            .map(|e| e.causation_depth)
+        };
+        assert_eq!(read("7"), Ok(7));
+        assert_eq!(read("4294967295"), Ok(u32::MAX));
+        for bad in ["-1", "seven", "", "1.5", "4294967296"] {
+            assert_eq!(
+                read(bad),
+                Err(EnvelopeError::CausationDepth(bad.into())),
+                "{bad}"
+            );
+        }
+        // Another SDK's structured document may write it as a string or a number.
+        for depth in [r#""4""#, "4"] {
+            let doc = format!(
+                r#"{{"specversion":"1.0","id":"1","source":"s","type":"t","causationdepth":{depth}}}"#
+            );
+            let (e, _) = Envelope::from_structured(doc.as_bytes()).unwrap();
+            assert_eq!(e.causation_depth, 4, "{depth}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::causation;
 use crate::envelope::Envelope;
 use crate::event::Event;
 
@@ -123,6 +124,14 @@ impl<E> Received<E> {
     }
 }
 
+/// For [`Publish::caused_by`](crate::Publish::caused_by): the envelope of the event that causes
+/// a publish.
+impl<E> AsRef<Envelope> for Received<E> {
+    fn as_ref(&self) -> &Envelope {
+        &self.envelope
+    }
+}
+
 impl<E> Deref for Received<E> {
     type Target = E;
     fn deref(&self) -> &E {
@@ -131,7 +140,10 @@ impl<E> Deref for Received<E> {
 }
 
 /// Why a handler failed: any error type converts into it with `?`, as a failure worth retrying.
-/// [`HandlerError::permanent`] marks one that no retry can fix.
+/// [`HandlerError::permanent`] marks one that no retry can fix, as is any error whose chain of
+/// sources holds a publish refused as too deep in its causation chain
+/// ([`PublishError::CausationTooDeep`](crate::PublishError::CausationTooDeep)): a retry would be
+/// refused the same way.
 ///
 /// It does not implement [`Error`] itself, so that every error type can convert into it.
 pub struct HandlerError {
@@ -162,10 +174,9 @@ impl HandlerError {
 
 impl<T: Into<Box<dyn Error + Send + Sync>>> From<T> for HandlerError {
     fn from(error: T) -> Self {
-        HandlerError {
-            error: error.into(),
-            permanent: false,
-        }
+        let error = error.into();
+        let permanent = causation::too_deep(&*error);
+        HandlerError { error, permanent }
     }
 }
 

@@ -15,6 +15,7 @@
 pub mod adapter;
 pub mod broker;
 mod bus;
+mod causation;
 pub mod codec;
 mod deadline;
 mod dedup;
@@ -37,6 +38,7 @@ pub mod topic;
 pub use broker::memory::{MemoryBroker, MemoryLimits};
 pub use broker::{Broker, BrokerError, Capabilities, Confirmation, Position, StartFrom};
 pub use bus::{Bus, DEFAULT_PUBLISH_TIMEOUT, Publish, PublishError};
+pub use causation::{CausationChain, DEFAULT_MAX_CAUSATION_DEPTH};
 pub use codec::CodecError;
 pub use codec::{ContentType, Json, JsonOrProtobuf, Protobuf, ProtobufOrJson};
 pub use dedup::{

@@ -47,6 +47,7 @@ fn name() -> impl Strategy<Value = String> {
         attr::SUBJECT,
         attr::PARTITION_KEY,
         attr::TRACEPARENT,
+        attr::CAUSATION_DEPTH,
         "SpecVersion",
         "TYPE",
     ]);
@@ -54,7 +55,7 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 /// Attribute values: ones that get a message far (the version, the topic, times at the edges of
-/// what RFC 3339 writes, content types) and any text besides.
+/// what RFC 3339 writes, content types, causation depths) and any text besides.
 fn value() -> impl Strategy<Value = String> {
     let telling = prop::sample::select(vec![
         "1.0",
@@ -67,6 +68,8 @@ fn value() -> impl Strategy<Value = String> {
         "0000-01-01T00:00:00+23:59",
         "1969-12-31T23:59:59.5Z",
         "2024-02-29T12:00:00.000000001+01:00",
+        "7",
+        "4294967295",
     ]);
     prop_oneof![2 => telling.prop_map(str::to_owned), 1 => text()]
 }

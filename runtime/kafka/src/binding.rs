@@ -227,6 +227,7 @@ mod tests {
         envelope.partition_key = Some("order-7".into());
         envelope.traceparent =
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into());
+        envelope.causation_depth = 3;
         Message::new(envelope, Bytes::from_static(b"\x08\x07\xff"))
     }
 
@@ -264,6 +265,7 @@ mod tests {
         );
         assert_eq!(header(&record, "ce_datacontenttype"), None);
         assert_eq!(header(&record, "ce_partitionkey"), None);
+        assert_eq!(header(&record, "ce_causationdepth"), Some(&b"3"[..]));
         assert_eq!(record.key.as_deref(), Some(&b"order-7"[..]));
         assert_eq!(record.read(), Ok(message));
     }

@@ -115,6 +115,7 @@ mod tests {
             ContentType::Json,
             Some(Cow::Borrowed("proto:events.order.v1.Created")),
         );
+        envelope.causation_depth = 3;
         envelope.set_extension("tenant", "acme");
         Message::new(envelope, Bytes::from_static(br#"{"orderId":"7"}"#))
     }
@@ -134,6 +135,12 @@ mod tests {
             "{names:?}"
         );
         assert!(!names.contains(&"datacontenttype"));
+        assert!(
+            properties
+                .user_properties
+                .contains(&("causationdepth".to_owned(), "3".to_owned())),
+            "{names:?}"
+        );
         let publish = received("events/order/created/v1", message.data.clone(), properties);
         assert_eq!(decode(&publish), Ok(message));
     }

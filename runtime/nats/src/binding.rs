@@ -130,6 +130,7 @@ mod tests {
             Some(Cow::Borrowed("proto:events.order.v1.Created")),
         );
         e.partition_key = Some("order-7".into());
+        e.causation_depth = 3;
         e.set_extension("tenant", "acme");
         e
     }
@@ -156,6 +157,10 @@ mod tests {
         );
         assert!(headers.get("ce-datacontenttype").is_none());
         assert_eq!(headers.get("ce-tenant").map(|v| v.as_str()), Some("acme"));
+        assert_eq!(
+            headers.get("ce-causationdepth").map(|v| v.as_str()),
+            Some("3")
+        );
 
         let back = read(Some(&headers), Bytes::from_static(b"\x08\x01")).unwrap();
         assert_eq!(*back.envelope, e);

@@ -170,6 +170,7 @@ mod tests {
             ContentType::Json,
             Some(Cow::Borrowed("proto:events.order.v1.Created")),
         );
+        e.causation_depth = 3;
         e.set_extension("tenant", "acme");
         e
     }
@@ -197,6 +198,12 @@ mod tests {
                 .map(text)
                 .as_deref(),
             Some("acme")
+        );
+        assert_eq!(
+            header(&properties, "cloudEvents_causationdepth")
+                .map(text)
+                .as_deref(),
+            Some("3")
         );
         assert!(header(&properties, "cloudEvents_datacontenttype").is_none());
         assert_eq!(

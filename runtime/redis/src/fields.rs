@@ -124,6 +124,7 @@ mod tests {
             Some(Cow::Borrowed("proto:events.order.v1.Created")),
         );
         envelope.partition_key = Some("order-7".into());
+        envelope.causation_depth = 3;
         Message::new(envelope, Bytes::from_static(b"\x08\x07\xff"))
     }
 
@@ -146,6 +147,7 @@ mod tests {
             Some(&b"application/protobuf"[..])
         );
         assert_eq!(field(&fields, "ce_datacontenttype"), None);
+        assert_eq!(field(&fields, "ce_causationdepth"), Some(&b"3"[..]));
         assert_eq!(field(&fields, "data"), Some(&b"\x08\x07\xff"[..]));
         assert_eq!(decode(&fields), Ok(message));
     }
