@@ -1,7 +1,8 @@
 /// Publishes the events of package `{{ package }}`, one method per event.
 ///
 /// A method returns the runtime's publish builder: `.await` it to publish and wait for the
-/// broker's confirmation, or set a key, a correlation id or a timeout on it first.
+/// broker's confirmation, or set a key, a timeout or the event it reacts to (`caused_by`, which
+/// carries the correlation id, causation and trace on) first.
 #[derive(Clone, Debug)]
 pub struct Publisher {
     bus: {{ rt }}::Bus,

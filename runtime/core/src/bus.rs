@@ -376,10 +376,9 @@ impl Bus {
     /// the message (a fresh envelope with this bus's source, and the encoded data), refused as
     /// [`Bus::publish`] would refuse it. For a transactional outbox, which stores it now and
     /// sends it later.
+    /// [`Publish::prepare`] does the same with options, such as the event that caused it.
     pub fn prepare<E: Event>(&self, event: &E) -> Result<(Topic, Message), PublishError> {
-        let topic = Topic::of::<E>()?;
-        let message = self.message(&topic, event, PublishOptions::default())?;
-        Ok((topic, message))
+        self.publish_with(event).prepare()
     }
 
     /// The message for `event` on `topic` (already checked), refused when deeper in its
@@ -551,6 +550,16 @@ impl<'a, E: Event> Publish<'a, E> {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.options.timeout = Some(timeout);
         self
+    }
+
+    /// What awaiting this publish would send, without sending it: the checked topic and the
+    /// message with every option applied, refused as the publish would refuse it (a causation
+    /// chain too deep included). For a transactional outbox, which stores it now and sends it
+    /// later; the timeout does not apply.
+    pub fn prepare(self) -> Result<(Topic, Message), PublishError> {
+        let topic = Topic::of::<E>()?;
+        let message = self.bus.message(&topic, self.event, self.options)?;
+        Ok((topic, message))
     }
 }
 

@@ -6,15 +6,15 @@ use std::time::Duration;
 use sqlx::migrate::MigrateError;
 use tidings_core::broker::{BrokerError, Message};
 use tidings_core::envelope::EnvelopeError;
-use tidings_core::{Bus, Envelope, Event, EventId, PublishError, Topic, TopicError};
+use tidings_core::{Bus, Envelope, Event, EventId, Publish, PublishError, Topic, TopicError};
 
 use crate::pool::{Connection, OutboxConnection};
 
 /// Why an event was not stored or not relayed.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    /// The event could not be made into a message (its topic or its encoding); nothing was
-    /// stored.
+    /// The event could not be made into a message (its topic, its encoding, or a causation
+    /// chain too deep); nothing was stored.
     #[error("cannot store the event: {0}")]
     Event(#[from] PublishError),
     /// The database refused or failed.
@@ -60,7 +60,19 @@ impl Outbox {
         conn: &mut impl OutboxConnection,
         event: &E,
     ) -> Result<EventId, OutboxError> {
-        let (topic, message) = self.bus.prepare(event)?;
+        self.publish_with(conn, self.bus.publish_with(event)).await
+    }
+
+    /// Stores what `publish` would send, with its options, through `conn` in the caller's
+    /// transaction: `outbox.publish_with(&mut tx, bus.publish_with(&invoice).caused_by(&order))`
+    /// continues the causation chain of the event a handler received, and is refused, as the
+    /// publish would be, when the chain is too deep. Returns the event's id.
+    pub async fn publish_with<E: Event>(
+        &self,
+        conn: &mut impl OutboxConnection,
+        publish: Publish<'_, E>,
+    ) -> Result<EventId, OutboxError> {
+        let (topic, message) = publish.prepare()?;
         insert(conn.connection(), &topic, &message).await?;
         Ok(message.envelope.id.clone())
     }

@@ -295,3 +295,73 @@ async fn a_publish_unconfirmed_in_time_goes_to_the_fallback_and_one_it_cannot_st
     );
     drop_schema(pool, &schema).await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL at TIDINGS_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): run with --include-ignored, as the test command does"]
+async fn an_event_stored_in_reaction_to_another_continues_its_chain_and_a_loop_is_refused() {
+    let (pool, schema) = pool().await;
+    let bus = Bus::memory().with_max_causation_depth(2);
+    let (_subscription, mut rx) = receive(&bus).await;
+    let outbox = Outbox::new(&bus);
+    let relay = Relay::new(pool.clone(), &bus);
+
+    bus.publish(&Recorded {
+        seq: 1,
+        key: "k".into(),
+    })
+    .await
+    .expect("published");
+    let mut cause = next(&mut rx).await;
+    // Each event stored in reaction to the one before, as a handler that writes to its own
+    // topic through the outbox would.
+    for seq in 2..=3 {
+        let mut tx = pool.begin().await.expect("begun");
+        let event = Recorded {
+            seq,
+            key: "k".into(),
+        };
+        let id = outbox
+            .publish_with(&mut tx, bus.publish_with(&event).caused_by(&cause))
+            .await
+            .expect("stored");
+        tx.commit().await.expect("committed");
+        assert_eq!(relay.relay_once().await.expect("a turn"), 1);
+        let caused = next(&mut rx).await;
+        assert_eq!(caused.envelope().id, id);
+        assert_eq!(
+            caused.envelope().causation_id.as_deref(),
+            Some(cause.envelope().id.as_str())
+        );
+        assert_eq!(
+            caused.envelope().causation_depth,
+            u32::try_from(seq - 1).unwrap()
+        );
+        cause = caused;
+    }
+
+    let mut tx = pool.begin().await.expect("begun");
+    let refused = outbox
+        .publish_with(
+            &mut tx,
+            bus.publish_with(&Recorded {
+                seq: 4,
+                key: "k".into(),
+            })
+            .caused_by(&cause),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(OutboxError::Event(PublishError::CausationTooDeep {
+                depth: 3,
+                bound: 2,
+                ..
+            }))
+        ),
+        "{refused:?}"
+    );
+    tx.commit().await.expect("committed");
+    assert_eq!(pending(&pool).await, 0, "nothing was stored");
+    drop_schema(pool, &schema).await;
+}
