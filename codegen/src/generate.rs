@@ -21,8 +21,7 @@ use prost_types::FileDescriptorSet;
 use crate::error::Error;
 use crate::format;
 use crate::load::Loaded;
-use crate::mapping::Event;
-use crate::names;
+use crate::mapping::{Event, rust_path};
 use crate::parallel;
 use crate::sources::OPTIONS_NAME;
 
@@ -180,7 +179,7 @@ pub(crate) fn generate(
     if let Some(module) = by_module.keys().chain(travels.keys()).next() {
         return Err(Error::Generate(format!(
             "prost-build wrote no module `{}` for its events",
-            module.parts().collect::<Vec<_>>().join("::")
+            path_of(module)
         )));
     }
     let written = parallel::map(&modules, |package| package_file(package, settings));
@@ -222,23 +221,12 @@ fn travelling_types(events: &[Event]) -> BTreeMap<Module, Vec<Travels>> {
         if !listed.insert(name) {
             continue;
         }
-        let package = message.package_name();
-        let within = name
-            .strip_prefix(package)
-            .unwrap_or(name)
-            .trim_start_matches('.');
-        // Nested types live in a module per parent message, as prost-build nests them.
-        let mut path: Vec<String> = within.split('.').map(names::snake_ident).collect();
-        if let Some(last) = path.last_mut() {
-            *last = names::type_name(message.name());
-        }
-        by_module
-            .entry(Module::from_protobuf_package_name(package))
-            .or_default()
-            .push(Travels {
-                path: path.join("::"),
-                schema: name.to_owned(),
-            });
+        let module = Module::from_protobuf_package_name(message.package_name());
+        let path = reach(&path_of(&module), module.len(), &rust_path(message));
+        by_module.entry(module).or_default().push(Travels {
+            path,
+            schema: name.to_owned(),
+        });
     }
     by_module
 }
@@ -259,7 +247,7 @@ fn package_file(package: &Package<'_>, settings: &Settings<'_>) -> Result<String
         format::format(code).map_err(|e| {
             Error::Generate(format!(
                 "prost-build wrote code for `{}` that does not parse: {e}",
-                module.parts().collect::<Vec<_>>().join("::")
+                path_of(module)
             ))
         })?
     } else {
@@ -284,14 +272,14 @@ fn package_file(package: &Package<'_>, settings: &Settings<'_>) -> Result<String
         })?);
     }
     if let Some(first) = events.first() {
-        let own = module.parts().collect::<Vec<_>>().join("::");
+        let own = path_of(module);
         let stubs: Vec<Stub<'_>> = events
             .iter()
             .map(|&event| Stub {
                 event,
                 handled: match &event.payload {
                     None => event.type_name.clone(),
-                    Some(payload) => reach(&own, module.len(), &payload.rust_path),
+                    Some(payload) => reach(&own, module.len(), &rust_path(&payload.message)),
                 },
             })
             .collect();
@@ -308,6 +296,11 @@ fn package_file(package: &Package<'_>, settings: &Settings<'_>) -> Result<String
         out.push('\n');
     }
     Ok(out)
+}
+
+/// A module's path relative to the generated module: `events::order::v1`.
+fn path_of(module: &Module) -> String {
+    module.parts().collect::<Vec<_>>().join("::")
 }
 
 /// The code `template` writes.

@@ -111,8 +111,6 @@ pub(crate) struct Payload {
     pub(crate) field: String,
     /// The field's message: what the producer sends.
     pub(crate) message: MessageDescriptor,
-    /// Its generated type, relative to the generated module: `com::example::v1::ObjectData`.
-    pub(crate) rust_path: String,
 }
 
 impl Event {
@@ -548,14 +546,13 @@ fn payload(wrapper: &MessageDescriptor, field: &str) -> Result<Payload, PayloadP
     }
     Ok(Payload {
         field: field.to_owned(),
-        rust_path: rust_path(&message),
         message,
     })
 }
 
 /// The generated type of `message`, relative to the generated module, as prost-build nests it:
 /// package segments, then the parent messages in snake_case, then the type.
-fn rust_path(message: &MessageDescriptor) -> String {
+pub(crate) fn rust_path(message: &MessageDescriptor) -> String {
     let mut parents = Vec::new();
     let mut parent = message.parent_message();
     while let Some(outer) = parent {
