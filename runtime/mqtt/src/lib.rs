@@ -363,6 +363,7 @@ impl Broker for MqttBroker {
             history: false,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: false,
         }
     }
 

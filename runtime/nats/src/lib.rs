@@ -207,6 +207,7 @@ impl Broker for NatsBroker {
                 history: true,
                 ordered_per_key: true,
                 publish_dedup: true,
+                no_responders: false,
             },
             // Queue groups share the work, but keep no place while no member runs; a nack is
             // redelivered by this process, a message held by a consumer that died is lost.
@@ -218,6 +219,7 @@ impl Broker for NatsBroker {
                 history: false,
                 ordered_per_key: true,
                 publish_dedup: false,
+                no_responders: false,
             },
         }
     }

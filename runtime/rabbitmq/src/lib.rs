@@ -338,6 +338,7 @@ impl Broker for RabbitBroker {
             history: false,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: false,
         }
     }
 

@@ -420,6 +420,7 @@ impl Broker for MemoryBroker {
             history: self.inner.limits.history > 0,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: false,
         }
     }
 
