@@ -264,6 +264,9 @@ pub struct Capabilities {
     /// [`RequestFailure::NoResponders`](request::RequestFailure::NoResponders), rather than
     /// when its deadline passes.
     pub no_responders: bool,
+    /// Requests can be served ([`Broker::serve`] or, by default, a group subscription): the
+    /// broker has request-reply of its own, or [`Capabilities::groups`].
+    pub request_reply: bool,
 }
 
 /// What a broker said when it confirmed a publish.

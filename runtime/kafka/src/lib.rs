@@ -337,6 +337,7 @@ impl Broker for KafkaBroker {
             ordered_per_key: true,
             publish_dedup: false,
             no_responders: false,
+            request_reply: true,
         }
     }
 

@@ -364,6 +364,7 @@ impl Broker for MqttBroker {
             ordered_per_key: true,
             publish_dedup: false,
             no_responders: false,
+            request_reply: false,
         }
     }
 

@@ -208,6 +208,7 @@ impl Broker for NatsBroker {
                 ordered_per_key: true,
                 publish_dedup: true,
                 no_responders: false,
+                request_reply: true,
             },
             // Queue groups share the work, but keep no place while no member runs; a nack is
             // redelivered by this process, a message held by a consumer that died is lost.
@@ -220,6 +221,7 @@ impl Broker for NatsBroker {
                 ordered_per_key: true,
                 publish_dedup: false,
                 no_responders: false,
+                request_reply: true,
             },
         }
     }

@@ -339,6 +339,7 @@ impl Broker for RabbitBroker {
             ordered_per_key: true,
             publish_dedup: false,
             no_responders: false,
+            request_reply: true,
         }
     }
 

@@ -280,6 +280,7 @@ impl Broker for RedisBroker {
             ordered_per_key: true,
             publish_dedup: false,
             no_responders: false,
+            request_reply: true,
         }
     }
 

@@ -421,6 +421,7 @@ impl Broker for MemoryBroker {
             ordered_per_key: true,
             publish_dedup: false,
             no_responders: false,
+            request_reply: true,
         }
     }
 

@@ -67,6 +67,12 @@ impl Bus {
     ) -> Result<Subscription, SubscribeError> {
         let topic = topic_of::<R>()?;
         let broker = self.broker();
+        if !broker.capabilities().request_reply {
+            return Err(SubscribeError::Unsupported {
+                broker: broker.name(),
+                what: "serving requests",
+            });
+        }
         let concurrency = DEFAULT_SERVE_CONCURRENCY;
         let stream = match broker.serve(&topic, group, concurrency).await {
             Ok(stream) => stream,
