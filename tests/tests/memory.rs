@@ -98,8 +98,10 @@ mod without_groups {
         }
 
         fn capabilities(&self) -> Capabilities {
+            // Without groups, requests have no way to be shared among servers.
             Capabilities {
                 groups: false,
+                request_reply: false,
                 ..self.0.capabilities()
             }
         }
@@ -151,7 +153,12 @@ mod without_groups {
             redelivery_after_consumer_dies,
             close_and_resubscribe,
             broker_restart,
-            foreign_messages_are_dead_lettered
+            foreign_messages_are_dead_lettered,
+            request_reply,
+            request_deadline,
+            request_groups,
+            request_status,
+            request_refusal,
         ]
     );
 }

@@ -61,9 +61,7 @@ impl Status {
     /// read as a number is kept as an internal failure, with the text in the message.
     pub(crate) fn read(envelope: &Envelope) -> Option<Status> {
         let code = envelope.extension(attr::STATUS_CODE)?;
-        let message = envelope
-            .extension(attr::STATUS_MESSAGE)
-            .unwrap_or_default();
+        let message = envelope.extension(attr::STATUS_MESSAGE).unwrap_or_default();
         Some(match code.parse() {
             Ok(code) => Status::new(code, message),
             Err(_) => Status::internal(format!("status `{code}`: {message}")),

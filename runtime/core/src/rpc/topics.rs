@@ -125,9 +125,7 @@ async fn read_replies(
 
 /// The map of waiting requests; a panic while it was held cannot leave it half-changed, so a
 /// poisoned lock is used as it is.
-fn lock(
-    pending: &Pending,
-) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Message>>> {
+fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Message>>> {
     pending.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
