@@ -6,13 +6,14 @@
 //! waits for it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::adapter::lock;
 use crate::broker::request::{IncomingRequest, Replier, RequestFailure, RequestStream, Requester};
 use crate::broker::{
     Acker, Broker, BrokerError, DeadLetter, DeliveryStream, Message, StartFrom, SubscribeRequest,
@@ -121,12 +122,6 @@ async fn read_replies(
     }
     // Waiting requests see their reply's sender dropped: the subscription is closed.
     lock(&pending).clear();
-}
-
-/// The map of waiting requests; a panic while it was held cannot leave it half-changed, so a
-/// poisoned lock is used as it is.
-fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Message>>> {
-    pending.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Takes a request out of the waiting map however its wait ends.
