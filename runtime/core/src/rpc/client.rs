@@ -13,7 +13,8 @@ use crate::broker::BrokerError;
 use crate::broker::request::{RequestFailure, Requester};
 use crate::bus::{Bus, PublishError, PublishOptions};
 use crate::envelope::Envelope;
-use crate::receive::decode;
+use crate::receive::{Refusal, decode};
+use crate::size;
 use crate::telemetry;
 
 /// How long a request waits for its reply unless told otherwise.
@@ -126,6 +127,14 @@ impl<'a, R: Rpc> IntoFuture for Call<'a, R> {
                 .request(&topic, message, timeout)
                 .instrument(span)
                 .await?;
+            let limit = client.bus.max_message_size();
+            if let Err(too_large) = size::check(reply.size(), limit) {
+                let refusal = Refusal::TooLarge {
+                    size: too_large.size,
+                    limit: too_large.limit,
+                };
+                return Err(RequestError::Reply { topic, refusal });
+            }
             if let Some(status) = Status::read(&reply.envelope) {
                 return Err(RequestError::Status(status));
             }
