@@ -8,6 +8,8 @@
 //! codec ([`Event`]). The runtime refuses a malformed topic before anything reaches a broker,
 //! carries every event in a CloudEvents 1.0 [`Envelope`], and refuses, with a typed error and a
 //! dead letter, a message of another version or schema instead of decoding it as the wrong type.
+//! Operations that wait for an answer are typed the same way ([`Rpc`]): a [`Client`] sends a
+//! request and awaits its reply, [`Bus::serve`] answers.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
