@@ -15,7 +15,7 @@ use async_nats::{Subject, Subscriber};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 
-use super::{NAME, Shared, binding, core_nats};
+use super::{NAME, Shared, binding};
 use tidings_core::broker::request::{
     IncomingRequest, Replier, RequestFailure, RequestStream, Requester,
 };
@@ -181,7 +181,16 @@ impl Replier for NatsReplier {
             ));
         };
         let headers = binding::headers(&message.envelope, &[]);
-        core_nats::send(&self.shared, reply.as_str(), headers, message.data).await
+        // Handed to the client's writer without waiting for it to flush, as a reply confirms
+        // nothing: the requester's wait is what tells whether it arrived.
+        self.shared
+            .client
+            .publish_with_headers(reply, headers, message.data)
+            .await
+            .map_err(|e| {
+                self.shared
+                    .failure(format_args!("answer a request on {}", self.topic), e)
+            })
     }
 }
 
