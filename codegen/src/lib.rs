@@ -56,11 +56,12 @@ mod output;
 mod parallel;
 mod revision;
 mod schema_set;
+mod service;
 mod shape;
 mod sources;
 
 pub use builder::{Builder, Report, configure};
-pub use catalog::EventInfo;
+pub use catalog::{EventInfo, RpcInfo};
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use error::Error;
 pub use evolution::Breaking;
