@@ -44,7 +44,8 @@ pub(crate) struct Service {
     pub(crate) type_name: String,
     /// The suffix of its generated functions, `stock` (`serve_stock`).
     pub(crate) snake: String,
-    /// Its operations, in declaration order.
+    /// Its operations, in declaration order: none for a service that declares none, which is
+    /// kept so that the lock still knows it.
     pub(crate) rpcs: Vec<Rpc>,
 }
 
@@ -163,7 +164,6 @@ pub(crate) fn map_services(
                     )
                     .with_help("declare its operations: `rpc Reserve(ReserveStock) returns (StockReservation);`"),
                 );
-                continue;
             }
             let (base, version) = package.rsplit_once('.').unwrap_or(("", package));
             let mut rpcs = Vec::new();
@@ -405,7 +405,8 @@ fn check_names(
         }
     }
 
-    for service in services {
+    // Nothing is generated for a service without rpcs.
+    for service in services.iter().filter(|s| !s.rpcs.is_empty()) {
         let package = service.descriptor.package_name();
         let proto = service.descriptor.parent_file_descriptor_proto();
         let full_name = service.descriptor.full_name();
@@ -439,7 +440,7 @@ fn check_names(
                         format!("{what} clashes with {} in the module of package `{package}`", taker.what),
                         at,
                     )
-                    .with_note(format!("{} is declared here", taker.what), taker.at.clone())
+                    .with_note(format!("{} comes from here", taker.what), taker.at.clone())
                     .with_help("rename the service, the rpc or the other declaration; the operation types are the service name followed by the rpc name"),
                 ),
                 None => {
