@@ -32,7 +32,10 @@ mod without_nack_delay {
     use tidings::{Broker, BrokerError, Capabilities, MemoryBroker, Topic};
     use tidings_conformance::BrokerFactory;
 
-    /// The in-process broker, declaring that a nack cannot ask for a delay.
+    /// The in-process broker, declaring that a nack cannot ask for a delay. Implementing
+    /// neither `requester` nor `serve`, it carries requests over publish and subscribe, as an
+    /// adapter without request-reply of its own does, where a request nobody serves waits for
+    /// its deadline.
     #[derive(Clone, Default)]
     struct NoNackDelay(MemoryBroker);
 
@@ -45,6 +48,7 @@ mod without_nack_delay {
         fn capabilities(&self) -> Capabilities {
             Capabilities {
                 nack_delay: false,
+                no_responders: false,
                 ..self.0.capabilities()
             }
         }
@@ -98,8 +102,11 @@ mod without_groups {
         }
 
         fn capabilities(&self) -> Capabilities {
+            // Without groups, requests have no way to be shared among servers.
             Capabilities {
                 groups: false,
+                request_reply: false,
+                no_responders: false,
                 ..self.0.capabilities()
             }
         }
@@ -151,7 +158,12 @@ mod without_groups {
             redelivery_after_consumer_dies,
             close_and_resubscribe,
             broker_restart,
-            foreign_messages_are_dead_lettered
+            foreign_messages_are_dead_lettered,
+            request_reply,
+            request_deadline,
+            request_groups,
+            request_status,
+            request_refusal,
         ]
     );
 }

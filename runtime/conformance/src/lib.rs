@@ -55,6 +55,7 @@ mod failure;
 mod flow;
 pub mod probe;
 mod redelivery;
+mod request_reply;
 pub mod restart;
 pub mod seam;
 mod size;
@@ -72,6 +73,10 @@ pub use failure::{
 pub use flow::{concurrency_limit, dedup_by_event_id, graceful_shutdown};
 pub use redelivery::{
     broker_restart, close_and_resubscribe, redelivery_after_consumer_dies, redelivery_after_nack,
+};
+pub use request_reply::{
+    request_deadline, request_groups, request_refusal, request_reply, request_status,
+    request_without_server,
 };
 pub use size::size_limit;
 
@@ -215,6 +220,12 @@ macro_rules! conformance_tests {
         conformance_case!(graceful_shutdown);
         conformance_case!(dedup_by_event_id);
         conformance_case!(causation_bound);
+        conformance_case!(request_reply);
+        conformance_case!(request_deadline);
+        conformance_case!(request_without_server);
+        conformance_case!(request_groups);
+        conformance_case!(request_status);
+        conformance_case!(request_refusal);
         $crate::conformance_tests!(@declared [$($attr)*] ($factory) [$($skip)*]);
     };
     (@declared [$($attr:tt)*] ($factory:expr) []) => {};

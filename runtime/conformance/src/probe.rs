@@ -121,6 +121,12 @@ probes! {
     Restart => "conformance.restart.probe.v1";
     /// For `causation_bound`.
     CausationLoop => "conformance.causation_loop.probe.v1";
+    /// For the request-reply cases: a request.
+    RpcRequest => "conformance.rpc_request.probe.v1";
+    /// For `request_refusal`: the request one major later.
+    RpcRequestV2 => "conformance.rpc_request.probe.v2";
+    /// For the request-reply cases: a reply.
+    RpcReply => "conformance.rpc_reply.probe.v1";
 }
 
 /// An id unique to this process and call: lower-case letters and digits, so it fits inside a

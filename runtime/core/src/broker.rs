@@ -16,6 +16,9 @@ use crate::envelope::Envelope;
 use crate::topic::Topic;
 
 pub mod memory;
+pub mod request;
+
+use request::{RequestStream, Requester};
 
 /// One message as a broker carries it.
 ///
@@ -257,6 +260,13 @@ pub struct Capabilities {
     pub ordered_per_key: bool,
     /// The broker drops a republished message with the same event id.
     pub publish_dedup: bool,
+    /// A request to a topic nobody serves fails at once with
+    /// [`RequestFailure::NoResponders`](request::RequestFailure::NoResponders), rather than
+    /// when its deadline passes.
+    pub no_responders: bool,
+    /// Requests can be served ([`Broker::serve`] or, by default, a group subscription): the
+    /// broker has request-reply of its own, or [`Capabilities::groups`].
+    pub request_reply: bool,
 }
 
 /// What a broker said when it confirmed a publish.
@@ -440,6 +450,35 @@ pub trait Broker: Send + Sync + 'static {
         Err(BrokerError::Unsupported {
             broker: self.name(),
             what: "reading a topic outside a subscription",
+        })
+    }
+
+    /// Makes a requester, in this broker's own way of request-reply.
+    ///
+    /// The default is [`BrokerError::Unsupported`]: the typed layer then carries requests over
+    /// [`Broker::publish`] and [`Broker::subscribe`], with a reply topic per client.
+    async fn requester(&self) -> Result<Box<dyn Requester>, BrokerError> {
+        Err(BrokerError::Unsupported {
+            broker: self.name(),
+            what: "request-reply of its own",
+        })
+    }
+
+    /// Takes the requests sent to `topic`, shared among the servers of `group` (each request
+    /// goes to one of them), at most `prefetch` unanswered at once, in this broker's own way of
+    /// request-reply.
+    ///
+    /// The default is [`BrokerError::Unsupported`]: the typed layer then takes requests through
+    /// [`Broker::subscribe`] in the group, and answers on the reply topic each request names.
+    async fn serve(
+        &self,
+        _topic: &Topic,
+        _group: &str,
+        _prefetch: usize,
+    ) -> Result<Box<dyn RequestStream>, BrokerError> {
+        Err(BrokerError::Unsupported {
+            broker: self.name(),
+            what: "request-reply of its own",
         })
     }
 

@@ -383,20 +383,54 @@ impl Bus {
 
     /// The message for `event` on `topic` (already checked), refused when deeper in its
     /// causation chain than the bound or above the size limit.
-    fn message<E: Event>(
+    pub(crate) fn message<E: Event>(
         &self,
         topic: &Topic,
         event: &E,
         options: PublishOptions<'_>,
     ) -> Result<Message, PublishError> {
-        let cause = options.cause;
-        let causation_depth = match cause {
+        let causation_depth = match options.cause {
             Some(cause) => self.causation_depth(topic, cause)?,
             None => 0,
         };
+        self.message_at(topic, event, options, causation_depth)
+    }
+
+    /// [`Bus::message`] at a causation depth already known, refused above the size limit.
+    pub(crate) fn message_at<E: Event>(
+        &self,
+        topic: &Topic,
+        event: &E,
+        options: PublishOptions<'_>,
+        causation_depth: u32,
+    ) -> Result<Message, PublishError> {
+        let envelope = self.envelope::<E>(options, causation_depth, || event.key());
         let data = E::Codec::to_bytes(event, E::SCHEMA)?;
+        size::check(envelope.size() + data.len(), self.max_message_size).map_err(|too_large| {
+            PublishError::TooLarge {
+                topic: topic.clone(),
+                size: too_large.size,
+                limit: too_large.limit,
+            }
+        })?;
+        let message = Message {
+            envelope: Arc::new(envelope),
+            data,
+        };
+        Ok(message)
+    }
+
+    /// The attributes of an event of type `E` at `causation_depth`, with `options` applied
+    /// and `key` asked for the partition key when they set none.
+    pub(crate) fn envelope<E: Event>(
+        &self,
+        options: PublishOptions<'_>,
+        causation_depth: u32,
+        key: impl FnOnce() -> Option<String>,
+    ) -> Envelope {
+        let cause = options.cause;
         let mut envelope = Envelope {
-            partition_key: options.key.or_else(|| event.key()),
+            partition_key: options.key.or_else(key),
             subject: options.subject,
             correlation_id: options
                 .correlation_id
@@ -423,18 +457,7 @@ impl Bus {
             envelope.traceparent.clone_from(&cause.traceparent);
             envelope.tracestate.clone_from(&cause.tracestate);
         }
-        size::check(envelope.size() + data.len(), self.max_message_size).map_err(|too_large| {
-            PublishError::TooLarge {
-                topic: topic.clone(),
-                size: too_large.size,
-                limit: too_large.limit,
-            }
-        })?;
-        let message = Message {
-            envelope: Arc::new(envelope),
-            data,
-        };
-        Ok(message)
+        envelope
     }
 
     /// The depth of an event on `topic` caused by `cause`: one more than the cause's, refused
@@ -474,7 +497,7 @@ async fn confirm(
 }
 
 #[derive(Default)]
-struct PublishOptions<'a> {
+pub(crate) struct PublishOptions<'a> {
     key: Option<String>,
     subject: Option<String>,
     correlation_id: Option<String>,
@@ -482,6 +505,16 @@ struct PublishOptions<'a> {
     traceparent: Option<String>,
     cause: Option<&'a Envelope>,
     timeout: Option<Duration>,
+}
+
+impl<'a> PublishOptions<'a> {
+    /// No options but the event that caused this one, if any.
+    pub(crate) fn caused_by(cause: Option<&'a Envelope>) -> Self {
+        PublishOptions {
+            cause,
+            ..PublishOptions::default()
+        }
+    }
 }
 
 /// A publish with options; `.await` it to send.

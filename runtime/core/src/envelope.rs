@@ -59,6 +59,12 @@ pub mod attr {
     pub const DEAD_LETTER_ATTEMPTS: &str = "deadletterattempts";
     /// Dead letters: the topic the message was first published to.
     pub const DEAD_LETTER_TOPIC: &str = "deadlettertopic";
+    /// Requests carried over publish and subscribe: the topic the reply goes to.
+    pub const REPLY_TO: &str = "replyto";
+    /// Replies: the status code of a request that failed (absent on a reply that succeeded).
+    pub const STATUS_CODE: &str = "statuscode";
+    /// Replies: the message of a request that failed.
+    pub const STATUS_MESSAGE: &str = "statusmessage";
 }
 
 /// The prefix of `dataschema` values naming a protobuf message.

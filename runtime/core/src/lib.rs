@@ -29,6 +29,7 @@ mod payload;
 mod receipt;
 mod receive;
 mod retry;
+mod rpc;
 mod size;
 mod subscription;
 mod subscriptions;
@@ -55,6 +56,10 @@ pub use prost_types as well_known;
 pub use receipt::Receipt;
 pub use receive::{DataSchema, Refusal, decode, decode_with};
 pub use retry::RetryPolicy;
+pub use rpc::{
+    Call, Client, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SERVE_CONCURRENCY, RequestError, Responder, Rpc,
+    Status,
+};
 pub use size::DEFAULT_MAX_MESSAGE_SIZE;
 pub use subscription::{
     DEFAULT_HANDLER_TIMEOUT, SubscribeBuilder, SubscribeError, SubscribeOptions, Subscription,

@@ -200,6 +200,22 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// The handle of a consumer `task` on `topic`, stopped through `stop`, which records in
+    /// `ended` why it stopped on its own.
+    pub(crate) fn new(
+        topic: Topic,
+        stop: watch::Sender<bool>,
+        task: JoinHandle<()>,
+        ended: Arc<OnceLock<BrokerError>>,
+    ) -> Subscription {
+        Subscription {
+            topic,
+            stop,
+            task,
+            ended,
+        }
+    }
+
     /// Stops taking new events, waits for those in flight to be handled and settled, then closes
     /// the broker subscription.
     pub async fn shutdown(self) {
@@ -428,7 +444,7 @@ async fn next_delivery(
 }
 
 /// Resolves once shutdown is asked for, or the [`Subscription`] is dropped.
-async fn stop_signal(mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn stop_signal(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
 
@@ -810,7 +826,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     payload
         .downcast_ref::<&str>()
         .copied()

@@ -97,6 +97,30 @@ fn make_publish_span(system: &'static str, topic: &Topic) -> Span {
     )
 }
 
+/// The span of one request, from its send to its reply; its event id is recorded with
+/// [`record_id`] once known.
+#[inline]
+pub(crate) fn request_span(system: &'static str, topic: &Topic) -> Span {
+    if spans_enabled() {
+        make_request_span(system, topic)
+    } else {
+        Span::none()
+    }
+}
+
+#[inline(never)]
+fn make_request_span(system: &'static str, topic: &Topic) -> Span {
+    tracing::debug_span!(
+        "send",
+        otel.name = format!("send {topic}"),
+        otel.kind = "client",
+        messaging.system = system,
+        messaging.destination.name = topic.as_str(),
+        messaging.operation.type = "send",
+        messaging.message.id = Empty,
+    )
+}
+
 /// The span of one handling attempt.
 #[inline]
 pub(crate) fn process_span(

@@ -336,6 +336,8 @@ impl Broker for KafkaBroker {
             history: true,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: false,
+            request_reply: true,
         }
     }
 

@@ -363,6 +363,8 @@ impl Broker for MqttBroker {
             history: false,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: false,
+            request_reply: false,
         }
     }
 

@@ -38,6 +38,11 @@ tidings_conformance::conformance_tests!(
         redelivery_after_consumer_dies,
         close_and_resubscribe,
         broker_restart,
+        request_reply,
+        request_deadline,
+        request_groups,
+        request_status,
+        request_refusal,
     ],
     #[ignore = "needs an MQTT 5 broker at TIDINGS_MQTT_URL (default mqtt://127.0.0.1:1883): run with --include-ignored, as the test command does"]
 );

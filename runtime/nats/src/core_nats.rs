@@ -24,7 +24,7 @@ pub(super) async fn publish(
 }
 
 /// Publishes and waits for the server to have read it (a flush): core NATS confirms no more.
-async fn send(
+pub(super) async fn send(
     shared: &Shared,
     subject: &str,
     headers: HeaderMap,

@@ -22,6 +22,14 @@
 //! nacked delivery is handed again to the same subscription by this process, so it is lost if
 //! the process dies. The broker declares so in its [`Capabilities`].
 //!
+//! Request-reply is core NATS request-reply in both modes ([`Broker::requester`],
+//! [`Broker::serve`]): a request goes to the subject `_tidings.rpc.<topic>` with a reply inbox of
+//! the client's, and is never stored (a topic starts with a lowercase letter, so no stream tidings
+//! makes captures that subject; a stream of someone else's that did, `>` say, would answer each
+//! request with its acknowledgement instead of the server). The servers of a group are a queue
+//! group on that subject, and each answers by publishing to the request's reply subject. A request
+//! nobody serves fails at once: the server says it has no responders.
+//!
 //! Attributes travel by the CloudEvents NATS binding, binary mode: `ce-` headers and
 //! `content-type`. The client reconnects by itself after the server comes back; a subscription
 //! whose consumer was lost recreates it where it left off.
@@ -35,6 +43,7 @@ mod browse;
 mod config;
 mod core_nats;
 mod jetstream;
+mod rpc;
 
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
 pub use async_nats;
@@ -51,6 +60,7 @@ pub use config::{
 };
 
 use tidings_core::adapter::redact;
+use tidings_core::broker::request::{RequestStream, Requester};
 use tidings_core::broker::{
     Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, SubscribeRequest,
 };
@@ -207,6 +217,8 @@ impl Broker for NatsBroker {
                 history: true,
                 ordered_per_key: true,
                 publish_dedup: true,
+                no_responders: true,
+                request_reply: true,
             },
             // Queue groups share the work, but keep no place while no member runs; a nack is
             // redelivered by this process, a message held by a consumer that died is lost.
@@ -218,6 +230,8 @@ impl Broker for NatsBroker {
                 history: false,
                 ordered_per_key: true,
                 publish_dedup: false,
+                no_responders: true,
+                request_reply: true,
             },
         }
     }
@@ -261,6 +275,26 @@ impl Broker for NatsBroker {
                 what: "reading a topic outside a subscription in core mode",
             }),
         }
+    }
+
+    /// Core NATS request-reply, in either mode: an inbox per request, and the server's word
+    /// when nobody serves the topic.
+    async fn requester(&self) -> Result<Box<dyn Requester>, BrokerError> {
+        Ok(Box::new(rpc::NatsRequester {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    /// A queue subscription in `group` on the topic's rpc subject, in either mode. Core NATS
+    /// has no prefetch (the server pushes each member its share), so `prefetch` is unused: the
+    /// typed server bounds how many requests it answers at once.
+    async fn serve(
+        &self,
+        topic: &Topic,
+        group: &str,
+        _prefetch: usize,
+    ) -> Result<Box<dyn RequestStream>, BrokerError> {
+        rpc::serve(self.shared.clone(), topic, group).await
     }
 
     /// In JetStream mode, `dedup_id` goes as `Nats-Msg-Id` in place of the event id.

@@ -72,7 +72,8 @@ impl RabbitConfig {
     }
 
     /// The topic exchange every event is published to, routed by its topic (default
-    /// `tidings`). Delayed retries go through `<exchange>.delay`.
+    /// `tidings`). Delayed retries go through `<exchange>.delay`, requests (request-reply)
+    /// through `<exchange>.rpc`.
     pub fn exchange(mut self, name: impl Into<String>) -> Self {
         self.exchange = name.into();
         self

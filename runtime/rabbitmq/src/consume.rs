@@ -47,10 +47,10 @@ struct Source {
 }
 
 /// A consumer on its channel.
-struct Open {
-    channel: Channel,
-    consumer: Consumer,
-    queue: Arc<str>,
+pub(super) struct Open {
+    pub(super) channel: Channel,
+    pub(super) consumer: Consumer,
+    pub(super) queue: Arc<str>,
 }
 
 impl Source {
@@ -175,37 +175,41 @@ impl DeliveryStream for RabbitDeliveries {
             return;
         }
         self.closed = true;
-        let Some(mut open) = self.open.take() else {
-            return;
-        };
-        let tag = open.consumer.tag();
-        if let Err(error) = open
-            .channel
-            .basic_cancel(tag, BasicCancelOptions::default())
-            .await
-        {
+        if let Some(mut open) = self.open.take() {
+            cancel(&mut open, &self.source.request.topic).await;
+        }
+    }
+}
+
+/// Stops the consumer of `open` (consuming `topic`) and gives back what it prefetched. The
+/// channel stays open while deliveries handed out are settled.
+pub(super) async fn cancel(open: &mut Open, topic: &Topic) {
+    let tag = open.consumer.tag();
+    if let Err(error) = open
+        .channel
+        .basic_cancel(tag, BasicCancelOptions::default())
+        .await
+    {
+        tracing::warn!(
+            messaging.system = crate::NAME,
+            messaging.destination.name = topic.as_str(),
+            error = %error,
+            "could not cancel the consumer of a closed subscription; the server drops it with its channel",
+        );
+    }
+    // Prefetched messages nobody will see go back to the queue now.
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
+    while let Some(Some(Ok(delivery))) = open.consumer.next().now_or_never() {
+        if let Err(error) = delivery.acker.nack(requeue).await {
             tracing::warn!(
                 messaging.system = crate::NAME,
-                messaging.destination.name = self.source.request.topic.as_str(),
+                messaging.destination.name = topic.as_str(),
                 error = %error,
-                "could not cancel the consumer of a closed subscription; the server drops it with its channel",
+                "could not give back a prefetched message; the server requeues it when the channel closes",
             );
-        }
-        // Prefetched messages nobody will see go back to the queue now. The channel stays open
-        // while deliveries handed out are settled.
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        };
-        while let Some(Some(Ok(delivery))) = open.consumer.next().now_or_never() {
-            if let Err(error) = delivery.acker.nack(requeue).await {
-                tracing::warn!(
-                    messaging.system = crate::NAME,
-                    messaging.destination.name = self.source.request.topic.as_str(),
-                    error = %error,
-                    "could not give back a prefetched message; the server requeues it when the channel closes",
-                );
-            }
         }
     }
 }
@@ -215,7 +219,7 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The consumer's next delivery, or `None` once its channel is no longer open: a consumer is
 /// not always woken when the connection under it is lost, and would then wait for good.
-async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery>> {
+pub(super) async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery>> {
     loop {
         match tokio::time::timeout(WATCH_INTERVAL, open.consumer.next()).await {
             Ok(next) => return next,
@@ -227,7 +231,7 @@ async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery
 
 /// Closes a channel this subscription gave up on, without waiting: messages the server may
 /// already have handed to it go back to the queue.
-fn abandon(channel: Channel) {
+pub(super) fn abandon(channel: Channel) {
     tokio::spawn(async move {
         if let Err(error) = channel.close(200, "abandoned".into()).await {
             // Closed already, most likely: what it held went back to the queue then.
@@ -371,7 +375,7 @@ impl Acker for RabbitAcker {
 }
 
 /// Runs `work` within the operation timeout; running out of it is an unanswered `operation`.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     shared: &Shared,
     operation: &str,
     work: impl Future<Output = Result<T, BrokerError>>,

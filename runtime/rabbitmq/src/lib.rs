@@ -17,6 +17,15 @@
 //! reads that queue with `basic.get`, holding each message unacked until it removes it (an ack)
 //! or closes (the rest requeued in place): [`Broker::browse`].
 //!
+//! Request-reply uses direct reply-to ([`Broker::requester`], [`Broker::serve`]). A request is
+//! published, transient and mandatory, to the direct exchange `<exchange>.rpc` with its topic as
+//! routing key, `reply_to` set to `amq.rabbitmq.reply-to` (consumed by the requester's own
+//! channel) and its event id as `correlation_id`, expiring with its deadline. The servers of a
+//! group share a classic queue `rpc:<topic>:<group>` bound there, deleted with its last server (or
+//! 10 s after a broker restart left it without one): a request nobody serves comes back
+//! unroutable at once, and none waits for a server that is gone. A server answers through the
+//! default exchange to the request's `reply_to`, the correlation id copied, then acks the request.
+//!
 //! Attributes travel by the CloudEvents AMQP binding, binary mode (`cloudEvents_` headers and
 //! `content-type`). After the connection is lost, publishes and subscriptions connect again and
 //! declare what they need again.
@@ -29,6 +38,7 @@ pub mod binding;
 mod browse;
 mod config;
 mod consume;
+mod rpc;
 mod topology;
 
 /// The broker's own client, for what the adapter does not wrap (and for benchmarks against it).
@@ -49,6 +59,7 @@ pub use config::{
 
 use tidings_core::adapter::lock;
 use tidings_core::adapter::redact;
+use tidings_core::broker::request::{RequestStream, Requester};
 use tidings_core::broker::{
     Broker, BrokerError, Capabilities, Confirmation, DeliveryStream, Message, SubscribeRequest,
 };
@@ -338,6 +349,8 @@ impl Broker for RabbitBroker {
             history: false,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: true,
+            request_reply: true,
         }
     }
 
@@ -363,6 +376,25 @@ impl Broker for RabbitBroker {
         request: SubscribeRequest,
     ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         consume::subscribe(self.shared.clone(), request).await
+    }
+
+    /// A channel of the requester's own, consuming direct reply-to; a request nobody serves
+    /// comes back unroutable, and fails at once.
+    async fn requester(&self) -> Result<Box<dyn Requester>, BrokerError> {
+        Ok(Box::new(
+            rpc::RabbitRequester::start(self.shared.clone()).await?,
+        ))
+    }
+
+    /// The group's queue for the topic on the rpc exchange, consumed with `prefetch` as its
+    /// `basic.qos`.
+    async fn serve(
+        &self,
+        topic: &Topic,
+        group: &str,
+        prefetch: usize,
+    ) -> Result<Box<dyn RequestStream>, BrokerError> {
+        rpc::serve(self.shared.clone(), topic, group, prefetch).await
     }
 
     /// The durable queue of a dead-letter topic, read with `basic.get`; an ack removes a

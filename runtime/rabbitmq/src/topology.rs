@@ -31,7 +31,13 @@ pub(super) fn delay_exchange(config: &RabbitConfig) -> String {
     format!("{}.delay", config.exchange)
 }
 
-/// The topic exchange and the delay exchange.
+/// The exchange requests are published to, routed by their topic to the queues of the groups
+/// that serve it.
+pub(super) fn rpc_exchange(config: &RabbitConfig) -> String {
+    format!("{}.rpc", config.exchange)
+}
+
+/// The topic exchange, the delay exchange and the rpc exchange.
 pub(super) async fn declare_exchanges(
     channel: &Channel,
     config: &RabbitConfig,
@@ -40,6 +46,17 @@ pub(super) async fn declare_exchanges(
         durable: true,
         ..ExchangeDeclareOptions::default()
     };
+    // A direct exchange of its own: a binding on the topic exchange (`#`, an audit queue's)
+    // would otherwise take requests too, and a request nobody serves would not come back
+    // unroutable.
+    channel
+        .exchange_declare(
+            rpc_exchange(config).into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
     channel
         .exchange_declare(
             config.exchange.as_str().into(),
@@ -99,6 +116,55 @@ pub(super) async fn declare_group(
         .queue_declare(name.as_str().into(), durable, arguments)
         .await?;
     bind(channel, config, &name, topic.as_str()).await?;
+    Ok(name)
+}
+
+/// How long the queue of a group that serves a topic outlives its last server when it was not
+/// deleted with it (a broker restart keeps it, with no consumer): while it exists, requests go
+/// to it and wait for their deadline instead of coming back unroutable at once.
+const RPC_QUEUE_EXPIRY: Duration = Duration::from_secs(10);
+
+/// The queue of the servers of `group` on `topic`. A topic has no `:` and `rpc` is no topic, so
+/// it shares no name with a group queue.
+pub(super) fn rpc_queue(topic: &Topic, group: &str) -> String {
+    format!("rpc:{topic}:{group}")
+}
+
+/// The queue the servers of `group` take the requests of `topic` from, bound to the rpc
+/// exchange. A classic queue deleted with its last consumer: requests are worth nothing once
+/// their deadline passed, so none waits for a server that is gone, and a request with nobody to
+/// serve it comes back unroutable. Durable only so that it is allowed where transient shared
+/// queues are not; requests are published transient and expire with their deadline, so a
+/// broker restart leaves none behind. Returns its name.
+pub(super) async fn declare_rpc(
+    channel: &Channel,
+    config: &RabbitConfig,
+    topic: &Topic,
+    group: &str,
+) -> Result<String, lapin::Error> {
+    let name = rpc_queue(topic, group);
+    let expiry = i64::try_from(RPC_QUEUE_EXPIRY.as_millis()).unwrap_or(i64::MAX);
+    let arguments = table([
+        ("x-queue-type", text("classic")),
+        ("x-expires", AMQPValue::LongLongInt(expiry)),
+    ]);
+    let options = QueueDeclareOptions {
+        durable: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(name.as_str().into(), options, arguments)
+        .await?;
+    channel
+        .queue_bind(
+            name.as_str().into(),
+            rpc_exchange(config).into(),
+            topic.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     Ok(name)
 }
 
@@ -223,5 +289,7 @@ mod tests {
     fn group_queues_cannot_collide() {
         let a = Topic::new("events.a.v1").unwrap();
         assert_eq!(group_queue(&a, "billing"), "events.a.v1:billing");
+        assert_eq!(rpc_queue(&a, "billing"), "rpc:events.a.v1:billing");
+        assert!(Topic::new("rpc").is_err());
     }
 }

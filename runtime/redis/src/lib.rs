@@ -279,6 +279,8 @@ impl Broker for RedisBroker {
             history: true,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: false,
+            request_reply: true,
         }
     }
 

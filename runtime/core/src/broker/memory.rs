@@ -19,6 +19,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::request::{RequestStream, Requester};
 use super::{
     Acker, Broker, BrokerError, Capabilities, Confirmation, DeadLetter, Delivery, DeliveryStream,
     Message, Nack, StartFrom, SubscribeRequest,
@@ -66,6 +67,7 @@ pub struct MemoryBroker {
 struct Inner {
     limits: MemoryLimits,
     topics: Mutex<Topics>,
+    servers: Arc<requests::Servers>,
 }
 
 /// Every topic published or subscribed to, kept while the broker lives.
@@ -257,6 +259,7 @@ impl MemoryBroker {
             inner: Arc::new(Inner {
                 limits,
                 topics: Mutex::default(),
+                servers: Arc::default(),
             }),
         }
     }
@@ -420,6 +423,8 @@ impl Broker for MemoryBroker {
             history: self.inner.limits.history > 0,
             ordered_per_key: true,
             publish_dedup: false,
+            no_responders: true,
+            request_reply: true,
         }
     }
 
@@ -447,6 +452,21 @@ impl Broker for MemoryBroker {
                 Ok(Confirmation::held())
             }
         }
+    }
+
+    async fn requester(&self) -> Result<Box<dyn Requester>, BrokerError> {
+        Ok(Box::new(requests::MemoryRequester {
+            servers: self.inner.servers.clone(),
+        }))
+    }
+
+    async fn serve(
+        &self,
+        topic: &Topic,
+        group: &str,
+        _prefetch: usize,
+    ) -> Result<Box<dyn RequestStream>, BrokerError> {
+        Ok(self.inner.servers.serve(topic, group))
     }
 
     async fn subscribe(
@@ -649,5 +669,6 @@ impl Drop for MemoryAcker {
     }
 }
 
+mod requests;
 #[cfg(test)]
 mod tests;

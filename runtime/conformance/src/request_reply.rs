@@ -1,0 +1,299 @@
+//! Cases on request-reply: a reply arrives, a deadline passes, nobody serves, servers of a
+//! group share the requests, a server's error reaches the client typed, and a request of
+//! another major is refused while the server goes on.
+//!
+//! Each case has an operation of its own, so cases running at once do not answer each
+//! other's requests; the same case of another run may, and answers alike, so a case only
+//! counts on what every run's server would answer.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use tidings_core::{
+    Bus, Capabilities, Client, Envelope, Received, RequestError, Rpc, Status, Subscription,
+};
+
+use super::probe::{Probe, RpcReply, RpcRequest, RpcRequestV2, run_id};
+use super::support::{bus, connect, must};
+use super::{BrokerFactory, Outcome};
+
+macro_rules! operations {
+    ($($(#[$doc:meta])* $name:ident($request:ty) => $topic:literal;)*) => {$(
+        $(#[$doc])*
+        struct $name;
+
+        impl Rpc for $name {
+            type Request = $request;
+            type Reply = RpcReply;
+            const TOPIC: &'static str = $topic;
+            const NAME: &'static str = concat!("tidings.conformance.v1.Probes.", stringify!($name));
+        }
+    )*};
+}
+
+operations! {
+    /// For `request_reply`.
+    Answer(RpcRequest) => "conformance.probes.answer.v1";
+    /// For `request_deadline`.
+    Slow(RpcRequest) => "conformance.probes.slow.v1";
+    /// For `request_without_server`: served by no case.
+    Nobody(RpcRequest) => "conformance.probes.nobody.v1";
+    /// For `request_groups`.
+    Shared(RpcRequest) => "conformance.probes.shared.v1";
+    /// For `request_status`.
+    Failing(RpcRequest) => "conformance.probes.failing.v1";
+    /// For `request_refusal`: the served operation.
+    Strict(RpcRequest) => "conformance.probes.strict.v1";
+    /// For `request_refusal`: the same operation, sent with the request one major later.
+    StrictV2(RpcRequestV2) => "conformance.probes.strict.v1";
+}
+
+/// The skip of a broker that cannot serve requests.
+fn unserved(capabilities: Capabilities) -> Option<Outcome> {
+    (!capabilities.request_reply).then(|| Outcome::skipped("the broker does not serve requests"))
+}
+
+/// A bus over a new connection, and a client over it.
+async fn client(factory: &impl BrokerFactory) -> (Bus, Client) {
+    let bus = bus(connect(factory).await);
+    let client = must(bus.client().await, "making a request client");
+    (bus, client)
+}
+
+/// The reply a server of `name` gives to `request`: its run and number, the server's name
+/// and the request's correlation id as key.
+fn echo(name: &str, request: &Received<RpcRequest>) -> RpcReply {
+    let correlation = request.envelope().correlation_id.as_deref().unwrap_or("");
+    RpcReply::new(
+        request.run(),
+        request.seq(),
+        &format!("{name}/{correlation}"),
+    )
+}
+
+/// Serves `R` in `group` with the echo of a server named `name`.
+async fn serve_echo<R: Rpc<Request = RpcRequest, Reply = RpcReply>>(
+    bus: &Bus,
+    group: &str,
+    name: &'static str,
+) -> Subscription {
+    must(
+        bus.serve::<R, _>(group, move |request: Received<RpcRequest>| async move {
+            Ok(echo(name, &request))
+        })
+        .await,
+        "serving requests",
+    )
+}
+
+/// A request gets its reply, which is the reply to that very request; a request made in
+/// reaction to an event carries that event's correlation to the server.
+pub async fn request_reply(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let (bus, client) = client(factory).await;
+    if let Some(skip) = unserved(bus.broker().capabilities()) {
+        return skip;
+    }
+    let run = run_id();
+    let server = serve_echo::<Answer>(&bus, &format!("answer{run}"), "server").await;
+    for seq in 0..5 {
+        let reply = client
+            .call::<Answer>(&RpcRequest::new(&run, seq, ""))
+            .deadline(patience)
+            .await;
+        let reply = must(reply, "requesting");
+        assert_eq!(
+            (reply.run(), reply.seq()),
+            (run.as_str(), seq),
+            "the reply answers another request"
+        );
+    }
+    let mut cause = Envelope::new(
+        super::probe::SOURCE.into(),
+        "conformance.cause.probe.v1".into(),
+        tidings_core::ContentType::Protobuf,
+        None,
+    );
+    cause.correlation_id = Some(format!("conversation{run}"));
+    let reply = client
+        .call::<Answer>(&RpcRequest::new(&run, 9, ""))
+        .caused_by(&cause)
+        .deadline(patience)
+        .await;
+    let reply = must(reply, "requesting in reaction to an event");
+    assert_eq!(
+        reply.key,
+        format!("server/conversation{run}"),
+        "the request did not carry its cause's correlation id to the server"
+    );
+    server.shutdown().await;
+    Outcome::Passed
+}
+
+/// A request whose server answers after its deadline fails with a timeout, soon after the
+/// deadline.
+pub async fn request_deadline(factory: &impl BrokerFactory) -> Outcome {
+    let (bus, client) = client(factory).await;
+    if let Some(skip) = unserved(bus.broker().capabilities()) {
+        return skip;
+    }
+    let run = run_id();
+    let server = must(
+        bus.serve::<Slow, _>(
+            &format!("slow{run}"),
+            |request: Received<RpcRequest>| async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Ok(echo("slow", &request))
+            },
+        )
+        .await,
+        "serving requests",
+    );
+    let deadline = Duration::from_millis(300);
+    let started = Instant::now();
+    let result = client
+        .call::<Slow>(&RpcRequest::new(&run, 0, ""))
+        .deadline(deadline)
+        .await;
+    let waited = started.elapsed();
+    match result {
+        Err(RequestError::Timeout { after, .. }) => assert_eq!(after, deadline),
+        other => panic!("expected a timeout after {deadline:?}, got {other:?}"),
+    }
+    assert!(
+        waited >= deadline && waited < deadline + Duration::from_secs(2),
+        "the request waited {waited:?} for a deadline of {deadline:?}"
+    );
+    // Dropped rather than shut down: its handler is still asleep.
+    drop(server);
+    Outcome::Passed
+}
+
+/// A request nobody serves fails at once with "no responders" where the broker promises it
+/// ([`Capabilities::no_responders`]), and when its deadline passes otherwise.
+pub async fn request_without_server(factory: &impl BrokerFactory) -> Outcome {
+    let (bus, client) = client(factory).await;
+    let run = run_id();
+    let deadline = Duration::from_secs(2);
+    let started = Instant::now();
+    let result = client
+        .call::<Nobody>(&RpcRequest::new(&run, 0, ""))
+        .deadline(deadline)
+        .await;
+    let waited = started.elapsed();
+    if bus.broker().capabilities().no_responders {
+        assert!(
+            matches!(result, Err(RequestError::NoResponders { .. })),
+            "expected no responders, got {result:?}"
+        );
+        assert!(
+            waited < deadline / 2,
+            "no responders took {waited:?}, as long as a timeout"
+        );
+    } else {
+        assert!(
+            matches!(result, Err(RequestError::Timeout { .. })),
+            "expected a timeout, got {result:?}"
+        );
+    }
+    Outcome::Passed
+}
+
+/// Two servers in one group each answer a share of the requests, and each request is
+/// answered once.
+pub async fn request_groups(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let (bus, client) = client(factory).await;
+    if let Some(skip) = unserved(bus.broker().capabilities()) {
+        return skip;
+    }
+    let run = run_id();
+    let group = format!("shared{run}");
+    let other = super::support::bus(connect(factory).await);
+    let first = serve_echo::<Shared>(&bus, &group, "first").await;
+    let second = serve_echo::<Shared>(&other, &group, "second").await;
+    let mut answered_by = Vec::new();
+    let mut seqs = BTreeSet::new();
+    for seq in 0..40 {
+        let reply = client
+            .call::<Shared>(&RpcRequest::new(&run, seq, ""))
+            .deadline(patience)
+            .await;
+        let reply = must(reply, "requesting");
+        assert_eq!(reply.seq(), seq, "the reply answers another request");
+        seqs.insert(reply.seq());
+        answered_by.push(reply.key.split('/').next().unwrap_or_default().to_owned());
+    }
+    assert_eq!(seqs.len(), 40, "a request was answered twice or not at all");
+    for server in ["first", "second"] {
+        assert!(
+            answered_by.iter().any(|name| name == server),
+            "the {server} server of the group answered none of 40 requests: {answered_by:?}"
+        );
+    }
+    first.shutdown().await;
+    second.shutdown().await;
+    Outcome::Passed
+}
+
+/// A server's error reaches the client as the status it returned, code and message.
+pub async fn request_status(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let (bus, client) = client(factory).await;
+    if let Some(skip) = unserved(bus.broker().capabilities()) {
+        return skip;
+    }
+    let run = run_id();
+    let server = must(
+        bus.serve::<Failing, _>(&format!("failing{run}"), |_: Received<RpcRequest>| async {
+            Err::<RpcReply, _>(Status::new(Status::CONFLICT, "out of stock"))
+        })
+        .await,
+        "serving requests",
+    );
+    let result = client
+        .call::<Failing>(&RpcRequest::new(&run, 0, ""))
+        .deadline(patience)
+        .await;
+    match result {
+        Err(RequestError::Status(status)) => {
+            assert_eq!(status, Status::new(Status::CONFLICT, "out of stock"));
+        }
+        other => panic!("expected the server's status, got {other:?}"),
+    }
+    server.shutdown().await;
+    Outcome::Passed
+}
+
+/// A request of another major is refused before the handler sees it, the client told why
+/// with [`Status::INVALID_REQUEST`], and the server goes on answering.
+pub async fn request_refusal(factory: &impl BrokerFactory) -> Outcome {
+    let patience = factory.patience();
+    let (bus, client) = client(factory).await;
+    if let Some(skip) = unserved(bus.broker().capabilities()) {
+        return skip;
+    }
+    let run = run_id();
+    let server = serve_echo::<Strict>(&bus, &format!("strict{run}"), "strict").await;
+    let result = client
+        .call::<StrictV2>(&RpcRequestV2::new(&run, 0, ""))
+        .deadline(patience)
+        .await;
+    match result {
+        Err(RequestError::Status(status)) => {
+            assert_eq!(status.code, Status::INVALID_REQUEST, "{status}");
+            assert!(
+                status.message.contains("wrong major version"),
+                "the refusal does not say why: {status}"
+            );
+        }
+        other => panic!("expected the request refused, got {other:?}"),
+    }
+    let reply = client
+        .call::<Strict>(&RpcRequest::new(&run, 1, ""))
+        .deadline(patience)
+        .await;
+    assert_eq!(must(reply, "requesting after a refusal").seq(), 1);
+    server.shutdown().await;
+    Outcome::Passed
+}

@@ -1,0 +1,254 @@
+//! The server side: take requests, hand them to a handler, answer with its reply or status.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
+
+use futures_util::FutureExt;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::{Rpc, Status, topic_of, topics};
+use crate::broker::request::{IncomingRequest, RequestStream};
+use crate::broker::{BrokerError, Malformed, Message};
+use crate::bus::{Bus, PublishOptions};
+use crate::envelope::Envelope;
+use crate::handler::Received;
+use crate::receive::{Refusal, check_size, decode};
+use crate::subscription::{SubscribeError, Subscription, panic_message, stop_signal};
+use crate::telemetry;
+use crate::topic::Topic;
+
+/// How many requests one server handles at once; more wait with the broker.
+pub const DEFAULT_SERVE_CONCURRENCY: usize = 64;
+
+/// Answers the requests of operation `R`: the reply, or a [`Status`] the client receives as
+/// [`RequestError::Status`](super::RequestError::Status).
+///
+/// Any async closure `Fn(Received<R::Request>) -> impl Future<Output = Result<R::Reply, Status>>`
+/// is one; generated `serve_...` functions make one per operation of a service's server trait.
+pub trait Responder<R: Rpc>: Send + Sync + 'static {
+    /// The answer to `request`.
+    fn respond(
+        &self,
+        request: Received<R::Request>,
+    ) -> impl Future<Output = Result<R::Reply, Status>> + Send;
+}
+
+impl<R, F, Fut> Responder<R> for F
+where
+    R: Rpc,
+    F: Fn(Received<R::Request>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R::Reply, Status>> + Send,
+{
+    fn respond(
+        &self,
+        request: Received<R::Request>,
+    ) -> impl Future<Output = Result<R::Reply, Status>> + Send {
+        self(request)
+    }
+}
+
+impl Bus {
+    /// Serves operation `R` with `responder`, in `group`: the servers of one group share the
+    /// requests, each request going to one of them (generated `serve_...` functions name the
+    /// group after the service). A request is refused before the responder sees it, answered
+    /// with [`Status::INVALID_REQUEST`] and the reason, when it is not `R`'s request (another
+    /// major, another schema, data that does not decode) or is larger than the bus allows; a
+    /// responder that panics answers [`Status::INTERNAL`]. The server goes on either way.
+    ///
+    /// The returned handle stops the server: its shutdown waits for the requests in hand to be
+    /// answered.
+    pub async fn serve<R: Rpc, H: Responder<R>>(
+        &self,
+        group: &str,
+        responder: H,
+    ) -> Result<Subscription, SubscribeError> {
+        let topic = topic_of::<R>()?;
+        let broker = self.broker();
+        if !broker.capabilities().request_reply {
+            return Err(SubscribeError::Unsupported {
+                broker: broker.name(),
+                what: "serving requests",
+            });
+        }
+        let concurrency = DEFAULT_SERVE_CONCURRENCY;
+        let stream = match broker.serve(&topic, group, concurrency).await {
+            Ok(stream) => stream,
+            Err(BrokerError::Unsupported { .. }) => {
+                topics::serve(broker.clone(), &topic, group, concurrency).await?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let ended = Arc::new(OnceLock::new());
+        let server = Arc::new(Server::<R, H> {
+            bus: self.clone(),
+            topic: topic.clone(),
+            group: group.to_owned(),
+            responder,
+            rpc: std::marker::PhantomData,
+        });
+        let task = tokio::spawn(server.run(stream, concurrency, stopped, ended.clone()));
+        Ok(Subscription::new(topic, stop, task, ended))
+    }
+}
+
+struct Server<R, H> {
+    bus: Bus,
+    topic: Topic,
+    group: String,
+    responder: H,
+    rpc: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Rpc, H: Responder<R>> Server<R, H> {
+    async fn run(
+        self: Arc<Self>,
+        mut stream: Box<dyn RequestStream>,
+        concurrency: usize,
+        stopped: watch::Receiver<bool>,
+        ended: Arc<OnceLock<BrokerError>>,
+    ) {
+        let stop = stop_signal(stopped);
+        tokio::pin!(stop);
+        let mut in_hand = JoinSet::new();
+        loop {
+            if in_hand.len() >= concurrency {
+                if let Some(done) = in_hand.join_next().await {
+                    self.joined(done);
+                }
+                continue;
+            }
+            tokio::select! {
+                biased;
+                () = &mut stop => break,
+                Some(done) = in_hand.join_next(), if !in_hand.is_empty() => self.joined(done),
+                next = stream.next() => match next {
+                    Some(Ok(request)) => {
+                        in_hand.spawn(self.clone().answer(request));
+                    }
+                    Some(Err(error)) => {
+                        tracing::error!(
+                            messaging.system = self.bus.broker().name(),
+                            messaging.destination.name = self.topic.as_str(),
+                            messaging.consumer.group.name = self.group.as_str(),
+                            error = %error,
+                            "serve: the broker ended the server's requests"
+                        );
+                        // Only this task sets it, once.
+                        ended.get_or_init(|| error);
+                        break;
+                    }
+                    None => {
+                        ended.get_or_init(|| BrokerError::Closed {
+                            broker: self.bus.broker().name(),
+                        });
+                        break;
+                    }
+                },
+            }
+        }
+        while let Some(done) = in_hand.join_next().await {
+            self.joined(done);
+        }
+        stream.close().await;
+    }
+
+    /// Reports an answering task that failed; its panics are caught inside, so this is a bug.
+    fn joined(&self, done: Result<(), tokio::task::JoinError>) {
+        if let Err(error) = done {
+            tracing::error!(
+                messaging.destination.name = self.topic.as_str(),
+                error = %error,
+                "serve: answering a request failed"
+            );
+        }
+    }
+
+    /// Handles one request and sends the answer.
+    async fn answer(self: Arc<Self>, request: IncomingRequest) {
+        let IncomingRequest { message, replier } = request;
+        let envelope = message.as_ref().ok().map(|m| m.envelope.clone());
+        let span = telemetry::process_span(
+            self.bus.broker().name(),
+            &self.topic,
+            Some(&self.group),
+            envelope.as_deref(),
+            1,
+        );
+        async {
+            let answer = match self.read(&message) {
+                Ok(request) => {
+                    let envelope = envelope.clone().expect("a decoded request has attributes");
+                    let received = Received::new(request, envelope, 1);
+                    AssertUnwindSafe(self.responder.respond(received))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| {
+                            Err(Status::internal(format!(
+                                "the handler panicked: {}",
+                                panic_message(&*panic)
+                            )))
+                        })
+                }
+                Err(refusal) => {
+                    tracing::warn!(
+                        messaging.system = self.bus.broker().name(),
+                        messaging.destination.name = self.topic.as_str(),
+                        messaging.message.id = envelope.as_deref().map(|e| e.id.as_str()),
+                        error.type = telemetry::kind::REFUSED,
+                        reason = %refusal,
+                        "serve: request refused"
+                    );
+                    Err(Status::invalid_request(refusal.to_string()))
+                }
+            };
+            let reply = self.reply(envelope.as_deref(), answer);
+            if let Err(error) = replier.reply(reply).await {
+                tracing::warn!(
+                    messaging.system = self.bus.broker().name(),
+                    messaging.destination.name = self.topic.as_str(),
+                    messaging.message.id = envelope.as_deref().map(|e| e.id.as_str()),
+                    error = %error,
+                    "serve: the answer could not be sent; the client's deadline will pass"
+                );
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// The request in `message`, or why it is refused.
+    fn read(&self, message: &Result<Message, Malformed>) -> Result<R::Request, Refusal> {
+        check_size(message, self.bus.max_message_size())?;
+        match message {
+            Ok(message) => decode::<R::Request>(&message.envelope, &message.data),
+            Err(malformed) => Err(Refusal::Malformed {
+                expected: <R::Request as crate::Event>::TYPE,
+                reason: malformed.reason.clone(),
+            }),
+        }
+    }
+
+    /// The reply carrying `answer` to the request of attributes `request` (none when it was
+    /// malformed): the reply event, or a status. A reply that cannot be made (it does not
+    /// encode, or is too large) is answered as the server's failure.
+    fn reply(&self, request: Option<&Envelope>, answer: Result<R::Reply, Status>) -> Message {
+        let options = || PublishOptions::caused_by(request);
+        // A reply ends its chain rather than growing it: nothing handles it in turn, so it
+        // keeps its request's depth, and a request within the bound is always answered.
+        let depth = request.map_or(0, |request| request.causation_depth);
+        let status = match answer {
+            Ok(reply) => match self.bus.message_at(&self.topic, &reply, options(), depth) {
+                Ok(message) => return message,
+                Err(error) => Status::internal(format!("the reply could not be sent: {error}")),
+            },
+            Err(status) => status,
+        };
+        let mut envelope = self.bus.envelope::<R::Reply>(options(), depth, || None);
+        status.write(&mut envelope);
+        Message::new(envelope, bytes::Bytes::new())
+    }
+}

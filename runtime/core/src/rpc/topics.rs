@@ -1,0 +1,265 @@
+//! Request-reply over publish and subscribe, for brokers without their own (Kafka, Redis
+//! Streams, MQTT): each client subscribes to a reply topic of its own, `tidings.reply.r<id>.v1`,
+//! and names it in every request's `replyto` attribute; the servers of a group share the
+//! requests through a group subscription and publish each reply there. A reply's
+//! `causationid` is its request's id, which is how the client matches it to the request that
+//! waits for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::adapter::lock;
+use crate::broker::request::{IncomingRequest, Replier, RequestFailure, RequestStream, Requester};
+use crate::broker::{
+    Acker, Broker, BrokerError, DeadLetter, DeliveryStream, Message, StartFrom, SubscribeRequest,
+};
+use crate::envelope::attr;
+use crate::topic::Topic;
+
+/// How many replies a client's reply subscription may hold unsettled: they are settled as soon
+/// as they are matched, so this only bounds a burst.
+const REPLY_PREFETCH: usize = 256;
+
+/// The requests waiting for a reply, by request id.
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Message>>>>;
+
+/// A client's requester: its reply topic, and the task that reads it.
+pub(crate) struct TopicRequester {
+    broker: Arc<dyn Broker>,
+    reply_topic: Topic,
+    pending: Pending,
+    reader: JoinHandle<()>,
+}
+
+impl TopicRequester {
+    /// Subscribes to a new reply topic and starts reading it.
+    pub(crate) async fn start(broker: Arc<dyn Broker>) -> Result<TopicRequester, BrokerError> {
+        let name = format!("tidings.reply.r{}.v1", uuid::Uuid::now_v7().simple());
+        let reply_topic = Topic::new(name).map_err(|error| BrokerError::Rejected {
+            broker: broker.name(),
+            operation: "name a reply topic".to_owned(),
+            reason: error.to_string(),
+        })?;
+        let replies = broker
+            .subscribe(SubscribeRequest {
+                topic: reply_topic.clone(),
+                group: None,
+                start: StartFrom::New,
+                prefetch: REPLY_PREFETCH,
+            })
+            .await?;
+        let pending = Pending::default();
+        let reader = tokio::spawn(read_replies(broker.name(), replies, pending.clone()));
+        Ok(TopicRequester {
+            broker,
+            reply_topic,
+            pending,
+            reader,
+        })
+    }
+}
+
+impl Drop for TopicRequester {
+    fn drop(&mut self) {
+        // Dropping the reader's stream ends the reply subscription.
+        self.reader.abort();
+    }
+}
+
+/// Hands each reply to the request waiting for it, and settles it.
+async fn read_replies(
+    broker: &'static str,
+    mut replies: Box<dyn DeliveryStream>,
+    pending: Pending,
+) {
+    while let Some(next) = replies.next().await {
+        let delivery = match next {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                tracing::error!(
+                    messaging.system = broker,
+                    error = %error,
+                    "request: the reply subscription failed; requests waiting for a reply fail"
+                );
+                break;
+            }
+        };
+        match delivery.message {
+            Ok(reply) => {
+                let waiting = reply
+                    .envelope
+                    .causation_id
+                    .as_deref()
+                    .and_then(|id| lock(&pending).remove(id));
+                match waiting {
+                    // A requester that stopped waiting has gone: nothing to hand it to.
+                    Some(waiting) => drop(waiting.send(reply)),
+                    None => tracing::debug!(
+                        messaging.system = broker,
+                        messaging.message.id = reply.envelope.id.as_str(),
+                        "request: a reply nobody waits for (its deadline passed); dropped"
+                    ),
+                }
+            }
+            Err(malformed) => tracing::warn!(
+                messaging.system = broker,
+                reason = malformed.reason.as_str(),
+                "request: a reply that is no CloudEvents message; dropped"
+            ),
+        }
+        if let Err(error) = delivery.acker.ack().await {
+            tracing::warn!(
+                messaging.system = broker,
+                error = %error,
+                "request: a reply could not be acked; the broker may deliver it again"
+            );
+        }
+    }
+    // Waiting requests see their reply's sender dropped: the subscription is closed.
+    lock(&pending).clear();
+}
+
+/// Takes a request out of the waiting map however its wait ends.
+struct Waiting<'a> {
+    pending: &'a Pending,
+    id: String,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(&self.id);
+    }
+}
+
+#[async_trait]
+impl Requester for TopicRequester {
+    async fn request(
+        &self,
+        topic: &Topic,
+        mut message: Message,
+        timeout: Duration,
+    ) -> Result<Message, RequestFailure> {
+        message
+            .envelope_mut()
+            .set_extension(attr::REPLY_TO, self.reply_topic.as_str());
+        let (reply, replied) = oneshot::channel();
+        let id = message.envelope.id.to_string();
+        lock(&self.pending).insert(id.clone(), reply);
+        let _waiting = Waiting {
+            pending: &self.pending,
+            id,
+        };
+        let exchange = async {
+            self.broker.publish(topic, message).await?;
+            replied.await.map_err(|_| BrokerError::Closed {
+                broker: self.broker.name(),
+            })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(reply) => Ok(reply?),
+            Err(_) => Err(RequestFailure::Timeout {
+                topic: topic.clone(),
+                after: timeout,
+            }),
+        }
+    }
+}
+
+/// The requests of `topic` for the servers of `group`, through a group subscription.
+pub(crate) async fn serve(
+    broker: Arc<dyn Broker>,
+    topic: &Topic,
+    group: &str,
+    prefetch: usize,
+) -> Result<Box<dyn RequestStream>, BrokerError> {
+    let deliveries = broker
+        .subscribe(SubscribeRequest {
+            topic: topic.clone(),
+            group: Some(group.to_owned()),
+            start: StartFrom::New,
+            prefetch,
+        })
+        .await?;
+    Ok(Box::new(TopicRequests {
+        broker,
+        topic: topic.clone(),
+        deliveries,
+    }))
+}
+
+struct TopicRequests {
+    broker: Arc<dyn Broker>,
+    topic: Topic,
+    deliveries: Box<dyn DeliveryStream>,
+}
+
+#[async_trait]
+impl RequestStream for TopicRequests {
+    async fn next(&mut self) -> Option<Result<IncomingRequest, BrokerError>> {
+        let delivery = match self.deliveries.next().await? {
+            Ok(delivery) => delivery,
+            Err(error) => return Some(Err(error)),
+        };
+        let reply_to = delivery
+            .message
+            .as_ref()
+            .ok()
+            .and_then(|message| message.envelope.extension(attr::REPLY_TO))
+            .map(|name| Topic::new(name.to_owned()));
+        Some(Ok(IncomingRequest {
+            message: delivery.message,
+            replier: Box::new(TopicReplier {
+                broker: self.broker.clone(),
+                topic: self.topic.clone(),
+                reply_to,
+                attempt: delivery.attempt,
+                acker: delivery.acker,
+            }),
+        }))
+    }
+
+    async fn close(&mut self) {
+        self.deliveries.close().await;
+    }
+}
+
+/// Publishes a reply to the topic its request names, then acks the request.
+struct TopicReplier {
+    broker: Arc<dyn Broker>,
+    topic: Topic,
+    reply_to: Option<Result<Topic, crate::TopicError>>,
+    attempt: u32,
+    acker: Box<dyn Acker>,
+}
+
+#[async_trait]
+impl Replier for TopicReplier {
+    async fn reply(self: Box<Self>, message: Message) -> Result<(), BrokerError> {
+        let reason = match self.reply_to {
+            Some(Ok(reply_to)) => {
+                self.broker.publish(&reply_to, message).await?;
+                return self.acker.ack().await;
+            }
+            Some(Err(error)) => format!("its `replyto` attribute is no topic: {error}"),
+            None => "it has no `replyto` attribute naming where to answer".to_owned(),
+        };
+        let reason = format!("a request that cannot be answered: {reason}");
+        self.acker
+            .dead_letter(DeadLetter {
+                reason: reason.clone(),
+                attempts: self.attempt,
+                topic: self.topic,
+            })
+            .await?;
+        Err(BrokerError::Rejected {
+            broker: self.broker.name(),
+            operation: "answer a request".to_owned(),
+            reason,
+        })
+    }
+}
