@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tidings_codegen::{
-    Breaking, Builder, Diagnostics, Error, EventInfo, HandlerDefault, LOCK_FILE,
+    Breaking, Builder, Diagnostics, Error, EventInfo, HandlerDefault, LOCK_FILE, RpcInfo,
 };
 
 use crate::schemas::Mapping;
@@ -101,7 +101,8 @@ enum Command {
         #[arg(long, default_value = "Event catalog")]
         title: String,
     },
-    /// Prints the events of a schema folder: topic, version, schema, file.
+    /// Prints the events of a schema folder (topic, version, schema, file), then its
+    /// request-reply operations (topic, version, rpc, request, reply, file).
     List {
         #[command(flatten)]
         schemas: Schemas,
@@ -242,9 +243,10 @@ fn run(command: Command) -> Result<u8, Error> {
                 return Ok(SCHEMA_ERRORS);
             }
             println!(
-                "{}: {} events, no errors",
+                "{}: {} events{}, no errors",
                 schemas.dir.display(),
-                result.events.len()
+                result.events.len(),
+                rpc_count(result.rpcs.len())
             );
             Ok(0)
         }
@@ -279,9 +281,10 @@ fn run(command: Command) -> Result<u8, Error> {
             report(&locked.warnings);
             let changed = locked.lock.write(&schemas.dir)?;
             println!(
-                "{}: {} event majors, {}",
+                "{}: {} event majors{}, {}",
                 schemas.dir.join(LOCK_FILE).display(),
                 locked.lock.events().count(),
+                rpc_count(locked.lock.rpcs().count()),
                 if changed { "written" } else { "unchanged" }
             );
             Ok(0)
@@ -325,8 +328,13 @@ fn run(command: Command) -> Result<u8, Error> {
             }
             report(&result.diagnostics);
             match format {
-                Format::Table => print!("{}", table(&result.events)),
-                Format::Json => println!("{}", json(&result.events)),
+                Format::Table => {
+                    print!("{}", table(&result.events));
+                    if !result.rpcs.is_empty() {
+                        print!("\n{}", rpc_table(&result.rpcs));
+                    }
+                }
+                Format::Json => println!("{}", json(&result.events, &result.rpcs)),
             }
             Ok(0)
         }
@@ -340,12 +348,20 @@ fn report(diagnostics: &Diagnostics) {
     }
 }
 
+/// ", and 1 rpc" after a count of events; nothing when there are no rpcs.
+fn rpc_count(rpcs: usize) -> String {
+    match rpcs {
+        0 => String::new(),
+        1 => " and 1 rpc".to_owned(),
+        n => format!(" and {n} rpcs"),
+    }
+}
+
 fn table(events: &[EventInfo]) -> String {
-    let header = ["TOPIC", "VERSION", "SCHEMA", "FILE"];
-    let rows: Vec<[String; 4]> = events
+    let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
-            [
+            vec![
                 e.topic().to_owned(),
                 format!("v{}", e.major()),
                 e.schema().to_owned(),
@@ -353,48 +369,89 @@ fn table(events: &[EventInfo]) -> String {
             ]
         })
         .collect();
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].len())
-            .chain([header[i].len()])
-            .max()
-            .unwrap_or(0)
+    columns(&["TOPIC", "VERSION", "SCHEMA", "FILE"], &rows)
+}
+
+fn rpc_table(rpcs: &[RpcInfo]) -> String {
+    let rows: Vec<Vec<String>> = rpcs
+        .iter()
+        .map(|r| {
+            vec![
+                r.topic().to_owned(),
+                format!("v{}", r.major()),
+                r.name().to_owned(),
+                r.request().to_owned(),
+                r.reply().to_owned(),
+                r.file().to_owned(),
+            ]
+        })
+        .collect();
+    columns(
+        &["RPC TOPIC", "VERSION", "RPC", "REQUEST", "REPLY", "FILE"],
+        &rows,
+    )
+}
+
+/// `rows` under `header`, in columns two spaces apart, each as wide as its widest cell; the last
+/// column unpadded.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 < header.len() {
+                text.push_str(&format!("{cell:width$}  ", width = widths[i]));
+            } else {
+                text.push_str(cell);
+            }
+        }
+        text.push('\n');
+        text
     };
-    let widths = [width(0), width(1), width(2)];
-    let line = |cells: [&str; 4]| {
-        format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}\n",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        )
-    };
-    let mut out = line(header);
-    for r in &rows {
-        out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
     }
     out
 }
 
-fn json(events: &[EventInfo]) -> String {
-    let list: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "topic": e.topic(),
-                "type": e.event_type(),
-                "version": e.major(),
-                "schema": e.schema(),
-                "payload": e.payload(),
-                "package": e.package(),
-                "rust_path": e.rust_path(),
-                "file": e.file(),
-            })
+/// The events, then the rpcs, as one JSON array; `kind` tells them apart.
+fn json(events: &[EventInfo], rpcs: &[RpcInfo]) -> String {
+    let events = events.iter().map(|e| {
+        serde_json::json!({
+            "kind": "event",
+            "topic": e.topic(),
+            "type": e.event_type(),
+            "version": e.major(),
+            "schema": e.schema(),
+            "payload": e.payload(),
+            "package": e.package(),
+            "rust_path": e.rust_path(),
+            "file": e.file(),
         })
-        .collect();
+    });
+    let rpcs = rpcs.iter().map(|r| {
+        serde_json::json!({
+            "kind": "rpc",
+            "topic": r.topic(),
+            "version": r.major(),
+            "rpc": r.name(),
+            "service": r.service(),
+            "request": r.request(),
+            "reply": r.reply(),
+            "package": r.package(),
+            "rust_path": r.rust_path(),
+            "file": r.file(),
+        })
+    });
+    let list: Vec<serde_json::Value> = events.chain(rpcs).collect();
     serde_json::to_string_pretty(&list).unwrap_or_default()
 }

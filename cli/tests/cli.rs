@@ -27,7 +27,7 @@ fn text(bytes: &[u8]) -> String {
 fn check_exits_0_on_clean_schemas_1_on_errors_2_on_usage_errors() {
     let clean = tidings(&["check", SCHEMAS]);
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stderr));
-    assert!(text(&clean.stdout).contains("8 events, no errors"));
+    assert!(text(&clean.stdout).contains("10 events and 1 rpc, no errors"));
 
     let bad = tidings(&["check", BAD]);
     assert_eq!(bad.status.code(), Some(1));
@@ -176,10 +176,11 @@ fn list_prints_the_catalog_as_a_table_or_json() {
     assert_eq!(json.status.code(), Some(0));
     let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 8);
+    assert_eq!(list.len(), 11);
     assert_eq!(
-        list[4],
+        list[6],
         serde_json::json!({
+            "kind": "event",
             "topic": "events.order.created.v2",
             "type": "events.order.created.v2",
             "version": 2,
@@ -188,6 +189,22 @@ fn list_prints_the_catalog_as_a_table_or_json() {
             "package": "events.order.v2",
             "rust_path": "events::order::v2::Created",
             "file": "../schemas/events/order/v2/order.proto",
+        })
+    );
+    // The rpcs follow the events.
+    assert_eq!(
+        list[10],
+        serde_json::json!({
+            "kind": "rpc",
+            "topic": "events.inventory.stock.reserve.v1",
+            "version": 1,
+            "rpc": "events.inventory.v1.Stock.Reserve",
+            "service": "events.inventory.v1.Stock",
+            "request": "events.inventory.v1.ReserveStock",
+            "reply": "events.inventory.v1.StockReservation",
+            "package": "events.inventory.v1",
+            "rust_path": "events::inventory::v1::StockReserve",
+            "file": "../schemas/events/inventory/v1/inventory.proto",
         })
     );
 }

@@ -7,19 +7,31 @@
 //! tidings message carries; a `send` and a `receive` operation per channel. Message and enum
 //! types are components, described once. Maps are sorted, so the same schemas give the same
 //! document.
+//!
+//! An rpc is a channel addressed by its request topic, carrying its request, and a channel of
+//! replies with no fixed address (each reply goes where its request's `replyto` attribute
+//! says); its `send` (the caller's) and `receive` (the server's) operations name the reply. Its
+//! request and reply are events, so their messages are the events' own.
 
 use serde_json::{Map, Value, json};
 
 use crate::comments;
 use crate::jsonschema::{enum_schema, message_schema};
 use crate::mapping::Event;
+use crate::service::Rpc;
+use crate::service::Service;
 use crate::shape::reach;
 
 /// The AsyncAPI version written.
 const ASYNCAPI: &str = "3.0.0";
 
 /// The AsyncAPI document describing `events`, titled `title` at API version `version`.
-pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
+pub(crate) fn document(
+    events: &[Event],
+    services: &[Service],
+    title: &str,
+    version: &str,
+) -> Value {
     let refer = |name: &str| format!("#/components/schemas/{name}");
     let reached = reach(events.iter().map(|e| e.data_message().clone()));
     let mut schemas = Map::new();
@@ -91,12 +103,18 @@ pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
         }
     }
 
+    for service in services {
+        for rpc in &service.rpcs {
+            rpc_operations(rpc, &mut channels, &mut operations);
+        }
+    }
+
     json!({
         "asyncapi": ASYNCAPI,
         "info": {
             "title": title,
             "version": version,
-            "description": "Versioned events. Every message is a CloudEvents 1.0 event whose `type` is its topic; two majors of an event are two messages on two topics. The data is protobuf binary (`application/protobuf`, the default) or the canonical proto3 JSON mapping (`application/json`), as `datacontenttype` says; each payload schema describes the JSON form.",
+            "description": "Versioned events. Every message is a CloudEvents 1.0 event whose `type` is its topic; two majors of an event are two messages on two topics. A request-reply operation (an rpc of a service) sends its request, an event, on the operation's own topic and receives its reply, an event too, at the address the request names in its `replyto` attribute. The data is protobuf binary (`application/protobuf`, the default) or the canonical proto3 JSON mapping (`application/json`), as `datacontenttype` says; each payload schema describes the JSON form.",
         },
         "defaultContentType": "application/protobuf",
         "channels": channels,
@@ -106,6 +124,83 @@ pub(crate) fn document(events: &[Event], title: &str, version: &str) -> Value {
             "schemas": schemas,
         },
     })
+}
+
+/// The channels of `rpc` (its requests, and its replies) and its operations: the caller's
+/// `send` and the server's `receive`, each with the reply.
+fn rpc_operations(
+    rpc: &Rpc,
+    channels: &mut Map<String, Value>,
+    operations: &mut Map<String, Value>,
+) {
+    let topic = &rpc.info.topic;
+    let name = &rpc.info.name;
+    let (request, reply) = (rpc.request(), rpc.reply());
+    let component = |message: &prost_reflect::MessageDescriptor| json!({ message.name(): { "$ref": format!("#/components/messages/{}", message.full_name()) } });
+    let comment = comments::leading(
+        rpc.descriptor
+            .parent_service()
+            .parent_file_descriptor_proto(),
+        rpc.descriptor.path(),
+    );
+    let mut channel = json!({
+        "address": topic,
+        "title": format!("{name} requests"),
+        "messages": component(&request),
+    });
+    if let Some(comment) = &comment {
+        channel["description"] = Value::String(comment.clone());
+    }
+    channels.insert(topic.clone(), channel);
+    let replies = format!("{topic}.reply");
+    channels.insert(
+        replies.clone(),
+        json!({
+            // Each caller receives its replies at an address of its own.
+            "address": null,
+            "title": format!("{name} replies"),
+            "description": format!("Replies to the requests of `{name}`, each sent to the address its request names in its `replyto` attribute."),
+            "messages": component(&reply),
+        }),
+    );
+    let reply_of = json!({
+        "address": {
+            "description": "The address the request names for its reply.",
+            "location": "$message.header#/replyto",
+        },
+        "channel": { "$ref": format!("#/channels/{replies}") },
+        "messages": [{ "$ref": format!("#/channels/{replies}/messages/{}", reply.name()) }],
+    });
+    let request_ref = format!("#/channels/{topic}/messages/{}", request.name());
+    for (action, summary) in [
+        (
+            "send",
+            format!(
+                "Call `{name}`: send `{}` on `{topic}` and receive `{}` in reply.",
+                request.full_name(),
+                reply.full_name()
+            ),
+        ),
+        (
+            "receive",
+            format!(
+                "Serve `{name}`: receive `{}` from `{topic}` and reply with `{}`.",
+                request.full_name(),
+                reply.full_name()
+            ),
+        ),
+    ] {
+        operations.insert(
+            format!("{topic}.{action}"),
+            json!({
+                "action": action,
+                "summary": summary,
+                "channel": { "$ref": format!("#/channels/{topic}") },
+                "messages": [{ "$ref": request_ref }],
+                "reply": reply_of,
+            }),
+        );
+    }
 }
 
 /// The CloudEvents attributes of a message on `topic` carrying `schema`.

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use prost_reflect::DescriptorPool;
 
 use crate::asyncapi;
-use crate::catalog::EventInfo;
+use crate::catalog::{EventInfo, RpcInfo};
 use crate::diagnostic::Diagnostics;
 use crate::docs;
 use crate::error::Error;
@@ -19,6 +19,7 @@ use crate::lock::{self, LOCK_FILE, Locked};
 use crate::mapping::{Candidate, MapConfig, PayloadFn, TopicFn, map_events};
 use crate::output::Generated;
 use crate::schema_set::SchemaSet;
+use crate::service::{Service, map_services};
 use crate::sources::OPTIONS_NAME;
 
 /// Starts a configuration with the defaults: the runtime at `::tidings`, formatted output,
@@ -73,11 +74,14 @@ impl fmt::Debug for Builder {
     }
 }
 
-/// What checking a schema folder found: its events and the diagnostics, errors included.
+/// What checking a schema folder found: its events, its request-reply operations and the
+/// diagnostics, errors included.
 #[derive(Debug)]
 pub struct Report {
     /// The events that mapped cleanly.
     pub events: Vec<EventInfo>,
+    /// The rpcs of the services that mapped cleanly.
+    pub rpcs: Vec<RpcInfo>,
     /// Errors and warnings, in the order found.
     pub diagnostics: Diagnostics,
 }
@@ -177,10 +181,11 @@ impl Builder {
     /// Schema problems are in the report; `Err` is for what stops the check itself (no such
     /// folder, an unknown [`topic_option`](Self::topic_option)).
     pub fn check(&self, dir: impl AsRef<Path>) -> Result<Report, Error> {
-        let (_, events, diagnostics) = self.analyze(dir.as_ref())?;
+        let analysis = self.analyze(dir.as_ref())?;
         Ok(Report {
-            events: events.into_iter().map(|e| e.info).collect(),
-            diagnostics,
+            events: analysis.events.into_iter().map(|e| e.info).collect(),
+            rpcs: rpc_infos(&analysis.services),
+            diagnostics: analysis.diagnostics,
         })
     }
 
@@ -188,17 +193,23 @@ impl Builder {
     ///
     /// Fails with [`Error::Schema`] when the schemas have errors; warnings are in the result.
     pub fn generate(&self, dir: impl AsRef<Path>) -> Result<Generated, Error> {
-        let (loaded, events, diagnostics) = self.analyze_clean(dir.as_ref())?;
+        let Analysis {
+            loaded,
+            events,
+            services,
+            diagnostics,
+        } = self.analyze_clean(dir.as_ref())?;
         let settings = Settings {
             runtime: &self.runtime,
             format: self.format,
             handler_default: self.handler_default,
         };
-        let files = generate(&loaded, &events, &settings)?;
+        let files = generate(&loaded, &events, &services, &settings)?;
         let read = loaded.sources.borrow().read_paths().to_vec();
         Ok(Generated {
             files,
             events: events.into_iter().map(|e| e.info).collect(),
+            rpcs: rpc_infos(&services),
             warnings: diagnostics,
             read,
         })
@@ -241,10 +252,10 @@ impl Builder {
     /// [`Breaking::Warn`], which records it anyway (to retire a major nobody reads any more,
     /// for instance).
     pub fn lock(&self, dir: impl AsRef<Path>) -> Result<Locked, Error> {
-        let (_, events, diagnostics) = self.analyze_clean(dir.as_ref())?;
+        let analysis = self.analyze_clean(dir.as_ref())?;
         Ok(Locked {
-            lock: lock::lock(&events),
-            warnings: diagnostics,
+            lock: lock::lock(&analysis.events, &analysis.services),
+            warnings: analysis.diagnostics,
         })
     }
 
@@ -258,8 +269,8 @@ impl Builder {
         title: &str,
         version: &str,
     ) -> Result<String, Error> {
-        let (_, events, _) = self.analyze_clean(dir.as_ref())?;
-        let document = asyncapi::document(&events, title, version);
+        let analysis = self.analyze_clean(dir.as_ref())?;
+        let document = asyncapi::document(&analysis.events, &analysis.services, title, version);
         // A tree of maps, strings and numbers always serializes.
         let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
         text.push('\n');
@@ -271,8 +282,8 @@ impl Builder {
     ///
     /// Fails with [`Error::Schema`] when the schemas have errors.
     pub fn docs(&self, dir: impl AsRef<Path>, title: &str) -> Result<String, Error> {
-        let (_, events, _) = self.analyze_clean(dir.as_ref())?;
-        docs::site(&events, title)
+        let analysis = self.analyze_clean(dir.as_ref())?;
+        docs::site(&analysis.events, &analysis.services, title)
     }
 
     /// The events of the schemas under `dir` with the descriptors of their messages, to read
@@ -280,11 +291,12 @@ impl Builder {
     ///
     /// Fails with [`Error::Schema`] when the schemas have errors.
     pub fn schema_set(&self, dir: impl AsRef<Path>) -> Result<SchemaSet, Error> {
-        let (loaded, events, diagnostics) = self.analyze_clean(dir.as_ref())?;
+        let analysis = self.analyze_clean(dir.as_ref())?;
         Ok(SchemaSet {
-            pool: loaded.pool,
-            events: events.into_iter().map(|e| e.info).collect(),
-            warnings: diagnostics,
+            rpcs: rpc_infos(&analysis.services),
+            pool: analysis.loaded.pool,
+            events: analysis.events.into_iter().map(|e| e.info).collect(),
+            warnings: analysis.diagnostics,
         })
     }
 
@@ -310,10 +322,12 @@ impl Builder {
         let mut diagnostics = Diagnostics::default();
         let events = map_events(&loaded, &self.map_config(), &mut diagnostics)?;
         lint(&loaded, &events, &mut diagnostics);
+        let services = map_services(&loaded, &events, &mut diagnostics);
         if diagnostics.has_errors() {
             return Err(Error::Schema(diagnostics));
         }
         Ok(SchemaSet {
+            rpcs: rpc_infos(&services),
             pool: loaded.pool,
             events: events.into_iter().map(|e| e.info).collect(),
             warnings: diagnostics,
@@ -322,26 +336,19 @@ impl Builder {
 
     /// Reads, maps and lints the schemas under `dir`, then compares them with their baseline.
     fn analyze(&self, dir: &Path) -> Result<Analysis, Error> {
-        let (loaded, events, mut diagnostics) = self.read(dir)?;
-        guard(
-            &self.evolution,
-            dir,
-            &loaded,
-            &events,
-            &mut diagnostics,
-            |old| self.read(old),
-        )?;
-        Ok((loaded, events, diagnostics))
+        let mut analysis = self.read(dir)?;
+        guard(&self.evolution, dir, &mut analysis, |old| self.read(old))?;
+        Ok(analysis)
     }
 
     /// [`analyze`](Self::analyze), failing with [`Error::Schema`] when the schemas have errors:
     /// what generating, locking and describing start from.
     fn analyze_clean(&self, dir: &Path) -> Result<Analysis, Error> {
-        let (loaded, events, diagnostics) = self.analyze(dir)?;
-        if diagnostics.has_errors() {
-            return Err(Error::Schema(diagnostics));
+        let analysis = self.analyze(dir)?;
+        if analysis.diagnostics.has_errors() {
+            return Err(Error::Schema(analysis.diagnostics));
         }
-        Ok((loaded, events, diagnostics))
+        Ok(analysis)
     }
 
     /// How messages map to events: the topic option and the naming functions.
@@ -358,6 +365,20 @@ impl Builder {
         let loaded = load(dir, &self.includes, &mut diagnostics)?;
         let events = map_events(&loaded, &self.map_config(), &mut diagnostics)?;
         lint(&loaded, &events, &mut diagnostics);
-        Ok((loaded, events, diagnostics))
+        let services = map_services(&loaded, &events, &mut diagnostics);
+        Ok(Analysis {
+            loaded,
+            events,
+            services,
+            diagnostics,
+        })
     }
+}
+
+/// What the operations of `services` are, as the catalog lists them.
+fn rpc_infos(services: &[Service]) -> Vec<RpcInfo> {
+    services
+        .iter()
+        .flat_map(|s| s.rpcs.iter().map(|rpc| rpc.info.clone()))
+        .collect()
 }

@@ -5,6 +5,9 @@
 //! could no longer be read after it, in the protobuf binary encoding or in the canonical proto3
 //! JSON mapping (whose readers accept both a field's JSON name and its protobuf name, and write
 //! enum values by name). Adding fields, values, types and events is always accepted.
+//!
+//! An rpc is a contract between callers and servers: inside a major it keeps its request, its
+//! reply and its topic, and is not removed. Adding an rpc is always accepted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +45,14 @@ pub(crate) enum Rule {
     EnumValueSameName,
     /// A reserved number or name is no longer reserved, so it could be reused.
     ReservedNoDelete,
+    /// An rpc was deleted, or its service.
+    RpcNoDelete,
+    /// An rpc is asked with another message.
+    RpcSameRequest,
+    /// An rpc answers with another message.
+    RpcSameReply,
+    /// An rpc's requests travel on another topic.
+    RpcSameTopic,
 }
 
 impl Rule {
@@ -61,6 +72,10 @@ impl Rule {
             Rule::EnumValueNoDeleteUnlessReserved => "ENUM_VALUE_NO_DELETE_UNLESS_RESERVED",
             Rule::EnumValueSameName => "ENUM_VALUE_SAME_NAME",
             Rule::ReservedNoDelete => "RESERVED_NO_DELETE",
+            Rule::RpcNoDelete => "RPC_NO_DELETE",
+            Rule::RpcSameRequest => "RPC_SAME_REQUEST",
+            Rule::RpcSameReply => "RPC_SAME_REPLY",
+            Rule::RpcSameTopic => "RPC_SAME_TOPIC",
         }
     }
 }
@@ -82,6 +97,14 @@ pub(crate) enum Place {
     Enum(String),
     /// An enum value's declaration.
     EnumValue(String, i32),
+    /// A service's name, where an rpc was deleted.
+    Service(String),
+    /// The request type of an rpc: service and rpc name.
+    RpcRequest(String, String),
+    /// The reply type of an rpc.
+    RpcReply(String, String),
+    /// The topic of an rpc: its option, or its name when the topic is the default.
+    RpcTopic(String, String),
 }
 
 /// A breaking change between a lock and the schemas now.
@@ -189,7 +212,88 @@ pub(crate) fn compare(old: &Lock, new: &Lock) -> Vec<Finding> {
             compare_enum(old, name, before, now, &mut findings);
         }
     }
+    compare_services(old, new, &mut findings);
     findings
+}
+
+/// The breaking changes to the rpcs of `old`: each deleted, or asked, answered or routed
+/// otherwise.
+fn compare_services(old: &Lock, new: &Lock, findings: &mut Vec<Finding>) {
+    for (service, before) in &old.services {
+        let now = new.services.get(service);
+        for (rpc, was) in &before.rpcs {
+            let name = format!("{service}.{rpc}");
+            let keep = |what: &str| {
+                format!(
+                    "{what}: keep `{name}` as it is, and make the change in a new major ({})",
+                    new_major(&name)
+                )
+            };
+            let Some(is) = now.and_then(|now| now.rpcs.get(rpc)) else {
+                let place = match now {
+                    Some(_) => Place::Service(service.clone()),
+                    None => Place::File(before.file.clone()),
+                };
+                findings.push(Finding {
+                    rule: Rule::RpcNoDelete,
+                    place,
+                    message: format!(
+                        "rpc `{name}` on topic `{}` was deleted from `{}`",
+                        was.topic, before.file
+                    ),
+                    help: format!(
+                        "callers of `{}` still send requests there; {}; once no one calls this major, record its removal with `tidings lock --force`",
+                        was.topic,
+                        keep("keep it")
+                    ),
+                });
+                continue;
+            };
+            let place = |make: fn(String, String) -> Place| make(service.clone(), rpc.clone());
+            if is.request != was.request {
+                findings.push(Finding {
+                    rule: Rule::RpcSameRequest,
+                    place: place(Place::RpcRequest),
+                    message: format!(
+                        "rpc `{name}` is asked with `{}` instead of `{}`",
+                        is.request, was.request
+                    ),
+                    help: keep(&format!(
+                        "callers still send `{}`, which servers would refuse",
+                        was.request
+                    )),
+                });
+            }
+            if is.reply != was.reply {
+                findings.push(Finding {
+                    rule: Rule::RpcSameReply,
+                    place: place(Place::RpcReply),
+                    message: format!(
+                        "rpc `{name}` answers with `{}` instead of `{}`",
+                        is.reply, was.reply
+                    ),
+                    help: keep(&format!(
+                        "callers still expect `{}`, and would refuse the reply",
+                        was.reply
+                    )),
+                });
+            }
+            if is.topic != was.topic {
+                findings.push(Finding {
+                    rule: Rule::RpcSameTopic,
+                    place: place(Place::RpcTopic),
+                    message: format!(
+                        "rpc `{name}` moved from topic `{}` to `{}`",
+                        was.topic, is.topic
+                    ),
+                    help: keep(&format!(
+                        "callers still send requests to `{}`, where no server would answer",
+                        was.topic
+                    )),
+                });
+            }
+        }
+    }
 }
 
 fn compare_message(

@@ -3,7 +3,9 @@
 //! Events are grouped by domain (the topic without its event and version segments), the majors
 //! of an event side by side, each with its topic, schema, file and fields with their comments.
 //! The majors at the highest major number of an event are marked current. The message and
-//! enum types the events are made of follow, so that every field type links somewhere.
+//! enum types the events are made of follow, so that every field type links somewhere. The
+//! services follow the events, each operation with its request, reply and topic; a request or
+//! reply links to its event.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,7 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use crate::comments;
 use crate::error::Error;
 use crate::mapping::Event;
+use crate::service::Service;
 use crate::shape::{self, Label, is_well_known, reach};
 
 #[derive(Template)]
@@ -21,7 +24,31 @@ struct Page<'a> {
     title: &'a str,
     event_count: usize,
     domains: Vec<Domain>,
+    services: Vec<ServiceDoc>,
+    rpc_count: usize,
     types: Vec<TypeDoc>,
+}
+
+/// A service and its operations.
+struct ServiceDoc {
+    /// The full name, `events.inventory.v1.Stock`.
+    name: String,
+    anchor: String,
+    file: String,
+    description: Option<String>,
+    rpcs: Vec<RpcDoc>,
+}
+
+/// One operation of a service.
+struct RpcDoc {
+    /// The rpc's name within its service, `Reserve`.
+    name: String,
+    topic: String,
+    /// The full names of the request and reply events, which are also their anchors.
+    request: String,
+    reply: String,
+    rust_path: String,
+    description: Option<String>,
 }
 
 struct Domain {
@@ -82,13 +109,13 @@ struct ValueDoc {
 
 /// The event catalog of `events` as one HTML page titled `title`, which needs nothing but itself
 /// to display.
-pub(crate) fn site(events: &[Event], title: &str) -> Result<String, Error> {
-    page(events, title)
+pub(crate) fn site(events: &[Event], services: &[Service], title: &str) -> Result<String, Error> {
+    page(events, services, title)
         .render()
         .map_err(|e| Error::Generate(e.to_string()))
 }
 
-fn page<'a>(events: &[Event], title: &'a str) -> Page<'a> {
+fn page<'a>(events: &[Event], services: &[Service], title: &'a str) -> Page<'a> {
     let event_names: Vec<&str> = events.iter().map(|e| e.info.schema.as_str()).collect();
     let reached = reach(events.iter().map(|e| e.data_message().clone()));
     let link = |name: &str| {
@@ -165,11 +192,41 @@ fn page<'a>(events: &[Event], title: &'a str) -> Page<'a> {
     }));
     types.sort_by(|a, b| a.name.cmp(&b.name));
 
+    let services: Vec<ServiceDoc> = services
+        .iter()
+        .filter(|s| !s.rpcs.is_empty())
+        .map(service_doc)
+        .collect();
     Page {
         title,
         event_count: events.len(),
         domains,
+        rpc_count: services.iter().map(|s| s.rpcs.len()).sum(),
+        services,
         types,
+    }
+}
+
+fn service_doc(service: &Service) -> ServiceDoc {
+    let descriptor = &service.descriptor;
+    let proto = descriptor.parent_file_descriptor_proto();
+    ServiceDoc {
+        name: descriptor.full_name().to_owned(),
+        anchor: format!("service-{}", descriptor.full_name()),
+        file: descriptor.parent_file().name().to_owned(),
+        description: comments::leading(proto, descriptor.path()),
+        rpcs: service
+            .rpcs
+            .iter()
+            .map(|rpc| RpcDoc {
+                name: rpc.descriptor.name().to_owned(),
+                topic: rpc.info.topic.clone(),
+                request: rpc.info.request.clone(),
+                reply: rpc.info.reply.clone(),
+                rust_path: rpc.info.rust_path.clone(),
+                description: comments::leading(proto, rpc.descriptor.path()),
+            })
+            .collect(),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::locate;
 use crate::lock::{LOCK_FILE, Lock, lock};
 use crate::mapping::Event;
 use crate::revision;
+use crate::service::Service;
 use crate::sources::Sources;
 
 /// How a breaking change inside a major is reported; see
@@ -43,22 +44,32 @@ pub(crate) struct Evolution {
     pub(crate) breaking: Breaking,
 }
 
-/// The events of a schema folder, with what the analysis found.
-pub(crate) type Analysis = (Loaded, Vec<Event>, Diagnostics);
+/// The events and services of a schema folder, with what the analysis found.
+pub(crate) struct Analysis {
+    pub(crate) loaded: Loaded,
+    pub(crate) events: Vec<Event>,
+    pub(crate) services: Vec<Service>,
+    pub(crate) diagnostics: Diagnostics,
+}
 
-/// Compares the events of `dir` with the baseline, reporting each breaking change; `analyze`
-/// reads the schemas of an older revision the way `dir` was read.
+/// Compares the events and services of `dir` (as `analysis` found them) with the baseline,
+/// reporting each breaking change; `analyze` reads the schemas of an older revision the way
+/// `dir` was read.
 ///
 /// Schemas with errors are not compared: their events are incomplete, and every missing one
 /// would look deleted.
 pub(crate) fn guard(
     evolution: &Evolution,
     dir: &Path,
-    loaded: &Loaded,
-    events: &[Event],
-    diagnostics: &mut Diagnostics,
+    analysis: &mut Analysis,
     analyze: impl Fn(&Path) -> Result<Analysis, Error>,
 ) -> Result<(), Error> {
+    let Analysis {
+        loaded,
+        events,
+        services,
+        diagnostics,
+    } = analysis;
     if diagnostics.has_errors() {
         return Ok(());
     }
@@ -73,15 +84,15 @@ pub(crate) fn guard(
         },
         Baseline::Revision(rev) => match revision::checkout(dir, rev)? {
             Some(tree) => {
-                let (_, old_events, _) = analyze(tree.path())?;
-                lock(&old_events)
+                let then = analyze(tree.path())?;
+                lock(&then.events, &then.services)
             }
             // No schemas there yet: everything is new.
             None => return Ok(()),
         },
     };
     let sources = loaded.sources.borrow();
-    let now = lock(events);
+    let now = lock(events, services);
     for finding in compare(&old, &now) {
         let location = locate_place(&loaded.pool, &sources, &now, &finding.place);
         let Finding {
@@ -176,6 +187,32 @@ fn locate_place(
             let e = pool.get_enum_by_name(name)?;
             let path = [e.path(), &[1]].concat();
             locate::declaration(sources, e.parent_file().file_descriptor_proto(), &path)
+        }
+        Place::Service(name) => {
+            let service = pool.get_service_by_name(name)?;
+            let path = [service.path(), &[1]].concat();
+            locate::declaration(sources, service.parent_file_descriptor_proto(), &path)
+        }
+        Place::RpcRequest(service, rpc)
+        | Place::RpcReply(service, rpc)
+        | Place::RpcTopic(service, rpc) => {
+            let method = pool
+                .get_service_by_name(service)?
+                .methods()
+                .find(|m| m.name() == rpc)?;
+            let proto = method.parent_service().parent_file_descriptor_proto();
+            let at = |field: i32| {
+                locate::declaration(sources, proto, &[method.path(), &[field]].concat())
+            };
+            match place {
+                Place::RpcRequest(..) => at(2),
+                Place::RpcReply(..) => at(3),
+                _ => {
+                    let topic = &now.services.get(service)?.rpcs.get(rpc)?.topic;
+                    let options = [method.path(), &[4]].concat();
+                    locate::literal(sources, proto, &options, topic, None).or_else(|| at(1))
+                }
+            }
         }
         Place::EnumValue(name, number) => {
             let value = pool.get_enum_by_name(name)?.get_value(*number)?;

@@ -18,11 +18,13 @@ use prost::Message as _;
 use prost_build::Module;
 use prost_types::FileDescriptorSet;
 
+use crate::comments;
 use crate::error::Error;
 use crate::format;
 use crate::load::Loaded;
 use crate::mapping::{Event, rust_path};
 use crate::parallel;
+use crate::service::Service;
 use crate::sources::OPTIONS_NAME;
 
 /// The first line of every generated file.
@@ -103,6 +105,76 @@ struct Travels {
     schema: String,
 }
 
+/// The operations, clients, server traits and serve functions of a package's services.
+#[derive(Template)]
+#[template(path = "service.rs", escape = "none")]
+struct Services<'a> {
+    rt: &'a str,
+    services: &'a [ServiceStub],
+}
+
+/// A service as its package's module names it.
+struct ServiceStub {
+    /// The protobuf name, `Stock`.
+    name: String,
+    /// `events.inventory.v1.Stock`: the group its replicas serve in by default.
+    full_name: String,
+    client: String,
+    server: String,
+    serve: String,
+    serve_in: String,
+    /// The service's comment as doc comment lines, each ending in a line break.
+    doc: String,
+    rpcs: Vec<RpcStub>,
+}
+
+/// An rpc as its package's module names it.
+struct RpcStub {
+    /// The protobuf name, `Reserve`.
+    name: String,
+    /// `events.inventory.v1.Stock.Reserve`.
+    full_name: String,
+    type_name: String,
+    method: String,
+    topic: String,
+    /// The request and reply types, as reached from the package's module.
+    request: String,
+    reply: String,
+    /// The rpc's comment, one line each.
+    comment: Vec<String>,
+}
+
+impl RpcStub {
+    /// The rpc's comment as doc comment lines followed by an empty one, for a declaration
+    /// indented by `indent`: the first line goes where the template puts it, and the text ends
+    /// with `indent` so that the template's own line follows aligned.
+    fn doc(&self, indent: &str) -> String {
+        doc_lines(&self.comment, indent)
+    }
+}
+
+/// `comment` as doc comment lines then an empty doc line, the lines after the first indented by
+/// `indent`, ending in `indent`; empty without a comment.
+fn doc_lines(comment: &[String], indent: &str) -> String {
+    let mut out = String::new();
+    if comment.is_empty() {
+        return out;
+    }
+    for (i, line) in comment.iter().chain([&String::new()]).enumerate() {
+        if i > 0 {
+            out.push_str(indent);
+        }
+        out.push_str("///");
+        if !line.is_empty() {
+            out.push(' ');
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out.push_str(indent);
+    out
+}
+
 #[derive(Template)]
 #[template(path = "support.rs", escape = "none")]
 struct Support<'a> {
@@ -113,6 +185,7 @@ struct Support<'a> {
 pub(crate) fn generate(
     loaded: &Loaded,
     events: &[Event],
+    services: &[Service],
     settings: &Settings<'_>,
 ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
     let rt = settings.runtime;
@@ -164,6 +237,15 @@ pub(crate) fn generate(
             .or_default()
             .push(event);
     }
+    let mut services_by_module: BTreeMap<Module, Vec<&Service>> = BTreeMap::new();
+    for service in services.iter().filter(|s| !s.rpcs.is_empty()) {
+        services_by_module
+            .entry(Module::from_protobuf_package_name(
+                service.descriptor.package_name(),
+            ))
+            .or_default()
+            .push(service);
+    }
     let mut travels = travelling_types(events);
     let modules: Vec<Package> = messages
         .into_iter()
@@ -172,11 +254,17 @@ pub(crate) fn generate(
         .map(|(module, code)| Package {
             events: by_module.remove(&module).unwrap_or_default(),
             travels: travels.remove(&module).unwrap_or_default(),
+            services: services_by_module.remove(&module).unwrap_or_default(),
             module,
             code,
         })
         .collect();
-    if let Some(module) = by_module.keys().chain(travels.keys()).next() {
+    if let Some(module) = by_module
+        .keys()
+        .chain(travels.keys())
+        .chain(services_by_module.keys())
+        .next()
+    {
         return Err(Error::Generate(format!(
             "prost-build wrote no module `{}` for its events",
             path_of(module)
@@ -201,12 +289,14 @@ pub(crate) fn generate(
     Ok(files)
 }
 
-/// One package's module: prost-build's code for it, its events and the types of it that travel.
+/// One package's module: prost-build's code for it, its events, the types of it that travel
+/// and its services.
 struct Package<'a> {
     module: Module,
     code: String,
     events: Vec<&'a Event>,
     travels: Vec<Travels>,
+    services: Vec<&'a Service>,
 }
 
 /// The types that travel as events' data, by the module of the package that declares them:
@@ -233,13 +323,14 @@ fn travelling_types(events: &[Event]) -> BTreeMap<Module, Vec<Travels>> {
 
 /// The file of one package: prost-build's message types, formatted as prost-build formats them
 /// when formatting is on, with the `Event` derives, then the serde implementations of what
-/// travels and the package's stubs.
+/// travels, the package's stubs and its services' items.
 fn package_file(package: &Package<'_>, settings: &Settings<'_>) -> Result<String, Error> {
     let Package {
         module,
         code,
         events,
         travels,
+        services,
     } = package;
     let rt = settings.runtime;
     let code = code.strip_prefix(PROST_HEADER).unwrap_or(code);
@@ -260,7 +351,7 @@ fn package_file(package: &Package<'_>, settings: &Settings<'_>) -> Result<String
     out.push_str(HEADER);
     out.push('\n');
     out.push_str(&code);
-    if !travels.is_empty() || !events.is_empty() {
+    if !travels.is_empty() || !events.is_empty() || !services.is_empty() {
         out.push('\n');
     }
     if !travels.is_empty() {
@@ -295,7 +386,60 @@ fn package_file(package: &Package<'_>, settings: &Settings<'_>) -> Result<String
         })?);
         out.push('\n');
     }
+    if !services.is_empty() {
+        let own = path_of(module);
+        let stubs: Vec<ServiceStub> = services
+            .iter()
+            .map(|service| service_stub(service, &own, module.len()))
+            .collect();
+        let code = render(&Services {
+            rt,
+            services: &stubs,
+        })?;
+        // The template starts each item with a blank line; the first follows what came before,
+        // which ends in one unless it is the event stubs.
+        if !events.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(code.trim_start());
+        out.push('\n');
+    }
     Ok(out)
+}
+
+/// What the service template needs of `service`, its types reached from the module `own`,
+/// `depth` levels deep.
+fn service_stub(service: &Service, own: &str, depth: usize) -> ServiceStub {
+    let descriptor = &service.descriptor;
+    let proto = descriptor.parent_file_descriptor_proto();
+    let comment = |path: &[i32]| -> Vec<String> {
+        comments::leading(proto, path)
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    ServiceStub {
+        name: descriptor.name().to_owned(),
+        full_name: descriptor.full_name().to_owned(),
+        client: service.client(),
+        server: service.server(),
+        serve: service.serve(),
+        serve_in: service.serve_in(),
+        doc: doc_lines(&comment(descriptor.path()), ""),
+        rpcs: service
+            .rpcs
+            .iter()
+            .map(|rpc| RpcStub {
+                name: rpc.descriptor.name().to_owned(),
+                full_name: rpc.info.name.clone(),
+                type_name: rpc.type_name.clone(),
+                method: rpc.method.clone(),
+                topic: rpc.info.topic.clone(),
+                request: reach(own, depth, &rust_path(&rpc.request())),
+                reply: reach(own, depth, &rust_path(&rpc.reply())),
+                comment: comment(rpc.descriptor.path()),
+            })
+            .collect(),
+    }
 }
 
 /// A module's path relative to the generated module: `events::order::v1`.

@@ -28,6 +28,12 @@
 //! are required unless [`Builder::handler_defaults`] (`tidings generate --handler-defaults`)
 //! gives each a default that ignores or dead-letters its event, so that an event added to a
 //! package does not break the implementations of its trait.
+//!
+//! A `service` of a versioned package declares request-reply operations whose requests and
+//! replies are events: for `service Stock { rpc Reserve(ReserveStock) returns (StockReservation); }`
+//! the generator writes `StockReserve` (implementing `tidings::Rpc`, its requests on
+//! `events.inventory.stock.reserve.v1`), a `StockClient`, a `StockServer` trait, and
+//! `serve_stock` and `serve_stock_in`, which serve an implementation in a consumer group.
 //! Generated code names only `tidings`: prost, serde, prost-reflect and the well-known types
 //! (`tidings::well_known`) come through it.
 
@@ -56,11 +62,12 @@ mod output;
 mod parallel;
 mod revision;
 mod schema_set;
+mod service;
 mod shape;
 mod sources;
 
 pub use builder::{Builder, Report, configure};
-pub use catalog::EventInfo;
+pub use catalog::{EventInfo, RpcInfo};
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Severity};
 pub use error::Error;
 pub use evolution::Breaking;

@@ -3,8 +3,10 @@
 //!
 //! The file is JSON, pretty-printed with every map sorted by name and every list by number, so
 //! the same schemas always give the same bytes and a change shows as a small diff. It records,
-//! for each event, its topic, file, and its CloudEvents type and payload where they are its own; for every message and enum an event is made of (the
-//! well-known types aside), its fields or values and what it reserves.
+//! for each event, its topic, file, and its CloudEvents type and payload where they are its own;
+//! for every message and enum an event is made of (the well-known types aside), its fields or
+//! values and what it reserves; for each service, its file and each rpc's request, reply and
+//! topic. A lock written before services were recorded reads as one without services.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostic::Diagnostics;
 use crate::error::Error;
 use crate::mapping::Event;
+use crate::service::Service;
 use crate::shape::{self, Label};
 
 /// The name of the lock file, beside the schemas it records.
@@ -36,6 +39,30 @@ pub struct Lock {
     pub(crate) messages: BTreeMap<String, LockedMessage>,
     #[serde(default)]
     pub(crate) enums: BTreeMap<String, LockedEnum>,
+    /// Services by full name; left out when there are none, so a lock without services reads
+    /// and writes as before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) services: BTreeMap<String, LockedService>,
+}
+
+/// A service: where it is declared and its rpcs, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedService {
+    /// The schema file, as imported: `events/inventory/v1/inventory.proto`.
+    pub(crate) file: String,
+    pub(crate) rpcs: BTreeMap<String, LockedRpc>,
+}
+
+/// An rpc: what it is asked with, what it answers and where its requests travel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LockedRpc {
+    /// The full name of the request message.
+    pub(crate) request: String,
+    /// The full name of the reply message.
+    pub(crate) reply: String,
+    pub(crate) topic: String,
 }
 
 /// An event major: its message, by full name in [`Lock::events`], and where it travels.
@@ -249,6 +276,16 @@ impl Lock {
         self.events.keys().map(String::as_str)
     }
 
+    /// The full names of the rpcs recorded (`events.inventory.v1.Stock.Reserve`), in name order.
+    pub fn rpcs(&self) -> impl Iterator<Item = String> + '_ {
+        self.services.iter().flat_map(|(service, locked)| {
+            locked
+                .rpcs
+                .keys()
+                .map(move |rpc| format!("{service}.{rpc}"))
+        })
+    }
+
     /// Writes the lock into `dir` as [`LOCK_FILE`], unless it already holds these bytes;
     /// returns whether the file changed.
     pub fn write(&self, dir: &Path) -> Result<bool, Error> {
@@ -271,8 +308,8 @@ pub struct Locked {
     pub warnings: Diagnostics,
 }
 
-/// The lock of some events, as they are now.
-pub(crate) fn lock(events: &[Event]) -> Lock {
+/// The lock of some events and services, as they are now.
+pub(crate) fn lock(events: &[Event], services: &[Service]) -> Lock {
     let reached = shape::reach(events.iter().map(|e| e.message.clone()));
     Lock {
         tidings_lock: FORMAT,
@@ -297,6 +334,28 @@ pub(crate) fn lock(events: &[Event]) -> Lock {
             .enums
             .iter()
             .map(|(name, e)| (name.clone(), locked_enum(e)))
+            .collect(),
+        services: services
+            .iter()
+            .map(|s| {
+                let rpcs = s
+                    .rpcs
+                    .iter()
+                    .map(|rpc| {
+                        let locked = LockedRpc {
+                            request: rpc.info.request.clone(),
+                            reply: rpc.info.reply.clone(),
+                            topic: rpc.info.topic.clone(),
+                        };
+                        (rpc.descriptor.name().to_owned(), locked)
+                    })
+                    .collect();
+                let service = LockedService {
+                    file: s.descriptor.parent_file().name().to_owned(),
+                    rpcs,
+                };
+                (s.descriptor.full_name().to_owned(), service)
+            })
             .collect(),
     }
 }
@@ -380,5 +439,27 @@ mod tests {
         let error =
             Lock::parse("{\"tidings_lock\": 1,\n \"events\": {}, \"extra\": 1}").unwrap_err();
         assert_eq!(error.position().map(|p| p.0), Some(2), "{error}");
+    }
+
+    #[test]
+    fn a_lock_without_services_reads_and_writes_as_before() {
+        let text = r#"{
+  "tidings_lock": 1,
+  "events": {
+    "events.shop.v1.Placed": {"topic": "events.shop.placed.v1", "file": "events/shop/v1/shop.proto"}
+  },
+  "messages": {
+    "events.shop.v1.Placed": {
+      "fields": [
+        {"number": 1, "name": "order_id", "json_name": "orderId", "type": "string", "label": "singular"}
+      ]
+    }
+  },
+  "enums": {}
+}
+"#;
+        let lock = Lock::parse(text).unwrap();
+        assert!(lock.services.is_empty());
+        assert_eq!(lock.to_text(), text);
     }
 }

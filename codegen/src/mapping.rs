@@ -618,7 +618,7 @@ fn package_version(
 }
 
 /// Whether `package` ends in a version segment after a name, as [`package_version`] requires.
-fn has_version(package: &str) -> bool {
+pub(crate) fn has_version(package: &str) -> bool {
     package.contains('.')
         && package
             .rsplit('.')

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::EventInfo;
+use crate::catalog::{EventInfo, RpcInfo};
 use crate::diagnostic::Diagnostics;
 use crate::error::Error;
 use crate::generate::HEADER;
@@ -14,6 +14,7 @@ use crate::generate::HEADER;
 pub struct Generated {
     pub(crate) files: BTreeMap<String, Vec<u8>>,
     pub(crate) events: Vec<EventInfo>,
+    pub(crate) rpcs: Vec<RpcInfo>,
     pub(crate) warnings: Diagnostics,
     pub(crate) read: Vec<PathBuf>,
 }
@@ -68,6 +69,11 @@ impl Generated {
     /// The events, in the order of their files and declarations.
     pub fn events(&self) -> &[EventInfo] {
         &self.events
+    }
+
+    /// The request-reply operations, in the order of their files and declarations.
+    pub fn rpcs(&self) -> &[RpcInfo] {
+        &self.rpcs
     }
 
     /// Warnings about the schemas; errors would have stopped generation.

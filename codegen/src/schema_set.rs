@@ -3,7 +3,7 @@
 
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
-use crate::catalog::EventInfo;
+use crate::catalog::{EventInfo, RpcInfo};
 use crate::diagnostic::Diagnostics;
 
 /// The events of a schema set and the descriptors of every message they use; made by
@@ -13,6 +13,7 @@ use crate::diagnostic::Diagnostics;
 pub struct SchemaSet {
     pub(crate) pool: DescriptorPool,
     pub(crate) events: Vec<EventInfo>,
+    pub(crate) rpcs: Vec<RpcInfo>,
     pub(crate) warnings: Diagnostics,
 }
 
@@ -25,6 +26,11 @@ impl SchemaSet {
     /// The events, as `tidings list` prints them.
     pub fn events(&self) -> &[EventInfo] {
         &self.events
+    }
+
+    /// The request-reply operations of the schemas' services.
+    pub fn rpcs(&self) -> &[RpcInfo] {
+        &self.rpcs
     }
 
     /// The event on `topic`, if the schemas have one.

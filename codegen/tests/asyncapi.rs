@@ -24,6 +24,11 @@ const fs = require("fs");
       headers: Object.keys(m.headers().properties() || {}).sort(),
     })),
     actions: c.operations().all().map((o) => o.action()).sort(),
+    replies: c.operations().all().map((o) => o.reply() ? {
+      action: o.action(),
+      location: o.reply().address() ? o.reply().address().location() : null,
+      messages: o.reply().messages().all().map((m) => m.name()),
+    } : null).filter((r) => r).sort((a, b) => a.action.localeCompare(b.action)),
   })) : null;
   const found = diagnostics.map((d) => ({ severity: d.severity, code: d.code, message: d.message, path: d.path }));
   console.log(JSON.stringify({ diagnostics: found, channels }));
@@ -110,7 +115,8 @@ fn the_official_parser_reads_the_document_without_errors_or_warnings() {
 
     let report = tidings_codegen::configure().check(schemas()).unwrap();
     let channels = result["channels"].as_array().expect("a parsed document");
-    assert_eq!(channels.len(), report.events.len());
+    // A channel per event, and two per rpc: its requests, and its replies.
+    assert_eq!(channels.len(), report.events.len() + 2 * report.rpcs.len());
     for event in &report.events {
         let channel = channels
             .iter()
@@ -137,6 +143,33 @@ fn the_official_parser_reads_the_document_without_errors_or_warnings() {
                 "{channel}"
             );
         }
+    }
+    // An rpc's channel carries its request, and both of its operations name the reply.
+    assert!(!report.rpcs.is_empty());
+    for rpc in &report.rpcs {
+        let channel = channels
+            .iter()
+            .find(|c| c["address"] == rpc.topic())
+            .unwrap_or_else(|| panic!("no channel for {}", rpc.topic()));
+        assert_eq!(channel["actions"], serde_json::json!(["receive", "send"]));
+        assert_eq!(channel["messages"][0]["name"], rpc.request());
+        let reply = serde_json::json!({
+            "location": "$message.header#/replyto",
+            "messages": [rpc.reply()],
+        });
+        for (i, action) in ["receive", "send"].into_iter().enumerate() {
+            let mut expected = reply.clone();
+            expected["action"] = action.into();
+            assert_eq!(channel["replies"][i], expected, "{channel}");
+        }
+        // The replies' channel has no address of its own.
+        assert!(
+            channels
+                .iter()
+                .any(|c| c["address"].is_null() && c["messages"][0]["name"] == rpc.reply()),
+            "no reply channel for {}",
+            rpc.name()
+        );
     }
     // Payloads go by JSON names.
     let created = channels

@@ -95,3 +95,72 @@ fn the_good_files_of_a_bad_folder_still_map_to_events() {
         ]
     );
 }
+
+/// Services with mistakes of every kind, apart from `BAD` so that its counts stay its own.
+const BAD_SERVICES: &str = "tests/bad_services";
+
+#[test]
+fn bad_services_are_reported_with_file_line_column_and_source() {
+    let report = configure().check(BAD_SERVICES).unwrap();
+    insta::assert_snapshot!(report.diagnostics.to_string());
+}
+
+#[test]
+fn each_service_mistake_is_found_where_it_is() {
+    let report = configure().check(BAD_SERVICES).unwrap();
+    let found: Vec<(Severity, String, usize, usize)> = report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let at = d
+                .location()
+                .expect("every diagnostic here points into a file");
+            let file = at
+                .file()
+                .trim_start_matches("tests/bad_services/")
+                .to_owned();
+            (d.severity(), file, at.line(), at.column())
+        })
+        .collect();
+    let expected = [
+        // A service without rpcs, at its name.
+        (Severity::Warning, "names.proto", 25, 9),
+        // A request that is a plain type, a reply from a package without a version, at each type.
+        (Severity::Error, "not_an_event.proto", 17, 11),
+        (Severity::Error, "not_an_event.proto", 17, 28),
+        // Streaming either way, at the rpc.
+        (Severity::Error, "streaming.proto", 14, 3),
+        (Severity::Error, "streaming.proto", 15, 3),
+        // A topic taken by an event, one taken by another rpc, one against the topic rule (at
+        // the upper-case letter), one with another version (at the version).
+        (Severity::Error, "topics.proto", 18, 38),
+        (Severity::Error, "topics.proto", 23, 38),
+        (Severity::Error, "topics.proto", 26, 52),
+        (Severity::Error, "topics.proto", 29, 58),
+        // A service in a package without a version, at its name.
+        (Severity::Error, "unversioned.proto", 9, 9),
+        // Names the generated items clash on, once the rpcs are mapped: two rpcs making one
+        // operation type, a message named like a generated client, an rpc making the client's
+        // `new`, two rpcs making one method.
+        (Severity::Error, "names.proto", 20, 7),
+        (Severity::Error, "names.proto", 16, 9),
+        (Severity::Error, "names.proto", 17, 7),
+        (Severity::Error, "names.proto", 20, 7),
+    ];
+    let expected: Vec<(Severity, String, usize, usize)> = expected
+        .iter()
+        .map(|&(s, f, l, c)| (s, f.to_owned(), l, c))
+        .collect();
+    assert_eq!(found, expected);
+    // The rpcs whose only fault is the names of their generated items, and `Ledger.Book`, map.
+    let rpcs: Vec<&str> = report.rpcs.iter().map(|r| r.name()).collect();
+    assert_eq!(
+        rpcs,
+        [
+            "events.names.v1.Pinger.New",
+            "events.names.v1.Pinger.Send",
+            "events.names.v1.Pinger.send",
+            "events.ledger.v1.Ledger.Book",
+        ]
+    );
+}

@@ -9,8 +9,8 @@ use tidings_codegen::{Breaking, Builder, Diagnostic, Diagnostics, LOCK_FILE, Loc
 
 const FILE: &str = "events/shop/v1/shop.proto";
 
-/// The schema every case starts from: three events, a message and an enum they use, a oneof and
-/// reservations.
+/// The schema every case starts from: four events, a message and an enum they use, a oneof,
+/// reservations and a service.
 const BASE: &str = r#"syntax = "proto3";
 
 package events.shop.v1;
@@ -48,6 +48,14 @@ message Refunded {
 
 message Restocked {
   Item item = 1;
+}
+
+message Confirmed {
+  string order_id = 1;
+}
+
+service Orders {
+  rpc Confirm(Placed) returns (Confirmed);
 }
 "#;
 
@@ -236,6 +244,45 @@ const CASES: &[Case] = &[
             "message Restocked {\n  option (tidings.event) = { topic: \"events.shop.restocked.v1\" };\n",
         ),
     },
+    Case {
+        rule: "RPC_NO_DELETE",
+        breaking: ("  rpc Confirm(Placed) returns (Confirmed);\n", ""),
+        at: "Orders {",
+        // Adding an rpc is compatible.
+        compatible: (
+            "  rpc Confirm(Placed) returns (Confirmed);\n",
+            "  rpc Confirm(Placed) returns (Confirmed);\n  rpc Cancel(Placed) returns (Refunded);\n",
+        ),
+    },
+    Case {
+        rule: "RPC_SAME_REQUEST",
+        breaking: ("rpc Confirm(Placed)", "rpc Confirm(Refunded)"),
+        at: "Refunded) returns",
+        // The same type, spelled in full.
+        compatible: ("rpc Confirm(Placed)", "rpc Confirm(events.shop.v1.Placed)"),
+    },
+    Case {
+        rule: "RPC_SAME_REPLY",
+        breaking: ("returns (Confirmed);", "returns (Refunded);"),
+        at: "Refunded);",
+        compatible: (
+            "returns (Confirmed);",
+            "returns (.events.shop.v1.Confirmed);",
+        ),
+    },
+    Case {
+        rule: "RPC_SAME_TOPIC",
+        breaking: (
+            "returns (Confirmed);",
+            "returns (Confirmed) {\n    option (tidings.rpc) = { topic: \"events.shop.confirmations.confirm.v1\" };\n  }",
+        ),
+        at: "events.shop.confirmations.confirm.v1\"",
+        // Declaring the topic it already had changes nothing.
+        compatible: (
+            "returns (Confirmed);",
+            "returns (Confirmed) {\n    option (tidings.rpc) = { topic: \"events.shop.orders.confirm.v1\" };\n  }",
+        ),
+    },
 ];
 
 /// Every rule the guard has.
@@ -253,6 +300,10 @@ const RULES: &[&str] = &[
     "ENUM_VALUE_NO_DELETE_UNLESS_RESERVED",
     "ENUM_VALUE_SAME_NAME",
     "RESERVED_NO_DELETE",
+    "RPC_NO_DELETE",
+    "RPC_SAME_REQUEST",
+    "RPC_SAME_REPLY",
+    "RPC_SAME_TOPIC",
 ];
 
 fn edit(text: &str, (from, to): (&str, &str)) -> String {
@@ -359,6 +410,16 @@ fn breaking_changes_render_as_compiler_diagnostics() {
         &edit(BASE, ("string note = 7;", "optional int64 note = 7;")),
         ("  TIER_SILVER = 2;\n", ""),
     );
+    let (diagnostics, dir) = check_against_lock(BASE, &broken, tidings_codegen::configure());
+    let text = diagnostics
+        .to_string()
+        .replace(&format!("{}/", dir.path().display()), "$DIR/");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn a_changed_rpc_request_renders_as_a_compiler_diagnostic() {
+    let broken = edit(BASE, ("rpc Confirm(Placed)", "rpc Confirm(Refunded)"));
     let (diagnostics, dir) = check_against_lock(BASE, &broken, tidings_codegen::configure());
     let text = diagnostics
         .to_string()

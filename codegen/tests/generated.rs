@@ -68,6 +68,18 @@ fn every_event_of_the_shop_is_found_with_its_topic_and_major() {
                 "events::inventory::v1::Reserved"
             ),
             (
+                "events.inventory.reserve_stock.v1",
+                1,
+                "events.inventory.v1.ReserveStock",
+                "events::inventory::v1::ReserveStock"
+            ),
+            (
+                "events.inventory.stock_reservation.v1",
+                1,
+                "events.inventory.v1.StockReservation",
+                "events::inventory::v1::StockReservation"
+            ),
+            (
                 "events.order.created.v1",
                 1,
                 "events.order.v1.Created",
@@ -106,6 +118,38 @@ fn every_event_of_the_shop_is_found_with_its_topic_and_major() {
         ]
     );
     assert!(generated.warnings().is_empty(), "{}", generated.warnings());
+}
+
+#[test]
+fn the_stock_service_is_found_with_its_operation() {
+    let generated = configure().generate(SCHEMAS).unwrap();
+    let rpcs: Vec<_> = generated
+        .rpcs()
+        .iter()
+        .map(|r| {
+            (
+                r.topic(),
+                r.major(),
+                r.name(),
+                r.service(),
+                r.request(),
+                r.reply(),
+                r.rust_path(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rpcs,
+        [(
+            "events.inventory.stock.reserve.v1",
+            1,
+            "events.inventory.v1.Stock.Reserve",
+            "events.inventory.v1.Stock",
+            "events.inventory.v1.ReserveStock",
+            "events.inventory.v1.StockReservation",
+            "events::inventory::v1::StockReserve",
+        )]
+    );
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn proto_files(dir: &Path, under: &Path, out: &mut Vec<String>) {
 #[test]
 fn a_descriptor_set_gives_the_events_and_messages_of_its_folder() {
     let from_folder = tidings_codegen::configure().schema_set(SCHEMAS).unwrap();
-    assert_eq!(from_folder.events().len(), 8);
+    assert_eq!(from_folder.events().len(), 10);
     let created = from_folder.message("events.order.created.v1").unwrap();
     assert_eq!(created.full_name(), "events.order.v1.Created");
     assert!(from_folder.message("events.order.placed.v1").is_none());
@@ -56,6 +56,14 @@ fn a_descriptor_set_gives_the_events_and_messages_of_its_folder() {
         topics
     };
     assert_eq!(topics(&from_set), topics(&from_folder));
+    let rpcs = |set: &tidings_codegen::SchemaSet| {
+        set.rpcs()
+            .iter()
+            .map(|r| (r.name().to_owned(), r.topic().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rpcs(&from_set), rpcs(&from_folder));
+    assert_eq!(rpcs(&from_set).len(), 1);
     assert_eq!(
         from_set
             .message("events.order.created.v1")

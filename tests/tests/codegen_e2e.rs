@@ -73,6 +73,18 @@ impl inventory::v1::Handler for Probe {
     async fn reserved(&self, e: Received<inventory::v1::Reserved>) -> Result<(), HandlerError> {
         self.note(e)
     }
+    async fn reserve_stock(
+        &self,
+        e: Received<inventory::v1::ReserveStock>,
+    ) -> Result<(), HandlerError> {
+        self.note(e)
+    }
+    async fn stock_reservation(
+        &self,
+        e: Received<inventory::v1::StockReservation>,
+    ) -> Result<(), HandlerError> {
+        self.note(e)
+    }
 }
 
 /// Subscribes `probe` to every package's events with `options`.
@@ -185,6 +197,20 @@ async fn publish_one_of_each(bus: &Bus) -> BTreeMap<&'static str, Vec<u8>> {
     };
     stock.reserved(&e).await.unwrap();
     sent.insert(inventory::v1::Reserved::TOPIC, e.encode_to_vec());
+    // A request and a reply of an operation are events too.
+    let e = inventory::v1::ReserveStock {
+        order_id: "o-1".to_owned(),
+        sku: "mug".to_owned(),
+        quantity: 2,
+    };
+    stock.reserve_stock(&e).await.unwrap();
+    sent.insert(inventory::v1::ReserveStock::TOPIC, e.encode_to_vec());
+    let e = inventory::v1::StockReservation {
+        reserved: true,
+        warehouse: "w1".to_owned(),
+    };
+    stock.stock_reservation(&e).await.unwrap();
+    sent.insert(inventory::v1::StockReservation::TOPIC, e.encode_to_vec());
     sent
 }
 
@@ -213,9 +239,9 @@ async fn every_event_type_is_published_and_received_as_sent() {
         SubscribeOptions::default(),
     )
     .await;
-    assert_eq!(subscriptions.len(), 8);
+    assert_eq!(subscriptions.len(), 10);
     let sent = publish_one_of_each(&bus).await;
-    assert_eq!(sent.len(), 8);
+    assert_eq!(sent.len(), 10);
     let received: BTreeMap<&str, Vec<u8>> = receive(&mut rx, sent.len())
         .await
         .into_iter()

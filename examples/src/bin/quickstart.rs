@@ -1,5 +1,6 @@
 //! Publishes every event of the shop's schemas on the in-process broker and receives each one
-//! through the generated handler traits.
+//! through the generated handler traits; calls the inventory's `Stock.Reserve` operation through
+//! the generated client and server, and publishes its request and reply as events.
 //!
 //! `cargo run -p tidings-examples --bin quickstart` prints what arrives and exits with 0 once
 //! every event has, or with 1 when one has not within ten seconds.
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use tidings::well_known::Timestamp;
-use tidings::{Bus, Event, HandlerError, Received, SubscribeOptions};
+use tidings::{Bus, Event, HandlerError, Received, Status, SubscribeOptions};
 use tidings_examples::events::{inventory, order, payment};
 use tidings_examples::shop::common::v1::{Address, Money};
 use tokio::sync::mpsc;
@@ -123,10 +124,41 @@ impl inventory::v1::Handler for Shop {
         );
         self.record(&e, what)
     }
+
+    async fn reserve_stock(
+        &self,
+        e: Received<inventory::v1::ReserveStock>,
+    ) -> Result<(), HandlerError> {
+        let what = format!("{} x {} asked for order {}", e.quantity, e.sku, e.order_id);
+        self.record(&e, what)
+    }
+
+    async fn stock_reservation(
+        &self,
+        e: Received<inventory::v1::StockReservation>,
+    ) -> Result<(), HandlerError> {
+        let what = format!("reserved: {} in {:?}", e.reserved, e.warehouse);
+        self.record(&e, what)
+    }
 }
 
 fn now() -> Option<Timestamp> {
     Some(SystemTime::now().into())
+}
+
+/// Answers `Stock.Reserve` from one warehouse with room for everything.
+struct Warehouse;
+
+impl inventory::v1::StockServer for Warehouse {
+    async fn reserve(
+        &self,
+        request: Received<inventory::v1::ReserveStock>,
+    ) -> Result<inventory::v1::StockReservation, Status> {
+        Ok(inventory::v1::StockReservation {
+            reserved: request.quantity > 0,
+            warehouse: "par-1".to_owned(),
+        })
+    }
 }
 
 fn eur(minor_units: i64) -> Option<Money> {
@@ -247,6 +279,24 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
             warehouse: "par-1".to_owned(),
         })
         .await?;
+
+    // Request-reply: a server of the `Stock` service, and a client calling it.
+    let serving = inventory::v1::serve_stock(&bus, Warehouse).await?;
+    let client = inventory::v1::StockClient::new(bus.client().await?);
+    let request = inventory::v1::ReserveStock {
+        order_id: "o-1001".to_owned(),
+        sku: "mug-blue".to_owned(),
+        quantity: 3,
+    };
+    let reply = client.reserve(&request).await?;
+    println!(
+        "Stock.Reserve answered: reserved {} in {}",
+        reply.reserved, reply.warehouse
+    );
+    serving.shutdown().await;
+    // Request and reply are events too, which other services may follow.
+    stock.reserve_stock(&request).await?;
+    stock.stock_reservation(&reply).await?;
 
     let mut missing = expected.clone();
     let deadline = tokio::time::sleep(Duration::from_secs(10));
