@@ -4,9 +4,9 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 
-use futures_util::FutureExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::{Rpc, Status, topic_of, topics};
@@ -19,6 +19,23 @@ use crate::receive::{Refusal, check_size, decode};
 use crate::subscription::{SubscribeError, Subscription, panic_message, stop_signal};
 use crate::telemetry;
 use crate::topic::Topic;
+
+/// The stream's next request, or `None` once shutdown is asked for, with the stream itself so
+/// that it can be used again or closed.
+async fn next_request(
+    mut stream: Box<dyn RequestStream>,
+    stopped: watch::Receiver<bool>,
+) -> (
+    Box<dyn RequestStream>,
+    Option<Option<Result<IncomingRequest, BrokerError>>>,
+) {
+    let next = tokio::select! {
+        biased;
+        () = stop_signal(stopped) => None,
+        next = stream.next() => Some(next),
+    };
+    (stream, next)
+}
 
 /// How many requests one server handles at once; more wait with the broker.
 pub const DEFAULT_SERVE_CONCURRENCY: usize = 64;
@@ -104,71 +121,70 @@ struct Server<R, H> {
 }
 
 impl<R: Rpc, H: Responder<R>> Server<R, H> {
+    /// Takes requests until stopped, answering up to `concurrency` at once inside this task:
+    /// no task per request, so a request and its answer cost no hand-over between threads.
     async fn run(
         self: Arc<Self>,
-        mut stream: Box<dyn RequestStream>,
+        stream: Box<dyn RequestStream>,
         concurrency: usize,
         stopped: watch::Receiver<bool>,
         ended: Arc<OnceLock<BrokerError>>,
     ) {
-        let stop = stop_signal(stopped);
-        tokio::pin!(stop);
-        let mut in_hand = JoinSet::new();
+        let mut in_hand = FuturesUnordered::new();
+        // The stream is either idle here or inside the wait for its next request. The wait is
+        // kept across turns of the loop, never dropped halfway, so no request it took is lost
+        // when an answer finishes first.
+        let mut idle = Some(stream);
+        let mut wait = None;
         loop {
-            if in_hand.len() >= concurrency {
-                if let Some(done) = in_hand.join_next().await {
-                    self.joined(done);
-                }
-                continue;
+            if in_hand.len() < concurrency
+                && let Some(stream) = idle.take()
+            {
+                wait = Some(Box::pin(next_request(stream, stopped.clone())));
             }
             tokio::select! {
                 biased;
-                () = &mut stop => break,
-                Some(done) = in_hand.join_next(), if !in_hand.is_empty() => self.joined(done),
-                next = stream.next() => match next {
-                    Some(Ok(request)) => {
-                        in_hand.spawn(self.clone().answer(request));
+                Some(()) = in_hand.next(), if !in_hand.is_empty() => {}
+                (stream, next) = async { wait.as_mut().expect("a wait").await }, if wait.is_some() => {
+                    wait = None;
+                    idle = Some(stream);
+                    match next {
+                        Some(Some(Ok(request))) => in_hand.push(self.answer(request)),
+                        Some(Some(Err(error))) => {
+                            tracing::error!(
+                                messaging.system = self.bus.broker().name(),
+                                messaging.destination.name = self.topic.as_str(),
+                                messaging.consumer.group.name = self.group.as_str(),
+                                error = %error,
+                                "serve: the broker ended the server's requests"
+                            );
+                            // Only this task sets it, once.
+                            ended.get_or_init(|| error);
+                            break;
+                        }
+                        Some(None) => {
+                            ended.get_or_init(|| BrokerError::Closed {
+                                broker: self.bus.broker().name(),
+                            });
+                            break;
+                        }
+                        // Shutdown.
+                        None => break,
                     }
-                    Some(Err(error)) => {
-                        tracing::error!(
-                            messaging.system = self.bus.broker().name(),
-                            messaging.destination.name = self.topic.as_str(),
-                            messaging.consumer.group.name = self.group.as_str(),
-                            error = %error,
-                            "serve: the broker ended the server's requests"
-                        );
-                        // Only this task sets it, once.
-                        ended.get_or_init(|| error);
-                        break;
-                    }
-                    None => {
-                        ended.get_or_init(|| BrokerError::Closed {
-                            broker: self.bus.broker().name(),
-                        });
-                        break;
-                    }
-                },
+                }
             }
         }
-        while let Some(done) = in_hand.join_next().await {
-            self.joined(done);
-        }
+        let mut stream = match wait {
+            // The wait ends on the same stop signal.
+            Some(wait) => wait.await.0,
+            None => idle.expect("the stream is idle when no wait holds it"),
+        };
+        while in_hand.next().await.is_some() {}
         stream.close().await;
     }
 
-    /// Reports an answering task that failed; its panics are caught inside, so this is a bug.
-    fn joined(&self, done: Result<(), tokio::task::JoinError>) {
-        if let Err(error) = done {
-            tracing::error!(
-                messaging.destination.name = self.topic.as_str(),
-                error = %error,
-                "serve: answering a request failed"
-            );
-        }
-    }
-
     /// Handles one request and sends the answer.
-    async fn answer(self: Arc<Self>, request: IncomingRequest) {
+    async fn answer(&self, request: IncomingRequest) {
         let IncomingRequest { message, replier } = request;
         let envelope = message.as_ref().ok().map(|m| m.envelope.clone());
         let span = telemetry::process_span(
