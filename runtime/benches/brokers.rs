@@ -17,6 +17,10 @@
 //! `TIDINGS_NATS_URL` and `TIDINGS_RABBITMQ_URL` (loopback defaults) prints events/s for each
 //! side and the ratios per broker.
 
+mod common;
+
+use common::median;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -141,19 +145,7 @@ where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let tasks: Vec<_> = (0..PUBLISHERS)
-        .map(|lane| {
-            let publish = publish.clone();
-            tokio::spawn(async move {
-                for i in (lane..events).step_by(PUBLISHERS as usize) {
-                    publish(i).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("a publisher");
-    }
+    common::spread(events, PUBLISHERS, publish).await;
 }
 
 /// Typed publish and group subscription over a broker; the time until all events were handled.
@@ -462,11 +454,6 @@ async fn measured(side: impl Future<Output = Duration>) -> Sample {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Median events per second, and median client CPU microseconds per event, over the rounds.
 fn summary(events: u64, samples: &[Sample]) -> (f64, f64) {
     let rate = median(
@@ -642,11 +629,7 @@ async fn rabbitmq(run: &str) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = common::runtime();
     let run = tidings::EventId::new().replace('-', "");
     runtime.block_on(async {
         nats(&run).await;

@@ -9,6 +9,10 @@
 //! `cargo bench -p tidings --features kafka --bench kafka` prints events/s for both and
 //! `ratio 0.NN`.
 
+mod common;
+
+use common::median;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -75,20 +79,7 @@ where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let mut tasks = Vec::new();
-    for task in 0..IN_FLIGHT {
-        let publish = publish.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut n = task;
-            while n < EVENTS {
-                publish(n).await;
-                n += IN_FLIGHT;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("a publisher task");
-    }
+    common::spread(EVENTS, IN_FLIGHT, publish).await;
 }
 
 /// Counts handled events and wakes the round once all arrived.
@@ -234,17 +225,8 @@ fn per_second(elapsed: Duration) -> f64 {
     EVENTS as f64 / elapsed.as_secs_f64()
 }
 
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = common::runtime();
     let config = KafkaConfig::from_env().partitions(PARTITIONS as u16);
     let brokers = std::env::var(tidings::broker::kafka::BROKERS_ENV)
         .unwrap_or_else(|_| tidings::broker::kafka::DEFAULT_BROKERS.to_owned());

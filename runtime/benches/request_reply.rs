@@ -15,6 +15,8 @@
 //! `cargo bench -p tidings --features nats --bench request_reply` against the server of
 //! `TIDINGS_NATS_URL` (loopback default) prints requests/s for each side and the ratios.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,19 +102,7 @@ where
     Fut: Future<Output = ()> + Send,
 {
     let started = Instant::now();
-    let tasks: Vec<_> = (0..CALLERS)
-        .map(|lane| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                for i in (lane..REQUESTS).step_by(CALLERS as usize) {
-                    call(i).await;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("a caller");
-    }
+    common::spread(REQUESTS, CALLERS, call).await;
     started.elapsed()
 }
 
@@ -206,17 +196,8 @@ async fn serve_raw(client: async_nats::Client, subject: &'static str, attributes
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = common::runtime();
     runtime.block_on(async {
         let config = NatsConfig::from_env();
         let raw_client = async_nats::connect(config.url())
@@ -263,7 +244,7 @@ fn main() {
             }
         }
         let rate = |times: &[Duration]| {
-            median(
+            common::median(
                 times
                     .iter()
                     .map(|t| REQUESTS as f64 / t.as_secs_f64())
@@ -273,7 +254,7 @@ fn main() {
         // Each round runs every side back to back, so a ratio taken within a round cancels
         // what the machine's load did between rounds.
         let ratio = |side: &[Duration], floor: &[Duration]| {
-            median(
+            common::median(
                 side.iter()
                     .zip(floor)
                     .map(|(side, floor)| floor.as_secs_f64() / side.as_secs_f64())

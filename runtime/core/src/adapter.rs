@@ -1,7 +1,8 @@
 //! What broker adapters share: the wait between attempts to reach a broker, the address read
 //! from the environment, credentials hidden in messages, the poison-tolerant lock, the limit a
-//! client is set to for a message size limit, the reading of attribute header names, and (with
-//! the `tls` feature) the TLS files a connection trusts and presents.
+//! client is set to for a message size limit, the reading of attribute header names, the
+//! requests waiting for their replies, and (with the `tls` feature) the TLS files a connection
+//! trusts and presents.
 //!
 //! Adapter crates (`tidings-nats`, `tidings-kafka`...) use these rather than copies of their
 //! own, so every adapter behaves the same way under failure. A broker adapter written outside
@@ -11,6 +12,7 @@ mod address;
 mod attribute;
 mod backoff;
 mod lock;
+mod pending;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -19,5 +21,6 @@ pub use address::{address_from_env, redact};
 pub use attribute::attribute_name;
 pub use backoff::Backoff;
 pub use lock::lock;
+pub use pending::{PendingReplies, WaitingReply};
 #[cfg(feature = "tls")]
 pub use tls::{TlsError, TlsFiles, TlsPem, ensure_tls_provider};

@@ -25,50 +25,64 @@ pub(super) async fn subscribe(
     shared: Arc<Shared>,
     request: SubscribeRequest,
 ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
-    let prefetch = u16::try_from(request.prefetch).unwrap_or(u16::MAX).max(1);
-    let source = Source {
-        shared,
-        request,
-        prefetch,
+    let queue = match request.group {
+        Some(group) => Queue::Group(group),
+        None => Queue::FanOut,
     };
-    let open = source.open().await?;
-    Ok(Box::new(RabbitDeliveries {
-        source,
-        open: Some(open),
-        closed: false,
-    }))
+    let consumer = Consuming::start(Source {
+        shared,
+        topic: request.topic,
+        queue,
+        prefetch: request.prefetch,
+    })
+    .await?;
+    Ok(Box::new(RabbitDeliveries(consumer)))
 }
 
-/// What a subscription consumes from, kept to consume again after the connection was lost.
-struct Source {
-    shared: Arc<Shared>,
-    request: SubscribeRequest,
-    prefetch: u16,
+/// The queue a consumer takes its messages from, declared each time it consumes.
+pub(super) enum Queue {
+    /// A plain subscriber's own, bound to the topic.
+    FanOut,
+    /// The one the subscribers of this group share, bound to the topic.
+    Group(String),
+    /// The one the servers of this group share, bound to the topic on the rpc exchange.
+    Requests(String),
+}
+
+/// What a consumer consumes from, kept to consume again after the connection was lost.
+pub(super) struct Source {
+    pub(super) shared: Arc<Shared>,
+    pub(super) topic: Topic,
+    pub(super) queue: Queue,
+    /// As asked; the channel's prefetch is this, within what AMQP can say.
+    pub(super) prefetch: usize,
 }
 
 /// A consumer on its channel.
-pub(super) struct Open {
-    pub(super) channel: Channel,
-    pub(super) consumer: Consumer,
-    pub(super) queue: Arc<str>,
+struct Open {
+    channel: Channel,
+    consumer: Consumer,
+    queue: Arc<str>,
 }
 
 impl Source {
     fn operation(&self) -> String {
-        match &self.request.group {
-            Some(group) => format!("subscribe to {} in group {group}", self.request.topic),
-            None => format!("subscribe to {}", self.request.topic),
+        let topic = &self.topic;
+        match &self.queue {
+            Queue::FanOut => format!("subscribe to {topic}"),
+            Queue::Group(group) => format!("subscribe to {topic} in group {group}"),
+            Queue::Requests(group) => format!("serve {topic} in group {group}"),
         }
     }
 
     /// Opens a channel and starts consuming on it, within the operation timeout: a server that
     /// is still starting can take the connection and then leave a request unanswered, which
-    /// would otherwise stall the subscription for good.
+    /// would otherwise stall the consumer for good.
     async fn open(&self) -> Result<Open, BrokerError> {
         let shared = &self.shared;
-        let failure = |e| shared.failure(self.operation(), e);
-        let live = shared.live().await?;
         let operation = self.operation();
+        let failure = |e| shared.failure(&operation, e);
+        let live = shared.live().await?;
         let channel = bounded(shared, &operation, async {
             live.connection.create_channel().await.map_err(failure)
         })
@@ -84,15 +98,17 @@ impl Source {
     async fn consume(&self, channel: &Channel) -> Result<Open, BrokerError> {
         let shared = &self.shared;
         let failure = |e| shared.failure(self.operation(), e);
+        let prefetch = u16::try_from(self.prefetch).unwrap_or(u16::MAX).max(1);
         channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(failure)?;
         let config = &shared.config;
-        let topic = &self.request.topic;
-        let queue = match &self.request.group {
-            Some(group) => topology::declare_group(channel, config, topic, group).await,
-            None => topology::declare_fan_out(channel, config, topic).await,
+        let topic = &self.topic;
+        let queue = match &self.queue {
+            Queue::FanOut => topology::declare_fan_out(channel, config, topic).await,
+            Queue::Group(group) => topology::declare_group(channel, config, topic, group).await,
+            Queue::Requests(group) => topology::declare_rpc(channel, config, topic, group).await,
         }
         .map_err(failure)?;
         let consumer = channel
@@ -119,17 +135,19 @@ impl Source {
                 Ok(open) => {
                     tracing::info!(
                         messaging.system = crate::NAME,
-                        messaging.destination.name = self.request.topic.as_str(),
+                        messaging.destination.name = self.topic.as_str(),
                         server.address = self.shared.address.as_str(),
-                        "consuming again",
+                        "{}: consuming again",
+                        self.operation(),
                     );
                     return open;
                 }
                 Err(error) => tracing::warn!(
                     messaging.system = crate::NAME,
-                    messaging.destination.name = self.request.topic.as_str(),
+                    messaging.destination.name = self.topic.as_str(),
                     error = %error,
-                    "cannot consume yet; trying again after a backoff",
+                    "{}: cannot consume yet; trying again after a backoff",
+                    self.operation(),
                 ),
             }
             backoff.wait().await;
@@ -137,15 +155,42 @@ impl Source {
     }
 }
 
-struct RabbitDeliveries {
+/// A consumer that consumes again, on a new channel, whenever its channel or connection was
+/// lost, until it is closed: what it held unsettled went back to the queue with the channel (or
+/// with the queue, when that went with its last consumer).
+pub(super) struct Consuming {
     source: Source,
+    /// `None` while it consumes again.
     open: Option<Open>,
     closed: bool,
 }
 
-#[async_trait]
-impl DeliveryStream for RabbitDeliveries {
-    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+/// A message a consumer took, and the channel and queue it came from.
+pub(super) struct Consumed {
+    pub(super) delivery: lapin::message::Delivery,
+    /// Settles the message: it stays open until then.
+    pub(super) channel: Channel,
+    pub(super) queue: Arc<str>,
+}
+
+impl Consuming {
+    /// Starts consuming from `source`; fails if it cannot at first.
+    pub(super) async fn start(source: Source) -> Result<Consuming, BrokerError> {
+        let open = source.open().await?;
+        Ok(Consuming {
+            source,
+            open: Some(open),
+            closed: false,
+        })
+    }
+
+    /// What it consumes.
+    pub(super) fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The next message; `None` once closed.
+    pub(super) async fn next(&mut self) -> Option<Consumed> {
         loop {
             if self.closed {
                 return None;
@@ -153,37 +198,56 @@ impl DeliveryStream for RabbitDeliveries {
             if let Some(open) = &mut self.open
                 && let Some(Ok(delivery)) = watch(open).await
             {
-                return Some(Ok(deliver(&self.source.shared, open, delivery)));
+                return Some(Consumed {
+                    delivery,
+                    channel: open.channel.clone(),
+                    queue: open.queue.clone(),
+                });
             }
-            // The channel or connection went away: consume again once it is back. What this
-            // consumer held unsettled goes back to the queue.
             if self.open.take().is_some() {
                 tracing::warn!(
                     messaging.system = crate::NAME,
-                    messaging.destination.name = self.source.request.topic.as_str(),
+                    messaging.destination.name = self.source.topic.as_str(),
                     server.address = self.source.shared.address.as_str(),
-                    "consumer channel lost; consuming again once it is back",
+                    "{}: channel lost; consuming again once it is back",
+                    self.source.operation(),
                 );
             }
-            // Boxed, so the rare path's futures do not weigh on every delivery's.
+            // Boxed, so the rare path's futures do not weigh on every message's.
             self.open = Some(Box::pin(self.source.reopen()).await);
         }
     }
 
-    async fn close(&mut self) {
+    /// Stops consuming, and gives back what it prefetched; what it handed out can still be
+    /// settled.
+    pub(super) async fn close(&mut self) {
         if self.closed {
             return;
         }
         self.closed = true;
         if let Some(mut open) = self.open.take() {
-            cancel(&mut open, &self.source.request.topic).await;
+            cancel(&mut open, &self.source.topic).await;
         }
+    }
+}
+
+struct RabbitDeliveries(Consuming);
+
+#[async_trait]
+impl DeliveryStream for RabbitDeliveries {
+    async fn next(&mut self) -> Option<Result<Delivery, BrokerError>> {
+        let consumed = self.0.next().await?;
+        Some(Ok(deliver(&self.0.source().shared, consumed)))
+    }
+
+    async fn close(&mut self) {
+        self.0.close().await;
     }
 }
 
 /// Stops the consumer of `open` (consuming `topic`) and gives back what it prefetched. The
 /// channel stays open while deliveries handed out are settled.
-pub(super) async fn cancel(open: &mut Open, topic: &Topic) {
+async fn cancel(open: &mut Open, topic: &Topic) {
     let tag = open.consumer.tag();
     if let Err(error) = open
         .channel
@@ -198,12 +262,8 @@ pub(super) async fn cancel(open: &mut Open, topic: &Topic) {
         );
     }
     // Prefetched messages nobody will see go back to the queue now.
-    let requeue = BasicNackOptions {
-        requeue: true,
-        ..BasicNackOptions::default()
-    };
     while let Some(Some(Ok(delivery))) = open.consumer.next().now_or_never() {
-        if let Err(error) = delivery.acker.nack(requeue).await {
+        if let Err(error) = delivery.acker.nack(REQUEUE).await {
             tracing::warn!(
                 messaging.system = crate::NAME,
                 messaging.destination.name = topic.as_str(),
@@ -219,7 +279,7 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The consumer's next delivery, or `None` once its channel is no longer open: a consumer is
 /// not always woken when the connection under it is lost, and would then wait for good.
-pub(super) async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery>> {
+async fn watch(open: &mut Open) -> Option<lapin::Result<lapin::message::Delivery>> {
     loop {
         match tokio::time::timeout(WATCH_INTERVAL, open.consumer.next()).await {
             Ok(next) => return next,
@@ -244,7 +304,12 @@ pub(super) fn abandon(channel: Channel) {
     });
 }
 
-fn deliver(shared: &Arc<Shared>, open: &Open, delivery: lapin::message::Delivery) -> Delivery {
+fn deliver(shared: &Arc<Shared>, consumed: Consumed) -> Delivery {
+    let Consumed {
+        delivery,
+        channel,
+        queue,
+    } = consumed;
     let headers = delivery.properties.headers().as_ref();
     let header = |name: &str| {
         headers
@@ -261,9 +326,8 @@ fn deliver(shared: &Arc<Shared>, open: &Open, delivery: lapin::message::Delivery
         attempt,
         acker: Box::new(RabbitAcker {
             shared: shared.clone(),
-            channel: open.channel.clone(),
-            acker: Some(delivery.acker),
-            queue: open.queue.clone(),
+            unsettled: Unsettled::new(channel, delivery.acker, "delivery"),
+            queue,
             properties: delivery.properties,
             data,
             attempt,
@@ -271,12 +335,86 @@ fn deliver(shared: &Arc<Shared>, open: &Open, delivery: lapin::message::Delivery
     }
 }
 
+/// A message taken from a queue and not settled yet. It keeps the channel that delivered it
+/// open, since the message is settled on that channel, and dropped unsettled, it gives the
+/// message back to the queue at once.
+pub(super) struct Unsettled {
+    channel: Channel,
+    /// `Some` until settled.
+    acker: Option<lapin::Acker>,
+    /// What the message is to its consumer (`delivery`, `request`), in what is logged.
+    what: &'static str,
+}
+
+impl Unsettled {
+    pub(super) fn new(channel: Channel, acker: lapin::Acker, what: &'static str) -> Unsettled {
+        Unsettled {
+            channel,
+            acker: Some(acker),
+            what,
+        }
+    }
+
+    /// The channel that delivered it.
+    pub(super) fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Acks it, unless it is settled already.
+    pub(super) async fn ack(&mut self, shared: &Shared) -> Result<(), BrokerError> {
+        let Some(acker) = self.acker.take() else {
+            return Ok(());
+        };
+        acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(drop)
+            .map_err(|e| shared.failure(format_args!("ack a {}", self.what), e))
+    }
+
+    /// Gives it back to the queue, unless it is settled already.
+    async fn requeue(&mut self, shared: &Shared) -> Result<(), BrokerError> {
+        let Some(acker) = self.acker.take() else {
+            return Ok(());
+        };
+        acker
+            .nack(REQUEUE)
+            .await
+            .map(drop)
+            .map_err(|e| shared.failure(format_args!("nack a {}", self.what), e))
+    }
+}
+
+/// Back to the queue.
+const REQUEUE: BasicNackOptions = BasicNackOptions {
+    requeue: true,
+    multiple: false,
+};
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let channel = self.channel.clone();
+            let what = self.what;
+            runtime.spawn(async move {
+                if let Err(error) = acker.nack(REQUEUE).await {
+                    tracing::warn!(
+                        messaging.system = crate::NAME,
+                        error = %error,
+                        "could not give back a {what} dropped unsettled; the server requeues it when its channel closes",
+                    );
+                }
+                drop(channel);
+            });
+        }
+    }
+}
+
 struct RabbitAcker {
     shared: Arc<Shared>,
-    /// Keeps the channel open until this delivery is settled.
-    channel: Channel,
-    /// `Some` until settled; dropped unsettled, the message is requeued at once.
-    acker: Option<lapin::Acker>,
+    unsettled: Unsettled,
     /// The queue it came from, where a delayed retry goes back to.
     queue: Arc<str>,
     properties: BasicProperties,
@@ -286,14 +424,7 @@ struct RabbitAcker {
 
 impl RabbitAcker {
     async fn ack(&mut self) -> Result<(), BrokerError> {
-        let Some(acker) = self.acker.take() else {
-            return Ok(());
-        };
-        acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(drop)
-            .map_err(|e| self.shared.failure("ack a delivery", e))
+        self.unsettled.ack(&self.shared).await
     }
 
     /// Publishes a copy of the message, mandatory, declaring its route first when this broker
@@ -320,10 +451,11 @@ impl RabbitAcker {
             if !self.shared.is_declared(&name) {
                 let declared = match &route {
                     Route::Delay(millis) => {
-                        topology::declare_delay(&self.channel, config, *millis).await
+                        topology::declare_delay(self.unsettled.channel(), config, *millis).await
                     }
                     Route::DeadLetters(topic) => {
-                        topology::declare_dead_letters(&self.channel, config, topic).await
+                        topology::declare_dead_letters(self.unsettled.channel(), config, topic)
+                            .await
                     }
                 };
                 declared.map_err(|e| self.shared.failure(format_args!("declare {name}"), e))?;
@@ -394,20 +526,7 @@ impl RabbitAcker {
             // Dropped without a dead letter: acked, so the queue's dead-letter route is not
             // taken either.
             Nack::Terminate => RabbitAcker::ack(&mut self).await,
-            Nack::Retry(delay) if delay.is_zero() => {
-                let Some(acker) = self.acker.take() else {
-                    return Ok(());
-                };
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                };
-                acker
-                    .nack(requeue)
-                    .await
-                    .map(drop)
-                    .map_err(|e| self.shared.failure("nack a delivery", e))
-            }
+            Nack::Retry(delay) if delay.is_zero() => self.unsettled.requeue(&self.shared).await,
             Nack::Retry(delay) => {
                 let millis = topology::delay_bucket(delay);
                 let mut headers = self.headers_to_republish();
@@ -462,29 +581,5 @@ impl RabbitAcker {
         self.republish(Route::DeadLetters(&dead_letters), properties)
             .await?;
         RabbitAcker::ack(&mut self).await
-    }
-}
-
-impl Drop for RabbitAcker {
-    fn drop(&mut self) {
-        if let Some(acker) = self.acker.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let channel = self.channel.clone();
-            runtime.spawn(async move {
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                };
-                if let Err(error) = acker.nack(requeue).await {
-                    tracing::warn!(
-                        messaging.system = crate::NAME,
-                        error = %error,
-                        "could not give back a delivery dropped unsettled; the server requeues it when its channel closes",
-                    );
-                }
-                drop(channel);
-            });
-        }
     }
 }

@@ -9,25 +9,20 @@
 //! the default exchange to the request's `reply_to`, the correlation id copied, before acking
 //! the request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::Channel;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{FieldTable, ShortString};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::consume::{self, Open};
+use super::consume::{self, Consumed, Consuming, Queue, Source, Unsettled};
 use super::{NAME, Shared, binding, topology};
-use tidings_core::adapter::{Backoff, lock};
+use tidings_core::adapter::PendingReplies;
 use tidings_core::broker::request::{
     IncomingRequest, Replier, RequestFailure, RequestStream, Requester,
 };
@@ -45,7 +40,7 @@ const SHORT_STRING_MAX: usize = u8::MAX as usize;
 /// A reply as it arrived, for the request of its correlation id.
 type Reply = Result<Message, Malformed>;
 /// The requests waiting for a reply on one channel, by correlation id.
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
+type Pending = PendingReplies<Reply>;
 
 /// Sends requests on a channel of its own, made again after it was lost.
 pub(super) struct RabbitRequester {
@@ -153,12 +148,8 @@ impl RabbitRequester {
             .into());
         }
         let (channel, pending) = self.channel().await?;
-        let (reply, replied) = oneshot::channel();
-        lock(&pending).insert(id.clone(), reply);
-        let _waiting = Waiting {
-            pending: &pending,
-            id: id.clone(),
-        };
+        // Waiting before it is sent, so that a reply coming at once finds it.
+        let replied = pending.wait(id.as_str());
         let properties = binding::properties(&message.envelope)
             .map_err(|reason| BrokerError::Unwritable {
                 broker: NAME,
@@ -204,8 +195,8 @@ impl RabbitRequester {
             }
         }
         match replied.await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(malformed)) => Err(shared
+            Some(Ok(reply)) => Ok(reply),
+            Some(Err(malformed)) => Err(shared
                 .rejected(
                     operation(),
                     format!(
@@ -215,7 +206,7 @@ impl RabbitRequester {
                     ),
                 )
                 .into()),
-            Err(_) => Err(shared
+            None => Err(shared
                 .unreachable(format!(
                     "{}: the channel waiting for the reply was lost",
                     operation()
@@ -267,18 +258,6 @@ impl Requester for RabbitRequester {
     }
 }
 
-/// Takes a request out of the waiting map however its wait ends.
-struct Waiting<'a> {
-    pending: &'a Pending,
-    id: String,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        lock(self.pending).remove(&self.id);
-    }
-}
-
 /// Hands each reply to the request waiting for its correlation id.
 async fn read_replies(mut consumer: lapin::Consumer, pending: Pending) {
     while let Some(next) = consumer.next().await {
@@ -293,25 +272,23 @@ async fn read_replies(mut consumer: lapin::Consumer, pending: Pending) {
                 break;
             }
         };
-        let waiting = delivery
-            .properties
-            .correlation_id()
-            .as_ref()
-            .and_then(|id| lock(&pending).remove(id.as_str()));
-        match waiting {
-            Some(waiting) => {
-                let reply = binding::read(&delivery.properties, Bytes::from(delivery.data));
-                // A requester that stopped waiting has gone: nothing to hand it to.
-                drop(waiting.send(reply));
-            }
-            None => tracing::debug!(
+        let Some(id) = delivery.properties.correlation_id().clone() else {
+            tracing::debug!(
+                messaging.system = NAME,
+                "request: a reply without a correlation id; dropped"
+            );
+            continue;
+        };
+        let reply = binding::read(&delivery.properties, Bytes::from(delivery.data));
+        if pending.answer(id.as_str(), reply).is_err() {
+            tracing::debug!(
                 messaging.system = NAME,
                 "request: a reply nobody waits for (its deadline passed); dropped"
-            ),
+            );
         }
     }
-    // The requests still waiting see their reply's sender dropped: the channel is gone.
-    lock(&pending).clear();
+    // The channel is gone: no reply can reach the requests still waiting.
+    pending.close_all();
 }
 
 /// The requests of `topic` for the servers of `group`, from the group's queue.
@@ -321,161 +298,41 @@ pub(super) async fn serve(
     group: &str,
     prefetch: usize,
 ) -> Result<Box<dyn RequestStream>, BrokerError> {
-    let source = Source {
+    let consumer = Consuming::start(Source {
         shared,
         topic: topic.clone(),
-        group: group.to_owned(),
-        prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX).max(1),
-    };
-    let open = source.open().await?;
-    Ok(Box::new(RabbitRequests {
-        source,
-        open: Some(open),
-        closed: false,
-    }))
+        queue: Queue::Requests(group.to_owned()),
+        prefetch,
+    })
+    .await?;
+    Ok(Box::new(RabbitRequests(consumer)))
 }
 
-/// What a server consumes, kept to consume again after the connection was lost.
-struct Source {
-    shared: Arc<Shared>,
-    topic: Topic,
-    group: String,
-    prefetch: u16,
-}
-
-impl Source {
-    fn operation(&self) -> String {
-        format!("serve {} in group {}", self.topic, self.group)
-    }
-
-    /// Opens a channel, declares the group's queue and consumes it, within the operation
-    /// timeout.
-    async fn open(&self) -> Result<Open, BrokerError> {
-        let shared = &self.shared;
-        let operation = self.operation();
-        let failure = |e| shared.failure(&operation, e);
-        let live = shared.live().await?;
-        let channel = consume::bounded(shared, &operation, async {
-            live.connection.create_channel().await.map_err(failure)
-        })
-        .await?;
-        let consume = async {
-            channel
-                .basic_qos(self.prefetch, BasicQosOptions::default())
-                .await
-                .map_err(failure)?;
-            let queue = topology::declare_rpc(&channel, &shared.config, &self.topic, &self.group)
-                .await
-                .map_err(failure)?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(failure)?;
-            Ok(Open {
-                channel: channel.clone(),
-                consumer,
-                queue: queue.into(),
-            })
-        };
-        let consumed = consume::bounded(shared, &operation, consume).await;
-        if consumed.is_err() {
-            consume::abandon(channel);
-        }
-        consumed
-    }
-
-    /// Opens again until it works, connecting again as needed.
-    async fn reopen(&self) -> Open {
-        let mut backoff = Backoff::new();
-        loop {
-            match self.open().await {
-                Ok(open) => {
-                    tracing::info!(
-                        messaging.system = NAME,
-                        messaging.destination.name = self.topic.as_str(),
-                        server.address = self.shared.address.as_str(),
-                        "serving again",
-                    );
-                    return open;
-                }
-                Err(error) => tracing::warn!(
-                    messaging.system = NAME,
-                    messaging.destination.name = self.topic.as_str(),
-                    error = %error,
-                    "cannot serve yet; trying again after a backoff",
-                ),
-            }
-            backoff.wait().await;
-        }
-    }
-}
-
-struct RabbitRequests {
-    source: Source,
-    open: Option<Open>,
-    closed: bool,
-}
+struct RabbitRequests(Consuming);
 
 #[async_trait]
 impl RequestStream for RabbitRequests {
     async fn next(&mut self) -> Option<Result<IncomingRequest, BrokerError>> {
-        loop {
-            if self.closed {
-                return None;
-            }
-            if let Some(open) = &mut self.open
-                && let Some(Ok(delivery)) = consume::watch(open).await
-            {
-                let channel = open.channel.clone();
-                return Some(Ok(self.request(channel, delivery)));
-            }
-            // The channel or connection went away: what this server held unanswered went back
-            // to the queue (or with it, when it was the last server).
-            if self.open.take().is_some() {
-                tracing::warn!(
-                    messaging.system = NAME,
-                    messaging.destination.name = self.source.topic.as_str(),
-                    server.address = self.source.shared.address.as_str(),
-                    "server channel lost; serving again once it is back",
-                );
-            }
-            // Boxed, so the rare path's futures do not weigh on every request's.
-            self.open = Some(Box::pin(self.source.reopen()).await);
-        }
-    }
-
-    async fn close(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        if let Some(mut open) = self.open.take() {
-            consume::cancel(&mut open, &self.source.topic).await;
-        }
-    }
-}
-
-impl RabbitRequests {
-    /// The request `delivery` brought on `channel`, with its replier.
-    fn request(&self, channel: Channel, delivery: lapin::message::Delivery) -> IncomingRequest {
+        let Consumed {
+            delivery, channel, ..
+        } = self.0.next().await?;
+        let source = self.0.source();
         let properties = delivery.properties;
         let message = binding::read(&properties, Bytes::from(delivery.data));
-        IncomingRequest {
+        Some(Ok(IncomingRequest {
             message,
             replier: Box::new(RabbitReplier {
-                shared: self.source.shared.clone(),
-                topic: self.source.topic.clone(),
-                channel,
-                acker: Some(delivery.acker),
+                shared: source.shared.clone(),
+                topic: source.topic.clone(),
+                unsettled: Unsettled::new(channel, delivery.acker, "request"),
                 reply_to: properties.reply_to().clone(),
                 correlation_id: properties.correlation_id().clone(),
             }),
-        }
+        }))
+    }
+
+    async fn close(&mut self) {
+        self.0.close().await;
     }
 }
 
@@ -483,10 +340,8 @@ impl RabbitRequests {
 struct RabbitReplier {
     shared: Arc<Shared>,
     topic: Topic,
-    /// Keeps the channel open until the request is settled.
-    channel: Channel,
-    /// `Some` until settled; dropped unsettled, the request goes back to the queue.
-    acker: Option<lapin::Acker>,
+    /// Dropped unanswered, the request goes back to the queue.
+    unsettled: Unsettled,
     reply_to: Option<ShortString>,
     correlation_id: Option<ShortString>,
 }
@@ -494,18 +349,8 @@ struct RabbitReplier {
 impl RabbitReplier {
     /// Acks the request: it was answered, or it cannot be.
     async fn ack(&mut self) -> Result<(), BrokerError> {
-        let Some(acker) = self.acker.take() else {
-            return Ok(());
-        };
-        let shared = &self.shared;
-        let ack = async {
-            acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map(drop)
-                .map_err(|e| shared.failure("ack a request", e))
-        };
-        consume::bounded(shared, "ack a request", ack).await
+        let ack = self.unsettled.ack(&self.shared);
+        consume::bounded(&self.shared, "ack a request", ack).await
     }
 }
 
@@ -540,30 +385,6 @@ impl Replier for RabbitReplier {
         let acked = self.ack().await;
         published.map(drop)?;
         acked
-    }
-}
-
-impl Drop for RabbitReplier {
-    fn drop(&mut self) {
-        if let Some(acker) = self.acker.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let channel = self.channel.clone();
-            runtime.spawn(async move {
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                };
-                if let Err(error) = acker.nack(requeue).await {
-                    tracing::warn!(
-                        messaging.system = NAME,
-                        error = %error,
-                        "could not give back a request dropped unanswered; the server requeues it when its channel closes",
-                    );
-                }
-                drop(channel);
-            });
-        }
     }
 }
 

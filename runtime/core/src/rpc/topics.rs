@@ -5,15 +5,13 @@
 //! `causationid` is its request's id, which is how the client matches it to the request that
 //! waits for it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::adapter::lock;
+use crate::adapter::PendingReplies;
 use crate::broker::request::{IncomingRequest, Replier, RequestFailure, RequestStream, Requester};
 use crate::broker::{
     Acker, Broker, BrokerError, DeadLetter, DeliveryStream, Message, StartFrom, SubscribeRequest,
@@ -25,14 +23,12 @@ use crate::topic::Topic;
 /// as they are matched, so this only bounds a burst.
 const REPLY_PREFETCH: usize = 256;
 
-/// The requests waiting for a reply, by request id.
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Message>>>>;
-
 /// A client's requester: its reply topic, and the task that reads it.
 pub(crate) struct TopicRequester {
     broker: Arc<dyn Broker>,
     reply_topic: Topic,
-    pending: Pending,
+    /// The requests waiting for a reply, by request id.
+    pending: PendingReplies<Message>,
     reader: JoinHandle<()>,
 }
 
@@ -53,7 +49,7 @@ impl TopicRequester {
                 prefetch: REPLY_PREFETCH,
             })
             .await?;
-        let pending = Pending::default();
+        let pending = PendingReplies::new();
         let reader = tokio::spawn(read_replies(broker.name(), replies, pending.clone()));
         Ok(TopicRequester {
             broker,
@@ -75,7 +71,7 @@ impl Drop for TopicRequester {
 async fn read_replies(
     broker: &'static str,
     mut replies: Box<dyn DeliveryStream>,
-    pending: Pending,
+    pending: PendingReplies<Message>,
 ) {
     while let Some(next) = replies.next().await {
         let delivery = match next {
@@ -91,19 +87,16 @@ async fn read_replies(
         };
         match delivery.message {
             Ok(reply) => {
-                let waiting = reply
-                    .envelope
-                    .causation_id
-                    .as_deref()
-                    .and_then(|id| lock(&pending).remove(id));
-                match waiting {
-                    // A requester that stopped waiting has gone: nothing to hand it to.
-                    Some(waiting) => drop(waiting.send(reply)),
-                    None => tracing::debug!(
+                let answered = match reply.envelope.causation_id.clone() {
+                    Some(request) => pending.answer(&request, reply),
+                    None => Err(reply),
+                };
+                if let Err(reply) = answered {
+                    tracing::debug!(
                         messaging.system = broker,
                         messaging.message.id = reply.envelope.id.as_str(),
                         "request: a reply nobody waits for (its deadline passed); dropped"
-                    ),
+                    );
                 }
             }
             Err(malformed) => tracing::warn!(
@@ -120,20 +113,8 @@ async fn read_replies(
             );
         }
     }
-    // Waiting requests see their reply's sender dropped: the subscription is closed.
-    lock(&pending).clear();
-}
-
-/// Takes a request out of the waiting map however its wait ends.
-struct Waiting<'a> {
-    pending: &'a Pending,
-    id: String,
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        lock(self.pending).remove(&self.id);
-    }
+    // The subscription is closed: no reply can reach the requests still waiting.
+    pending.close_all();
 }
 
 #[async_trait]
@@ -147,16 +128,11 @@ impl Requester for TopicRequester {
         message
             .envelope_mut()
             .set_extension(attr::REPLY_TO, self.reply_topic.as_str());
-        let (reply, replied) = oneshot::channel();
-        let id = message.envelope.id.to_string();
-        lock(&self.pending).insert(id.clone(), reply);
-        let _waiting = Waiting {
-            pending: &self.pending,
-            id,
-        };
+        // Waiting before it is sent, so that a reply coming at once finds it.
+        let replied = self.pending.wait(message.envelope.id.to_string());
         let exchange = async {
             self.broker.publish(topic, message).await?;
-            replied.await.map_err(|_| BrokerError::Closed {
+            replied.await.ok_or(BrokerError::Closed {
                 broker: self.broker.name(),
             })
         };
