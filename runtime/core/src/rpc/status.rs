@@ -76,3 +76,41 @@ impl fmt::Display for Status {
 }
 
 impl std::error::Error for Status {}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::ContentType;
+
+    fn envelope() -> Envelope {
+        Envelope::new(
+            "test".into(),
+            Cow::Borrowed("events.inventory.stock_reservation.v1"),
+            ContentType::Protobuf,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_status_reads_back_as_written_and_a_success_reads_as_none() {
+        let mut reply = envelope();
+        assert_eq!(Status::read(&reply), None);
+        let status = Status::new(Status::CONFLICT, "out of stock");
+        status.write(&mut reply);
+        assert_eq!(reply.extension(attr::STATUS_CODE), Some("409"));
+        assert_eq!(Status::read(&reply), Some(status));
+    }
+
+    #[test]
+    fn a_code_that_is_no_number_is_kept_as_an_internal_failure() {
+        let mut reply = envelope();
+        reply.set_extension(attr::STATUS_CODE, "conflict");
+        reply.set_extension(attr::STATUS_MESSAGE, "out of stock");
+        assert_eq!(
+            Status::read(&reply),
+            Some(Status::internal("status `conflict`: out of stock"))
+        );
+    }
+}
