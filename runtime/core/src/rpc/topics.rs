@@ -239,3 +239,112 @@ impl Replier for TopicReplier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::{ContentType, Envelope, MemoryBroker};
+
+    fn message() -> Message {
+        let envelope = Envelope::new(
+            "test".into(),
+            Cow::Borrowed("events.inventory.reserve_stock.v1"),
+            ContentType::Protobuf,
+            None,
+        );
+        Message::new(envelope, bytes::Bytes::from_static(b"\x0a\x01x"))
+    }
+
+    /// A request that names no reply topic cannot be answered: its replier dead-letters it with
+    /// the reason and says so, rather than dropping it.
+    #[tokio::test]
+    async fn a_request_without_a_reply_topic_is_dead_lettered() {
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        let topic = Topic::new("events.inventory.stock.reserve.v1").expect("a topic");
+        let mut dead = broker
+            .subscribe(SubscribeRequest {
+                topic: topic.dead_letter().expect("a dead-letter topic"),
+                group: None,
+                start: StartFrom::New,
+                prefetch: 1,
+            })
+            .await
+            .expect("subscribing to the dead letters");
+        let mut requests = serve(broker.clone(), &topic, "servers", 1)
+            .await
+            .expect("serving");
+        broker
+            .publish(&topic, message())
+            .await
+            .expect("publishing a request");
+        let request = requests
+            .next()
+            .await
+            .expect("a request")
+            .expect("no failure");
+        let refused = request.replier.reply(message()).await;
+        assert!(
+            matches!(&refused, Err(BrokerError::Rejected { reason, .. }) if reason.contains("replyto")),
+            "{refused:?}"
+        );
+        let letter = dead
+            .next()
+            .await
+            .expect("a dead letter")
+            .expect("no failure")
+            .message
+            .expect("a CloudEvents message");
+        let letter = DeadLetter::read(&letter.envelope).expect("dead-letter attributes");
+        assert_eq!(letter.topic, topic);
+        assert!(letter.reason.contains("`replyto`"), "{}", letter.reason);
+    }
+
+    /// A reply is handed to the request that waits for it, matched by its causation id, and a
+    /// reply nobody waits for (its deadline passed) is dropped without harm.
+    #[tokio::test]
+    async fn replies_find_their_requests_by_causation_id() {
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+        let requester = TopicRequester::start(broker.clone())
+            .await
+            .expect("a requester");
+        let topic = Topic::new("events.inventory.stock.reserve.v1").expect("a topic");
+        let mut requests = serve(broker.clone(), &topic, "servers", 4)
+            .await
+            .expect("serving");
+        let stray = {
+            let mut stray = message();
+            stray.envelope_mut().causation_id = Some("nobody-waits-for-this".to_owned());
+            stray
+        };
+        let server = tokio::spawn(async move {
+            let request = requests
+                .next()
+                .await
+                .expect("a request")
+                .expect("no failure");
+            let asked = request.message.as_ref().expect("a message").clone();
+            let reply_to = asked
+                .envelope
+                .extension(attr::REPLY_TO)
+                .expect("a reply topic")
+                .to_owned();
+            // A reply to no request first, on the same reply topic.
+            broker
+                .publish(&Topic::new(reply_to).expect("a topic"), stray)
+                .await
+                .expect("publishing a stray reply");
+            let mut reply = message();
+            reply.envelope_mut().causation_id = Some(asked.envelope.id.to_string());
+            request.replier.reply(reply).await.expect("replying");
+            asked.envelope.id.to_string()
+        });
+        let reply = requester
+            .request(&topic, message(), Duration::from_secs(5))
+            .await
+            .expect("a reply");
+        let asked = server.await.expect("the server");
+        assert_eq!(reply.envelope.causation_id.as_deref(), Some(asked.as_str()));
+    }
+}
