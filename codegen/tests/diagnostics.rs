@@ -1,9 +1,26 @@
 //! Diagnostics for a folder of bad schemas: one of each mistake the generator must catch.
 
-use tidings_codegen::{Error, Severity, configure};
+use tidings_codegen::{Error, Report, Severity, configure};
 
 /// Relative, so the paths in the snapshot do not depend on where the repository is.
 const BAD: &str = "tests/bad";
+
+/// Each diagnostic of `report`, the check of `folder`: its severity, its file within the folder, its line and
+/// its column.
+fn places(report: &Report, folder: &str) -> Vec<(Severity, String, usize, usize)> {
+    let prefix = format!("{folder}/");
+    report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let at = d
+                .location()
+                .expect("every diagnostic here points into a file");
+            let file = at.file().trim_start_matches(prefix.as_str()).to_owned();
+            (d.severity(), file, at.line(), at.column())
+        })
+        .collect()
+}
 
 #[test]
 fn bad_schemas_are_reported_with_file_line_column_and_source() {
@@ -14,17 +31,7 @@ fn bad_schemas_are_reported_with_file_line_column_and_source() {
 #[test]
 fn each_mistake_is_found_where_it_is() {
     let report = configure().check(BAD).unwrap();
-    let found: Vec<(Severity, String, usize, usize)> = report
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let at = d
-                .location()
-                .expect("every diagnostic here points into a file");
-            let file = at.file().trim_start_matches("tests/bad/").to_owned();
-            (d.severity(), file, at.line(), at.column())
-        })
-        .collect();
+    let found = places(&report, BAD);
     let expected = [
         // protox's own errors come first: a syntax error, then an unknown import.
         (Severity::Error, "syntax_error.proto", 7, 3),
@@ -108,20 +115,7 @@ fn bad_services_are_reported_with_file_line_column_and_source() {
 #[test]
 fn each_service_mistake_is_found_where_it_is() {
     let report = configure().check(BAD_SERVICES).unwrap();
-    let found: Vec<(Severity, String, usize, usize)> = report
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let at = d
-                .location()
-                .expect("every diagnostic here points into a file");
-            let file = at
-                .file()
-                .trim_start_matches("tests/bad_services/")
-                .to_owned();
-            (d.severity(), file, at.line(), at.column())
-        })
-        .collect();
+    let found = places(&report, BAD_SERVICES);
     let expected = [
         // A service without rpcs, at its name.
         (Severity::Warning, "names.proto", 25, 9),
