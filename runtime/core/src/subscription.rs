@@ -392,12 +392,7 @@ impl Bus {
             event: PhantomData,
         };
         let task = tokio::spawn(consumer.run(stream, options.concurrency));
-        Ok(Subscription {
-            topic,
-            stop,
-            task,
-            ended,
-        })
+        Ok(Subscription::new(topic, stop, task, ended))
     }
 }
 
