@@ -384,8 +384,11 @@ impl Mosquitto {
 
     fn stop(&mut self) {
         if let Some(mut server) = self.server.take() {
-            let _ = server.kill();
-            let _ = server.wait();
+            // A server that already exited is fine; one that cannot be stopped is reported,
+            // as a test that meant to stop it would otherwise go on against it.
+            if let Err(error) = server.kill().and_then(|()| server.wait().map(drop)) {
+                eprintln!("could not stop the test's mosquitto: {error}");
+            }
         }
     }
 
@@ -397,7 +400,12 @@ impl Mosquitto {
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.stop();
-        let _ = std::fs::remove_file(&self.config);
+        if let Err(error) = std::fs::remove_file(&self.config) {
+            eprintln!(
+                "could not remove the test's mosquitto configuration {}: {error}",
+                self.config.display()
+            );
+        }
     }
 }
 
