@@ -205,6 +205,7 @@ pub(super) async fn subscribe(
         consumer: None,
         last_sequence: None,
         oldest_unsettled: None,
+        failing: false,
     };
     let consumer = source.open().await?;
     Ok(Box::new(Deliveries {
@@ -301,6 +302,9 @@ struct Source {
     /// ephemeral consumer starts instead when it is older: the server forgets a nacked message
     /// with the consumer that was to deliver it again.
     oldest_unsettled: Option<u64>,
+    /// Whether receiving failed since the last message: a streak of failures is reported once
+    /// as it begins, and once as it ends.
+    failing: bool,
 }
 
 impl Source {
@@ -389,10 +393,36 @@ impl Source {
         let mut backoff = Backoff::new();
         loop {
             self.shared.connected().await;
-            if let Ok(consumer) = self.open().await {
-                return consumer;
+            match self.open().await {
+                Ok(consumer) => return consumer,
+                Err(error) => self.failed("make the consumer again", &error),
             }
             backoff.wait().await;
+        }
+    }
+
+    /// Reports a failure to receive, when it begins a streak: the subscription goes on trying.
+    fn failed(&mut self, what: &str, error: &dyn std::fmt::Display) {
+        if !std::mem::replace(&mut self.failing, true) {
+            tracing::warn!(
+                messaging.system = crate::NAME,
+                messaging.destination.name = self.request.topic.as_str(),
+                messaging.consumer.group.name = self.request.group.as_deref(),
+                error = %error,
+                "cannot {what}; the subscription tries again after a backoff",
+            );
+        }
+    }
+
+    /// Reports that messages arrive again after a streak of failures.
+    fn recovered(&mut self) {
+        if std::mem::take(&mut self.failing) {
+            tracing::info!(
+                messaging.system = crate::NAME,
+                messaging.destination.name = self.request.topic.as_str(),
+                messaging.consumer.group.name = self.request.group.as_deref(),
+                "receiving again",
+            );
         }
     }
 }
@@ -440,6 +470,7 @@ impl DeliveryStream for Deliveries {
                 Some(Ok(message)) => {
                     pull.delivered = true;
                     self.backoff.reset();
+                    self.source.recovered();
                     return Some(Ok(self.deliver(message, permit)));
                 }
                 // All it asked for came, or it expired (the server's clock for it started a
@@ -449,7 +480,10 @@ impl DeliveryStream for Deliveries {
                 }
                 // It failed, or ended early with nothing (the consumer may be gone, or the
                 // server restarted): the consumer is looked for, or made again, first.
-                Some(Err(_)) | None => {
+                ended => {
+                    if let Some(Err(error)) = ended {
+                        self.source.failed("receive from the consumer", &error);
+                    }
                     self.batch = None;
                     self.consumer = None;
                     Box::pin(self.backoff.wait()).await;
@@ -512,13 +546,16 @@ impl Deliveries {
                 .expires(PULL_EXPIRES)
                 .messages()
                 .await;
-            if let Ok(messages) = made {
-                self.consumer = Some(consumer);
-                return Pull {
-                    messages,
-                    made: tokio::time::Instant::now(),
-                    delivered: false,
-                };
+            match made {
+                Ok(messages) => {
+                    self.consumer = Some(consumer);
+                    return Pull {
+                        messages,
+                        made: tokio::time::Instant::now(),
+                        delivered: false,
+                    };
+                }
+                Err(error) => self.source.failed("ask the consumer for messages", &error),
             }
             self.backoff.wait().await;
         }

@@ -165,8 +165,41 @@ async fn each_group_dead_letters_a_message_of_its_own() {
     }
 }
 
+/// What a test's thread logs, as text: a `tracing` subscriber for that thread (a
+/// current-thread runtime runs the subscription's tasks there too) writing into a buffer.
+#[derive(Clone, Default)]
+struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Log {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let log = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || log.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The server forgets a plain subscriber's consumer (as a restart does) while a message it had
-/// nacked waits to come back: the consumer made again starts early enough to deliver it.
+/// nacked waits to come back: the consumer made again starts early enough to deliver it, and
+/// the subscription says it lost the consumer and when it receives again.
 #[tokio::test]
 #[ignore = "needs NATS with JetStream at TIDINGS_NATS_URL (default nats://127.0.0.1:4222): run with --include-ignored, as the test command does"]
 async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
@@ -177,6 +210,8 @@ async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
     use tidings_core::StartFrom;
     use tidings_core::broker::{Nack, SubscribeRequest};
 
+    let log = Log::default();
+    let _logging = log.install();
     let patience = Duration::from_secs(30);
     let config = Nats::new(NatsMode::JetStream).0;
     let url = config.url().to_owned();
@@ -231,6 +266,21 @@ async fn a_lost_consumer_is_made_again_without_skipping_what_was_not_settled() {
         delivery.acker.ack().await.unwrap();
     }
     stream.close().await;
+    let log = log.text();
+    let lost = log
+        .lines()
+        .position(|line| line.contains("WARN") && line.contains("cannot "))
+        .unwrap_or_else(|| panic!("the lost consumer is reported:\n{log}"));
+    assert!(
+        log.lines().nth(lost).unwrap().contains(topic.as_str()),
+        "the report names the topic:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .skip(lost + 1)
+            .any(|line| line.contains("INFO") && line.contains("receiving again")),
+        "the subscription says when it receives again:\n{log}"
+    );
 }
 
 /// A group member busy past the ack wait holds no messages beyond the ones it handles: a message

@@ -241,7 +241,15 @@ impl RedisBroker {
                 }));
             }
             // Managed servers may refuse CONFIG; then nothing is promised.
-            Err(_) => false,
+            Err(e) => {
+                tracing::debug!(
+                    messaging.system = NAME,
+                    error = %e,
+                    "the server does not tell whether it persists (CONFIG GET appendonly); \
+                     durability is not promised",
+                );
+                false
+            }
         };
         Ok(RedisBroker {
             inner: Arc::new(Inner {

@@ -283,8 +283,19 @@ async fn keep_in_hand(shared: Weak<Shared>, every: Duration) {
         }
         claim.arg("JUSTID");
         let mut conn = shared.inner.commands.clone();
-        // On failure the entries may be taken over, as when this member is gone.
-        let _: Result<Value, _> = claim.query_async(&mut conn).await;
+        let renewed: Result<Value, _> = claim.query_async(&mut conn).await;
+        if let Err(error) = renewed {
+            // Not fatal: the entries may be taken over, as when this member is gone.
+            tracing::warn!(
+                messaging.system = crate::NAME,
+                redis.stream = shared.key.as_str(),
+                messaging.consumer.group.name = group.as_str(),
+                error = %error,
+                entries = ids.len(),
+                "cannot renew the claim on entries in the handlers; another member may take them \
+                 over and handle them again",
+            );
+        }
     }
 }
 
@@ -341,12 +352,17 @@ impl Reader {
             if e.code() == Some("NOGROUP") {
                 // Redis came back without the stream or group (no persistence): everything
                 // in the new stream is unread, so the group starts from its beginning.
-                if let Mode::Group { group, .. } = &self.shared.mode
-                    && create_group(&mut self.conn, &self.shared.key, group, "0")
-                        .await
-                        .is_ok()
-                {
-                    continue;
+                if let Mode::Group { group, .. } = &self.shared.mode {
+                    match create_group(&mut self.conn, &self.shared.key, group, "0").await {
+                        Ok(()) => continue,
+                        Err(error) => tracing::warn!(
+                            messaging.system = crate::NAME,
+                            redis.stream = self.shared.key.as_str(),
+                            messaging.consumer.group.name = group.as_str(),
+                            error = %error,
+                            "cannot make the group again; trying again after a backoff",
+                        ),
+                    }
                 }
             } else if matches!(e.retry_method(), RetryMethod::NoRetry) {
                 // The subscriber reports it as the end of its subscription.
@@ -539,8 +555,19 @@ async fn give_back(shared: &Shared, group: &str, consumer: &str, unread: &[(Stri
             .ignore();
     }
     let mut conn = shared.inner.commands.clone();
-    // On failure they are claimed all the same, once idle for the claim idle time.
-    let _: Result<(), _> = pipe.query_async(&mut conn).await;
+    let given: Result<(), _> = pipe.query_async(&mut conn).await;
+    if let Err(error) = given {
+        // Nothing is lost: they are claimed all the same, once idle for the claim idle time.
+        tracing::warn!(
+            messaging.system = crate::NAME,
+            redis.stream = shared.key.as_str(),
+            messaging.consumer.group.name = group,
+            error = %error,
+            entries = unread.len(),
+            "cannot give back entries read but not handled; another member takes them once they \
+             are idle for the claim idle time",
+        );
+    }
 }
 
 /// Removes this subscription's consumer from the group when it holds nothing, so closed
@@ -557,14 +584,28 @@ async fn forget_consumer(shared: &Shared, group: &str, consumer: &str) {
         .arg(consumer)
         .query_async(&mut conn)
         .await;
-    if pending.is_ok_and(|p| p.ids.is_empty()) {
-        let _: Result<i64, _> = redis::cmd("XGROUP")
+    let removed = match pending {
+        Ok(pending) if pending.ids.is_empty() => redis::cmd("XGROUP")
             .arg("DELCONSUMER")
             .arg(&shared.key)
             .arg(group)
             .arg(consumer)
-            .query_async(&mut conn)
-            .await;
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(drop),
+        Ok(_) => Ok(()),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = removed {
+        // Only tidiness: the consumer stays listed in `XINFO CONSUMERS`, holding nothing.
+        tracing::debug!(
+            messaging.system = crate::NAME,
+            redis.stream = shared.key.as_str(),
+            messaging.consumer.group.name = group,
+            redis.consumer = consumer,
+            error = %error,
+            "cannot remove the closed subscription's consumer from the group",
+        );
     }
 }
 
