@@ -38,7 +38,9 @@
 //! ```
 //!
 //! Beside the cases, [`seam`] drives a broker below the typed layer for adapter tests of their
-//! own, and [`restart`] publishes thousands of events across a restart of the server.
+//! own, [`restart`] publishes thousands of events across a restart of the server, and
+//! [`answered_client`] makes a request-reply client whose reply topic an adapter that removes
+//! topics checks is gone once the client is dropped.
 
 #![forbid(unsafe_code)]
 
@@ -75,8 +77,8 @@ pub use redelivery::{
     broker_restart, close_and_resubscribe, redelivery_after_consumer_dies, redelivery_after_nack,
 };
 pub use request_reply::{
-    request_deadline, request_groups, request_refusal, request_reply, request_status,
-    request_without_server,
+    answered_client, request_deadline, request_groups, request_refusal, request_reply,
+    request_status, request_without_server,
 };
 pub use size::size_limit;
 

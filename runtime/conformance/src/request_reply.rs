@@ -49,6 +49,41 @@ operations! {
     Strict(RpcRequest) => "conformance.probes.strict.v1";
     /// For `request_refusal`: the same operation, sent with the request one major later.
     StrictV2(RpcRequestV2) => "conformance.probes.strict.v1";
+    /// For `answered_client`.
+    Where(RpcRequest) => "conformance.probes.where.v1";
+}
+
+/// A client that has had one request answered over publish and subscribe, and its reply topic
+/// (the `replyto` its request carried), which now holds that reply: for an adapter that
+/// removes topics ([`Broker::remove_topic`](tidings_core::Broker::remove_topic)) to check in
+/// its own terms that the topic goes once the client is dropped. `None` on a broker with
+/// request-reply of its own, whose clients make no reply topic.
+pub async fn answered_client(factory: &impl BrokerFactory) -> Option<(Client, Topic)> {
+    let (bus, client) = client(factory).await;
+    let run = run_id();
+    let server = must(
+        bus.serve::<Where, _>(
+            &format!("where{run}"),
+            |request: Received<RpcRequest>| async move {
+                let reply_to = request.envelope().extension("replyto").unwrap_or_default();
+                Ok(RpcReply::new(request.run(), request.seq(), reply_to))
+            },
+        )
+        .await,
+        "serving requests",
+    );
+    let reply = client
+        .call::<Where>(&RpcRequest::new(&run, 0, ""))
+        .deadline(factory.patience())
+        .await;
+    let reply = must(reply, "requesting");
+    server.shutdown().await;
+    if reply.key.is_empty() {
+        return None;
+    }
+    let reply_topic = Topic::new(reply.key.clone())
+        .unwrap_or_else(|e| panic!("the reply topic `{}` breaks the topic rule: {e}", reply.key));
+    Some((client, reply_topic))
 }
 
 /// The skip of a broker that cannot serve requests.

@@ -453,6 +453,19 @@ pub trait Broker: Send + Sync + 'static {
         })
     }
 
+    /// Removes `topic` and every message it holds, for a topic made for one holder that is
+    /// done with it: the reply topic of a request-reply client over publish and subscribe,
+    /// removed once the client is dropped. Subscriptions to it receive nothing more.
+    ///
+    /// The default is [`BrokerError::Unsupported`], for brokers that keep nothing per topic or
+    /// cannot remove one; such a reply topic then stays on the broker.
+    async fn remove_topic(&self, _topic: &Topic) -> Result<(), BrokerError> {
+        Err(BrokerError::Unsupported {
+            broker: self.name(),
+            what: "removing a topic",
+        })
+    }
+
     /// Makes a requester, in this broker's own way of request-reply.
     ///
     /// The default is [`BrokerError::Unsupported`]: the typed layer then carries requests over

@@ -368,6 +368,10 @@ impl Broker for KafkaBroker {
     async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         browse::browse(self.inner.clone(), topic).await
     }
+
+    // No `remove_topic`, so a client's reply topic stays: deleting a topic on tansu while a
+    // librdkafka client of the process still knows it crashes librdkafka 2.12 as it reads the
+    // deleted topic's metadata (a null topic name in `rd_kafka_metadata_cache_find`).
 }
 
 impl Inner {

@@ -313,6 +313,17 @@ impl Broker for RedisBroker {
         subscription::start(self.inner.clone(), request).await
     }
 
+    /// `DEL` of the topic's stream, with its groups and entries.
+    async fn remove_topic(&self, topic: &Topic) -> Result<(), BrokerError> {
+        let mut commands = self.inner.commands.clone();
+        redis::cmd("DEL")
+            .arg(topic.as_str())
+            .query_async::<i64>(&mut commands)
+            .await
+            .map(drop)
+            .map_err(|e| self.inner.error(&e, || format!("remove {topic}")))
+    }
+
     /// `XRANGE` up to the last entry when the read began; an ack is an `XDEL`.
     async fn browse(&self, topic: &Topic) -> Result<Box<dyn DeliveryStream>, BrokerError> {
         browse::browse(self.inner.clone(), topic).await

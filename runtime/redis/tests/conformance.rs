@@ -327,3 +327,38 @@ async fn a_field_name_that_is_not_utf8_stops_no_read() {
     group.close().await;
     redis_cli(&["DEL", topic.as_str()]);
 }
+
+/// A request-reply client's reply stream holds the replies it got, and goes once the client is
+/// dropped, so clients that come and go leave no streams behind.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Redis at TIDINGS_REDIS_URL (default redis://127.0.0.1:6379): run with --include-ignored, as the test command does"]
+async fn a_dropped_client_leaves_no_reply_stream() {
+    use tidings_redis::redis;
+
+    let (client, reply_topic) = tidings_conformance::answered_client(&Redis)
+        .await
+        .expect("requests over streams have a reply topic");
+    let connection = redis::Client::open(RedisConfig::from_env().url()).expect("a Redis URL");
+    let mut conn = connection
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connected");
+    let mut exists = redis::cmd("EXISTS");
+    exists.arg(reply_topic.as_str());
+    let held: i64 = exists.query_async(&mut conn).await.expect("EXISTS");
+    assert_eq!(held, 1, "the reply stream holds the reply");
+
+    drop(client);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let held: i64 = exists.query_async(&mut conn).await.expect("EXISTS");
+        if held == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reply stream {reply_topic} is still there 10 s after its client was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

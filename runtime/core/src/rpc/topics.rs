@@ -3,7 +3,8 @@
 //! and names it in every request's `replyto` attribute; the servers of a group share the
 //! requests through a group subscription and publish each reply there. A reply's
 //! `causationid` is its request's id, which is how the client matches it to the request that
-//! waits for it.
+//! waits for it. Once the client is dropped its reply topic is removed
+//! ([`Broker::remove_topic`]), where the broker can remove one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,8 @@ pub(crate) struct TopicRequester {
     reply_topic: Topic,
     /// The requests waiting for a reply, by request id.
     pending: PendingReplies<Message>,
-    reader: JoinHandle<()>,
+    /// `None` once dropped.
+    reader: Option<JoinHandle<()>>,
 }
 
 impl TopicRequester {
@@ -55,15 +57,60 @@ impl TopicRequester {
             broker,
             reply_topic,
             pending,
-            reader,
+            reader: Some(reader),
         })
     }
 }
 
 impl Drop for TopicRequester {
     fn drop(&mut self) {
+        let Some(reader) = self.reader.take() else {
+            return;
+        };
         // Dropping the reader's stream ends the reply subscription.
-        self.reader.abort();
+        reader.abort();
+        let (broker, topic) = (self.broker.clone(), self.reply_topic.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(remove_reply_topic(broker, topic, reader))),
+            Err(_) => tracing::warn!(
+                messaging.system = broker.name(),
+                messaging.destination.name = topic.as_str(),
+                "request: a client dropped outside a tokio runtime cannot remove its reply topic; \
+                 it stays on the broker",
+            ),
+        }
+    }
+}
+
+/// Removes a dropped client's reply topic once its subscription has ended.
+async fn remove_reply_topic(broker: Arc<dyn Broker>, topic: Topic, reader: JoinHandle<()>) {
+    if let Err(error) = reader.await
+        && !error.is_cancelled()
+    {
+        tracing::error!(
+            messaging.system = broker.name(),
+            messaging.destination.name = topic.as_str(),
+            error = %error,
+            "request: the reply reader panicked",
+        );
+    }
+    match broker.remove_topic(&topic).await {
+        Ok(()) => tracing::debug!(
+            messaging.system = broker.name(),
+            messaging.destination.name = topic.as_str(),
+            "request: the reply topic of a dropped client is removed",
+        ),
+        Err(BrokerError::Unsupported { .. }) => tracing::debug!(
+            messaging.system = broker.name(),
+            messaging.destination.name = topic.as_str(),
+            "request: the broker cannot remove topics; the reply topic of a dropped client stays",
+        ),
+        Err(error) => tracing::warn!(
+            messaging.system = broker.name(),
+            messaging.destination.name = topic.as_str(),
+            error = %error,
+            "request: cannot remove the reply topic of a dropped client; it stays on the broker",
+        ),
     }
 }
 
@@ -299,6 +346,63 @@ mod tests {
         let letter = DeadLetter::read(&letter.envelope).expect("dead-letter attributes");
         assert_eq!(letter.topic, topic);
         assert!(letter.reason.contains("`replyto`"), "{}", letter.reason);
+    }
+
+    /// The in-process broker, with topics that can be removed: each removal is told on a
+    /// channel.
+    struct Removing {
+        inner: MemoryBroker,
+        removed: tokio::sync::mpsc::UnboundedSender<Topic>,
+    }
+
+    #[async_trait]
+    impl Broker for Removing {
+        fn name(&self) -> &'static str {
+            "removing"
+        }
+
+        fn capabilities(&self) -> crate::Capabilities {
+            self.inner.capabilities()
+        }
+
+        async fn publish(
+            &self,
+            topic: &Topic,
+            message: Message,
+        ) -> Result<crate::Confirmation, BrokerError> {
+            self.inner.publish(topic, message).await
+        }
+
+        async fn subscribe(
+            &self,
+            request: SubscribeRequest,
+        ) -> Result<Box<dyn DeliveryStream>, BrokerError> {
+            self.inner.subscribe(request).await
+        }
+
+        async fn remove_topic(&self, topic: &Topic) -> Result<(), BrokerError> {
+            self.removed.send(topic.clone()).expect("the test listens");
+            Ok(())
+        }
+    }
+
+    /// A dropped requester's reply topic is removed, and nothing else.
+    #[tokio::test]
+    async fn a_dropped_requester_removes_its_reply_topic() {
+        let (removed, mut removals) = tokio::sync::mpsc::unbounded_channel();
+        let broker: Arc<dyn Broker> = Arc::new(Removing {
+            inner: MemoryBroker::new(),
+            removed,
+        });
+        let requester = TopicRequester::start(broker.clone())
+            .await
+            .expect("a requester");
+        let reply_topic = requester.reply_topic.clone();
+        assert!(removals.try_recv().is_err(), "nothing is removed while it lives");
+        drop(requester);
+        assert_eq!(removals.recv().await, Some(reply_topic));
+        drop(broker);
+        assert_eq!(removals.recv().await, None, "one topic is removed");
     }
 
     /// A reply is handed to the request that waits for it, matched by its causation id, and a
