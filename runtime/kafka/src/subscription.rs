@@ -352,14 +352,21 @@ impl Context {
         let topic = shared.topic.as_str();
         let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         let committed = if shared.commits {
-            consumer.committed_offsets(tpl.clone(), timeout).ok()
+            answered(
+                topic,
+                "read the group's place (librdkafka reads it again itself)",
+                || consumer.committed_offsets(tpl.clone(), timeout),
+            )
         } else {
             None
         };
-        let marks = self
-            .attempts
-            .as_ref()
-            .and_then(|a| a.committed_offsets(tpl.clone(), timeout).ok());
+        let marks = self.attempts.as_ref().and_then(|attempts| {
+            answered(
+                topic,
+                "read the attempts kept for the group (deliveries count from 1 again)",
+                || attempts.committed_offsets(tpl.clone(), timeout),
+            )
+        });
         let known = committed.is_some() || !shared.commits;
         let plan = lock(&self.plan).clone();
         let mut fresh = TopicPartitionList::new();
@@ -568,9 +575,18 @@ fn flow(consumer: &BaseConsumer<Context>, shared: &Shared) {
     }
     // Asked without the state locked: librdkafka answers from its own thread. Only this thread
     // changes `paused`, so it is still what was read above.
-    let Ok(assignment) = consumer.assignment() else {
-        // Tried again on the next poll.
-        return;
+    let assignment = match consumer.assignment() {
+        Ok(assignment) => assignment,
+        Err(error) => {
+            // Tried again on the next poll, so not worth more than a debug event each time.
+            tracing::debug!(
+                messaging.system = NAME,
+                messaging.destination.name = shared.topic.as_str(),
+                error = %error,
+                "could not read the assignment to pause or resume fetching; trying on the next poll",
+            );
+            return;
+        }
     };
     let paused = !paused;
     shared.state().paused = paused;
@@ -728,12 +744,25 @@ impl Drop for KafkaAcker {
 
 /// Runs a client call whose failure nothing can return, and reports it.
 fn checked(topic: &str, what: &'static str, call: impl FnOnce() -> KafkaResult<()>) {
-    if let Err(error) = call() {
-        tracing::warn!(
-            messaging.system = NAME,
-            messaging.destination.name = topic,
-            error = %error,
-            "could not {what}",
-        );
+    answered(topic, what, call);
+}
+
+/// What `call` answers, or `None` with a warning that names `what` it could not do.
+fn answered<T>(
+    topic: &str,
+    what: &'static str,
+    call: impl FnOnce() -> KafkaResult<T>,
+) -> Option<T> {
+    match call() {
+        Ok(answer) => Some(answer),
+        Err(error) => {
+            tracing::warn!(
+                messaging.system = NAME,
+                messaging.destination.name = topic,
+                error = %error,
+                "could not {what}",
+            );
+            None
+        }
     }
 }

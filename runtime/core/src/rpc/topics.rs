@@ -398,7 +398,10 @@ mod tests {
             .await
             .expect("a requester");
         let reply_topic = requester.reply_topic.clone();
-        assert!(removals.try_recv().is_err(), "nothing is removed while it lives");
+        assert!(
+            removals.try_recv().is_err(),
+            "nothing is removed while it lives"
+        );
         drop(requester);
         assert_eq!(removals.recv().await, Some(reply_topic));
         drop(broker);
