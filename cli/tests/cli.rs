@@ -59,6 +59,28 @@ fn check_exits_0_on_clean_schemas_1_on_errors_2_on_usage_errors() {
     }
 }
 
+/// A generated file that is there but cannot be read (here a folder in its place) is an error
+/// that names it, not a file called missing.
+#[test]
+fn check_names_a_generated_file_it_cannot_read() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("events");
+    let dir_arg = dir.to_str().unwrap();
+    let first = tidings(&["generate", SCHEMAS, "--out", dir_arg]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let unreadable = dir.join("events.order.v1.rs");
+    std::fs::remove_file(&unreadable).unwrap();
+    std::fs::create_dir(&unreadable).unwrap();
+    let check = tidings(&["generate", SCHEMAS, "--out", dir_arg, "--check"]);
+    let stderr = text(&check.stderr);
+    assert_eq!(check.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read `{}`", unreadable.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("missing"), "{stderr}");
+}
+
 #[test]
 fn generate_writes_what_the_library_generates_and_check_spots_staleness() {
     let out = tempfile::tempdir().unwrap();

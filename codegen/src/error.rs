@@ -65,6 +65,15 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A generated file is there but could not be read, to compare it with what the schemas
+    /// generate.
+    #[error("cannot read `{}`: {source}; check that it is readable", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// A generated file could not be written.
     #[error("cannot write `{}`: {source}", path.display())]
     Write {

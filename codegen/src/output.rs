@@ -120,7 +120,11 @@ impl Generated {
             match std::fs::read(&path) {
                 Ok(old) if old == *code => {}
                 Ok(_) => stale.push(Stale::Differs(path)),
-                Err(_) => stale.push(Stale::Missing(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    stale.push(Stale::Missing(path));
+                }
+                // A file that is there but cannot be read is no reason to call it missing.
+                Err(source) => return Err(Error::Read { path, source }),
             }
         }
         if dir.is_dir() {
