@@ -43,12 +43,15 @@ where
             return Ok(());
         }
         let seq = event.seq();
-        let _ = self.attempts.send((
-            seq,
-            event.attempt(),
-            event.envelope().id.clone(),
-            Instant::now(),
-        ));
+        super::support::tell(
+            &self.attempts,
+            (
+                seq,
+                event.attempt(),
+                event.envelope().id.clone(),
+                Instant::now(),
+            ),
+        );
         match (self.behave)(seq, event.attempt()) {
             Behaviour::Succeed => Ok(()),
             Behaviour::Fail => Err(format!("refusing probe {seq} on purpose").into()),

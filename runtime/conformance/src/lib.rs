@@ -114,10 +114,9 @@ pub trait BrokerFactory: Send + Sync {
     /// can exist (the in-process broker carries only what tidings publishes).
     fn publish_foreign(
         &self,
-        topic: &Topic,
-        payload: Vec<u8>,
+        _topic: &Topic,
+        _payload: Vec<u8>,
     ) -> impl Future<Output = Option<Result<(), String>>> + Send {
-        let _ = (topic, payload);
         async { None }
     }
 }

@@ -72,7 +72,7 @@ pub async fn events_survive_restart(
         let run = run.clone();
         move |event: Received<Restart>| {
             if event.run() == run {
-                let _ = tx.send(event.seq());
+                super::support::tell(&tx, event.seq());
             }
             std::future::ready(Ok::<(), HandlerError>(()))
         }

@@ -440,7 +440,9 @@ async fn next_delivery(
 
 /// Resolves once shutdown is asked for, or the [`Subscription`] is dropped.
 pub(crate) async fn stop_signal(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
+    if stopped.wait_for(|stop| *stop).await.is_err() {
+        tracing::debug!("a subscription's handle was dropped without a shutdown; it stops");
+    }
 }
 
 impl<E: Event, H: Handler<E>> Consumer<E, H> {
