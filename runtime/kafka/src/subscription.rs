@@ -21,6 +21,7 @@ use super::offsets::{Mark, Partition, Snapshot};
 use super::{Inner, NAME};
 use tidings_core::EventId;
 use tidings_core::StartFrom;
+use tidings_core::adapter::Outage;
 use tidings_core::adapter::lock;
 use tidings_core::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, SubscribeRequest,
@@ -484,12 +485,12 @@ fn run(consumer: BaseConsumer<Context>, shared: &Arc<Shared>, start: StartFrom) 
     let interval = shared.broker.config.commit_interval;
     let mut last_commit = Instant::now();
     // Whether the last poll failed: a message after it says consuming is back.
-    let mut failing = false;
+    let mut outage = Outage::default();
     while !shared.stop.load(Ordering::Relaxed) {
         flow(&consumer, shared);
         match consumer.poll(POLL.min(interval)) {
             Some(Ok(message)) => {
-                if std::mem::take(&mut failing) {
+                if outage.recovered() {
                     tracing::info!(
                         messaging.system = NAME,
                         messaging.destination.name = topic,
@@ -514,19 +515,17 @@ fn run(consumer: BaseConsumer<Context>, shared: &Arc<Shared>, start: StartFrom) 
                 }
                 break;
             }
-            // librdkafka retries these itself (a broker down, a connection lost...).
-            Some(Err(e)) => {
-                let first = !std::mem::replace(&mut failing, true);
-                if first {
-                    tracing::warn!(
-                        messaging.system = NAME,
-                        messaging.destination.name = topic,
-                        error = %e,
-                        "cannot consume; the client tries again by itself",
-                    );
-                }
+            // librdkafka retries these itself (a broker down, a connection lost...): told as
+            // an outage begins.
+            Some(Err(e)) if outage.failed() => {
+                tracing::warn!(
+                    messaging.system = NAME,
+                    messaging.destination.name = topic,
+                    error = %e,
+                    "cannot consume; the client tries again by itself",
+                );
             }
-            None => {}
+            Some(Err(_)) | None => {}
         }
         if last_commit.elapsed() >= interval {
             shared.commit(&consumer, CommitMode::Async);

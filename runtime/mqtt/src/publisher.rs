@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::{MqttConfig, NAME};
 use tidings_core::adapter::Backoff;
+use tidings_core::adapter::Outage;
 use tidings_core::adapter::lock;
 use tidings_core::broker::BrokerError;
 
@@ -161,12 +162,12 @@ async fn drive(
     let mut ready = Some(ready);
     let mut backoff = Backoff::new();
     // Whether the connection was lost since the last CONNACK.
-    let mut lost = false;
+    let mut lost = Outage::default();
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
-                if std::mem::take(&mut lost) {
+                if lost.recovered() {
                     tracing::info!(
                         messaging.system = crate::NAME,
                         "publisher connection regained"
@@ -219,7 +220,7 @@ async fn drive(
                     ready.send(Err(reason)).unwrap_or(());
                     return;
                 }
-                if !std::mem::replace(&mut lost, true) {
+                if lost.failed() {
                     tracing::warn!(
                         messaging.system = crate::NAME,
                         error = %reason,

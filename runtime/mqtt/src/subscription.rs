@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::{Inner, NAME, binding, client_id, topic_path};
 use tidings_core::adapter::Backoff;
+use tidings_core::adapter::Outage;
 use tidings_core::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, StartFrom, SubscribeRequest,
 };
@@ -125,7 +126,7 @@ async fn drive(
     let mut ready = Some(ready);
     let mut backoff = Backoff::new();
     // Whether the connection was lost since the last CONNACK.
-    let mut lost = false;
+    let mut lost = Outage::default();
     let unreachable = |reason: String| BrokerError::Unreachable {
         broker: NAME,
         address: shared.inner.config.address(),
@@ -139,7 +140,7 @@ async fn drive(
             }
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
-                if std::mem::take(&mut lost) {
+                if lost.recovered() {
                     tracing::info!(
                         messaging.system = NAME,
                         messaging.destination.name = filter.as_str(),
@@ -208,7 +209,7 @@ async fn drive(
                     ready.send(Err(unreachable(e.to_string()))).unwrap_or(());
                     return;
                 }
-                if !std::mem::replace(&mut lost, true) {
+                if lost.failed() {
                     tracing::warn!(
                         messaging.system = NAME,
                         messaging.destination.name = filter.as_str(),

@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{NAME, Shared, binding};
 use tidings_core::adapter::Backoff;
+use tidings_core::adapter::Outage;
 use tidings_core::adapter::lock;
 use tidings_core::broker::{
     Acker, BrokerError, Confirmation, DeadLetter, Delivery, DeliveryStream, Message, Nack,
@@ -205,7 +206,7 @@ pub(super) async fn subscribe(
         consumer: None,
         last_sequence: None,
         oldest_unsettled: None,
-        failing: false,
+        outage: Outage::default(),
     };
     let consumer = source.open().await?;
     Ok(Box::new(Deliveries {
@@ -302,9 +303,8 @@ struct Source {
     /// ephemeral consumer starts instead when it is older: the server forgets a nacked message
     /// with the consumer that was to deliver it again.
     oldest_unsettled: Option<u64>,
-    /// Whether receiving failed since the last message: a streak of failures is reported once
-    /// as it begins, and once as it ends.
-    failing: bool,
+    /// Whether receiving failed since the last message.
+    outage: Outage,
 }
 
 impl Source {
@@ -401,9 +401,9 @@ impl Source {
         }
     }
 
-    /// Reports a failure to receive, when it begins a streak: the subscription goes on trying.
+    /// Reports a failure to receive, when it begins an outage: the subscription goes on trying.
     fn failed(&mut self, what: &str, error: &dyn std::fmt::Display) {
-        if !std::mem::replace(&mut self.failing, true) {
+        if self.outage.failed() {
             tracing::warn!(
                 messaging.system = crate::NAME,
                 messaging.destination.name = self.request.topic.as_str(),
@@ -414,9 +414,9 @@ impl Source {
         }
     }
 
-    /// Reports that messages arrive again after a streak of failures.
+    /// Reports that messages arrive again after an outage.
     fn recovered(&mut self) {
-        if std::mem::take(&mut self.failing) {
+        if self.outage.recovered() {
             tracing::info!(
                 messaging.system = crate::NAME,
                 messaging.destination.name = self.request.topic.as_str(),

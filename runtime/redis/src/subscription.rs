@@ -18,6 +18,7 @@ use super::fields::{self, Fields};
 use super::{Inner, NAME, connection, xadd};
 use tidings_core::EventId;
 use tidings_core::adapter::Backoff;
+use tidings_core::adapter::Outage;
 use tidings_core::adapter::lock;
 use tidings_core::broker::{
     Acker, BrokerError, DeadLetter, Delivery, DeliveryStream, Nack, StartFrom, SubscribeRequest,
@@ -264,6 +265,7 @@ impl Drop for Hold {
 /// looks abandoned to the other members only once this member stopped, not while a handler
 /// runs long. Ends with the subscription and its deliveries.
 async fn keep_in_hand(shared: Weak<Shared>, every: Duration) {
+    let mut outage = Outage::default();
     loop {
         tokio::time::sleep(every).await;
         let Some(shared) = shared.upgrade() else {
@@ -284,9 +286,16 @@ async fn keep_in_hand(shared: Weak<Shared>, every: Duration) {
         claim.arg("JUSTID");
         let mut conn = shared.inner.commands.clone();
         let renewed: Result<Value, _> = claim.query_async(&mut conn).await;
-        if let Err(error) = renewed {
+        match renewed {
+            Ok(_) if outage.recovered() => tracing::debug!(
+                messaging.system = crate::NAME,
+                redis.stream = shared.key.as_str(),
+                messaging.consumer.group.name = group.as_str(),
+                "renewing the claim on entries in the handlers again",
+            ),
+            Ok(_) => {}
             // Not fatal: the entries may be taken over, as when this member is gone.
-            tracing::warn!(
+            Err(error) if outage.failed() => tracing::warn!(
                 messaging.system = crate::NAME,
                 redis.stream = shared.key.as_str(),
                 messaging.consumer.group.name = group.as_str(),
@@ -294,7 +303,8 @@ async fn keep_in_hand(shared: Weak<Shared>, every: Duration) {
                 entries = ids.len(),
                 "cannot renew the claim on entries in the handlers; another member may take them \
                  over and handle them again",
-            );
+            ),
+            Err(_) => {}
         }
     }
 }
@@ -313,7 +323,7 @@ impl Reader {
         let mut backoff = Backoff::new();
         let mut next_claim = Instant::now();
         // Whether the last round failed: a round that succeeds after it says reading is back.
-        let mut failing = false;
+        let mut outage = Outage::default();
         loop {
             let first = tokio::select! {
                 _ = &mut stopped => return,
@@ -331,7 +341,7 @@ impl Reader {
                 round = self.round(permits, &mut next_claim) => round,
             };
             let Err(e) = round else {
-                if std::mem::take(&mut failing) {
+                if outage.recovered() {
                     tracing::info!(
                         messaging.system = crate::NAME,
                         redis.stream = self.shared.key.as_str(),
@@ -341,7 +351,7 @@ impl Reader {
                 backoff.reset();
                 continue;
             };
-            if !std::mem::replace(&mut failing, true) {
+            if outage.failed() {
                 tracing::warn!(
                     messaging.system = crate::NAME,
                     redis.stream = self.shared.key.as_str(),
